@@ -1,0 +1,72 @@
+//! `scramd`: the scram daemon's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use scram::config::Config;
+use scram::daemon::{self, RunOptions};
+use scram::exit::Exit;
+
+/// Network defense daemon: captures on AF_PACKET rings, detects attacks, reports to the journal.
+#[derive(Debug, Parser)]
+#[command(name = "scramd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground.
+    Run {
+        /// Configuration file (default /etc/scram/scram.toml when it exists, else built-in
+        /// defaults).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Interface to capture on (repeatable); overrides capture.interfaces. Default: the
+        /// interface of the default route.
+        #[arg(long = "iface", value_name = "NAME")]
+        iface: Vec<String>,
+    },
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        /// The file to check.
+        path: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            }
+            .into();
+        }
+    };
+    match cli.command {
+        Command::Run { config, iface } => {
+            scram::logging::init();
+            daemon::run(RunOptions {
+                config,
+                interfaces: iface,
+            })
+            .into()
+        }
+        Command::CheckConfig { path } => match Config::load(&path) {
+            Ok(c) => {
+                print!("{}", c.to_toml());
+                Exit::Ok.into()
+            }
+            Err(e) => {
+                eprintln!("scramd: {e}");
+                Exit::Config.into()
+            }
+        },
+    }
+}

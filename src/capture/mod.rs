@@ -1,0 +1,521 @@
+//! Capture: AF_PACKET sockets with TPACKET_V3 rings, one per worker per interface, joined in a
+//! fanout group per interface.
+//!
+//! Owns: choosing and opening interfaces, sizing rings (shrinking on ENOMEM), the worker threads
+//! that walk blocks in ring order and hand each frame to a [`FrameSink`], and the counters (ours
+//! and the kernel's PACKET_STATISTICS).
+//!
+//! Never: allocate, lock or make a system call per frame. A worker makes one `poll` per empty
+//! ring visit and none while blocks are ready; each block goes back to the kernel as soon as its
+//! frames have been handed to the sink.
+
+pub mod block;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use block::{Direction, FrameMeta, VlanTag};
+use worker::Worker;
+
+pub use crate::sys::packet::FanoutKind;
+use crate::sys::packet::{PacketSocket, RingGeometry, SocketStats};
+use crate::sys::ring::Ring;
+use crate::sys::SyscallError;
+
+/// The next stage: receives every captured frame, borrowed from the ring.
+///
+/// Called on the worker thread, once per frame, in ring order. The slice is only valid for the
+/// call; the block it lives in goes back to the kernel right after the last frame of the block.
+pub trait FrameSink {
+    /// One frame and what the ring says about it.
+    fn frame(&mut self, frame: &[u8], meta: &FrameMeta);
+
+    /// Called when the worker has nothing to do (the ring was empty for a poll timeout) with the
+    /// wall clock in ns, so time-based stages can make progress without traffic.
+    fn idle(&mut self, _now_ns: u64) {}
+}
+
+/// How to capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// Interface names.
+    pub interfaces: Vec<String>,
+    /// Worker threads (one socket and ring each) per interface.
+    pub workers: usize,
+    /// How the fanout group spreads frames over the workers.
+    pub fanout: FanoutKind,
+    /// Reassemble IP fragments before fanout, so all fragments reach one worker.
+    pub fanout_defrag: bool,
+    /// Ring geometry per worker.
+    pub ring: RingGeometry,
+    /// Put interfaces in promiscuous mode.
+    pub promiscuous: bool,
+    /// How long a worker waits in `poll` before looking at the stop flag again.
+    pub poll_timeout: Duration,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: Vec::new(),
+            workers: 1,
+            fanout: FanoutKind::Hash,
+            fanout_defrag: true,
+            ring: RingGeometry {
+                block_size: 1 << 20,
+                block_count: 32,
+                frame_size: 2048,
+                retire_timeout_ms: 10,
+            },
+            promiscuous: false,
+            poll_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why capture could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The process may not open packet sockets.
+    #[error("opening a packet socket needs {capability}: {source}")]
+    Privilege {
+        /// The missing capability.
+        capability: &'static str,
+        /// The refused call.
+        source: SyscallError,
+    },
+    /// An interface does not exist.
+    #[error("no interface named {name:?}; interfaces here: {}", available.join(", "))]
+    UnknownInterface {
+        /// The name asked for.
+        name: String,
+        /// The interfaces that exist.
+        available: Vec<String>,
+    },
+    /// No interface to capture on.
+    #[error("no interface given and no default route to pick one from")]
+    NoInterface,
+    /// The kernel refused the smallest ring we would accept.
+    #[error("no receive ring could be allocated on {iface}: {source}")]
+    Ring {
+        /// Interface.
+        iface: String,
+        /// Last refusal.
+        source: SyscallError,
+    },
+    /// Another socket set-up step failed.
+    #[error("setting up capture on {iface}: {source}")]
+    Socket {
+        /// Interface.
+        iface: String,
+        /// The failed call.
+        source: SyscallError,
+    },
+}
+
+/// One ring of one interface, ready to be walked.
+#[derive(Debug)]
+struct RingSocket {
+    socket: Arc<PacketSocket>,
+    ring: Ring,
+}
+
+/// An interface with its rings, opened but not yet read.
+#[derive(Debug)]
+struct OpenInterface {
+    name: String,
+    ifindex: u32,
+    rings: Vec<RingSocket>,
+}
+
+/// Sockets and rings opened for every configured interface; nothing read yet. Opening needs
+/// CAP_NET_RAW; running does not, so privileges can be dropped in between.
+#[derive(Debug)]
+pub struct Capture {
+    interfaces: Vec<OpenInterface>,
+    poll_timeout: Duration,
+}
+
+/// Smallest ring the shrink-and-retry loop will settle for.
+const MIN_RING_BYTES: usize = 256 * 1024;
+
+impl Capture {
+    /// Opens sockets and rings for every interface of `config`.
+    pub fn open(config: &CaptureConfig) -> Result<Capture, CaptureError> {
+        if config.interfaces.is_empty() {
+            return Err(CaptureError::NoInterface);
+        }
+        let mut interfaces = Vec::with_capacity(config.interfaces.len());
+        for name in &config.interfaces {
+            interfaces.push(open_interface(name, config)?);
+        }
+        Ok(Capture {
+            interfaces,
+            poll_timeout: config.poll_timeout,
+        })
+    }
+
+    /// Interface names, in the order of [`FrameMeta::iface`].
+    pub fn interface_names(&self) -> Vec<String> {
+        self.interfaces.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// Starts one worker thread per ring. `make_sink(iface, worker)` builds each worker's sink on
+    /// the calling thread. Workers run until `stop` is set.
+    pub fn start<S, F>(self, mut make_sink: F, stop: Arc<AtomicBool>) -> std::io::Result<Running<S>>
+    where
+        S: FrameSink + Send + 'static,
+        F: FnMut(u16, usize) -> S,
+    {
+        let mut counters_all = Vec::new();
+        let mut handles = Vec::new();
+        let mut interfaces = Vec::new();
+        for (slot, iface) in self.interfaces.into_iter().enumerate() {
+            let slot = slot as u16;
+            let mut sockets = Vec::new();
+            for (w, rs) in iface.rings.into_iter().enumerate() {
+                sockets.push(Arc::clone(&rs.socket));
+                let counters = Arc::new(WorkerCounters::default());
+                let worker = Worker {
+                    iface_name: iface.name.clone(),
+                    iface: slot,
+                    socket: rs.socket,
+                    ring: rs.ring,
+                    counters: Arc::clone(&counters),
+                    stop: Arc::clone(&stop),
+                    poll_timeout: self.poll_timeout,
+                };
+                let mut sink = make_sink(slot, w);
+                let handle = std::thread::Builder::new()
+                    .name(format!("scram-{}-{w}", iface.name))
+                    .spawn(move || {
+                        worker.run(&mut sink);
+                        sink
+                    })?;
+                handles.push(handle);
+                counters_all.push((slot, counters));
+            }
+            interfaces.push(InterfaceState {
+                name: iface.name,
+                ifindex: iface.ifindex,
+                sockets,
+                kernel: SocketStats::default(),
+            });
+        }
+        Ok(Running {
+            counters: counters_all,
+            handles,
+            interfaces,
+            stop,
+        })
+    }
+}
+
+fn open_interface(name: &str, config: &CaptureConfig) -> Result<OpenInterface, CaptureError> {
+    let ifindex =
+        nix::net::if_::if_nametoindex(name).map_err(|_| CaptureError::UnknownInterface {
+            name: name.to_owned(),
+            available: interface_names(),
+        })?;
+    let socket_err = |source| CaptureError::Socket {
+        iface: name.to_owned(),
+        source,
+    };
+    let mut rings = Vec::with_capacity(config.workers.max(1));
+    let mut fanout_id = None;
+    for w in 0..config.workers.max(1) {
+        let socket = PacketSocket::open().map_err(|source| match source.errno() {
+            Some(libc::EPERM) | Some(libc::EACCES) => CaptureError::Privilege {
+                capability: "CAP_NET_RAW",
+                source,
+            },
+            _ => socket_err(source),
+        })?;
+        socket.set_tpacket_v3().map_err(socket_err)?;
+        let ring = set_up_ring(&socket, name, &config.ring)?;
+        socket.bind(ifindex).map_err(socket_err)?;
+        if config.promiscuous {
+            socket.set_promiscuous(ifindex).map_err(socket_err)?;
+        }
+        if config.workers > 1 {
+            match fanout_id {
+                None => match socket.create_fanout(config.fanout, config.fanout_defrag) {
+                    Ok(id) => fanout_id = Some(id),
+                    Err(e) if e.errno() == Some(libc::EINVAL) && w == 0 => {
+                        // The kernel only lets running sockets join a group: the link is down.
+                        tracing::warn!(
+                            iface = name,
+                            "{name} is down, so its rings cannot form a fanout group; capturing \
+                             with one worker on it until restart"
+                        );
+                        rings.push(RingSocket {
+                            socket: Arc::new(socket),
+                            ring,
+                        });
+                        break;
+                    }
+                    Err(e) => return Err(socket_err(e)),
+                },
+                Some(id) => socket
+                    .join_fanout(id, config.fanout, config.fanout_defrag)
+                    .map_err(socket_err)?,
+            }
+        }
+        rings.push(RingSocket {
+            socket: Arc::new(socket),
+            ring,
+        });
+    }
+    Ok(OpenInterface {
+        name: name.to_owned(),
+        ifindex,
+        rings,
+    })
+}
+
+/// Sets `PACKET_RX_RING` and maps it, halving the block count (then the block size) on ENOMEM
+/// until the kernel agrees or the ring would be smaller than [`MIN_RING_BYTES`].
+fn set_up_ring(
+    socket: &PacketSocket,
+    iface: &str,
+    wanted: &RingGeometry,
+) -> Result<Ring, CaptureError> {
+    let mut geometry = *wanted;
+    loop {
+        match socket.set_rx_ring(&geometry) {
+            Ok(()) => break,
+            Err(e) if e.errno() == Some(libc::ENOMEM) => {
+                let smaller = shrink(&geometry).filter(|g| g.bytes() >= MIN_RING_BYTES);
+                match smaller {
+                    Some(g) => {
+                        tracing::warn!(
+                            iface,
+                            "kernel refused a {} KiB ring ({} x {} KiB); retrying with {} x {} KiB",
+                            geometry.bytes() / 1024,
+                            geometry.block_count,
+                            geometry.block_size / 1024,
+                            g.block_count,
+                            g.block_size / 1024
+                        );
+                        geometry = g;
+                    }
+                    None => {
+                        return Err(CaptureError::Ring {
+                            iface: iface.to_owned(),
+                            source: e,
+                        })
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(CaptureError::Socket {
+                    iface: iface.to_owned(),
+                    source: e,
+                })
+            }
+        }
+    }
+    if geometry != *wanted {
+        tracing::warn!(
+            iface,
+            "capture ring on {iface} is {} KiB ({} x {} KiB), smaller than the {} KiB configured",
+            geometry.bytes() / 1024,
+            geometry.block_count,
+            geometry.block_size / 1024,
+            wanted.bytes() / 1024
+        );
+    }
+    Ring::map(
+        std::os::fd::AsFd::as_fd(socket),
+        geometry.block_size as usize,
+        geometry.block_count as usize,
+    )
+    .map_err(|source| CaptureError::Ring {
+        iface: iface.to_owned(),
+        source,
+    })
+}
+
+/// The next smaller geometry to try: fewer blocks first (keeps frames-per-block), then smaller
+/// blocks (down to one page and no smaller than a frame).
+fn shrink(g: &RingGeometry) -> Option<RingGeometry> {
+    if g.block_count > 2 {
+        return Some(RingGeometry {
+            block_count: g.block_count / 2,
+            ..*g
+        });
+    }
+    let half = g.block_size / 2;
+    (half >= 4096 && half >= g.frame_size).then_some(RingGeometry {
+        block_size: half,
+        ..*g
+    })
+}
+
+/// Names of the interfaces of this network namespace (for error messages).
+pub fn interface_names() -> Vec<String> {
+    nix::net::if_::if_nameindex()
+        .map(|list| {
+            list.iter()
+                .map(|i| i.name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The interface of the default route (IPv4, then IPv6), from /proc/net.
+pub fn default_route_interface() -> Option<String> {
+    let v4 = std::fs::read_to_string("/proc/net/route").ok()?;
+    for line in v4.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() > 7 && cols[1] == "00000000" && cols[7] == "00000000" {
+            return Some(cols[0].to_owned());
+        }
+    }
+    let v6 = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
+    for line in v6.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() > 9
+            && cols[0] == "00000000000000000000000000000000"
+            && cols[1] == "00"
+            && cols[9] != "lo"
+        {
+            return Some(cols[9].to_owned());
+        }
+    }
+    None
+}
+
+/// Counters a worker publishes once per block (relaxed atomics: written by one thread, read by
+/// the control thread, no ordering needed between them).
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Frames handed to the sink.
+    pub frames: AtomicU64,
+    /// Bytes on the wire of those frames.
+    pub bytes: AtomicU64,
+    /// Blocks walked and given back.
+    pub blocks: AtomicU64,
+    /// Blocks whose layout was malformed (walk stopped early).
+    pub bad_blocks: AtomicU64,
+    /// Times the worker found its ring empty and waited.
+    pub waits: AtomicU64,
+    /// Blocks handed back before the kernel's retire timeout fired (the block was full).
+    pub full_blocks: AtomicU64,
+}
+
+/// Totals for one interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceStats {
+    /// Interface name.
+    pub name: String,
+    /// Frames handed to sinks by all workers of this interface.
+    pub frames: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+    /// Blocks walked.
+    pub blocks: u64,
+    /// Malformed blocks.
+    pub bad_blocks: u64,
+    /// Kernel: frames that reached the sockets, dropped ones included.
+    pub kernel_packets: u64,
+    /// Kernel: frames dropped because a ring was full.
+    pub kernel_drops: u64,
+    /// Kernel: queue freezes.
+    pub kernel_freezes: u64,
+}
+
+#[derive(Debug)]
+struct InterfaceState {
+    name: String,
+    #[allow(dead_code, reason = "kept for diagnostics in Debug output")]
+    ifindex: u32,
+    sockets: Vec<Arc<PacketSocket>>,
+    /// Kernel counters accumulated over every read (the kernel resets them on read).
+    kernel: SocketStats,
+}
+
+/// Capture in progress.
+#[derive(Debug)]
+pub struct Running<S> {
+    /// (interface slot, counters) per worker, in start order.
+    counters: Vec<(u16, Arc<WorkerCounters>)>,
+    handles: Vec<JoinHandle<S>>,
+    interfaces: Vec<InterfaceState>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<S> Running<S> {
+    /// Reads the kernel's counters of every socket (resetting them in the kernel) into the running
+    /// totals and returns the totals per interface.
+    pub fn stats(&mut self) -> Vec<InterfaceStats> {
+        for iface in &mut self.interfaces {
+            for socket in &iface.sockets {
+                match socket.take_stats() {
+                    Ok(s) => {
+                        iface.kernel.packets += s.packets;
+                        iface.kernel.drops += s.drops;
+                        iface.kernel.freezes += s.freezes;
+                    }
+                    Err(e) => tracing::warn!(iface = %iface.name, "reading kernel counters: {e}"),
+                }
+            }
+        }
+        self.interfaces
+            .iter()
+            .enumerate()
+            .map(|(slot, iface)| {
+                let mut s = InterfaceStats {
+                    name: iface.name.clone(),
+                    kernel_packets: iface.kernel.packets,
+                    kernel_drops: iface.kernel.drops,
+                    kernel_freezes: iface.kernel.freezes,
+                    ..Default::default()
+                };
+                for (_, c) in self
+                    .counters
+                    .iter()
+                    .filter(|(i, _)| usize::from(*i) == slot)
+                {
+                    s.frames += c.frames.load(Ordering::Relaxed);
+                    s.bytes += c.bytes.load(Ordering::Relaxed);
+                    s.blocks += c.blocks.load(Ordering::Relaxed);
+                    s.bad_blocks += c.bad_blocks.load(Ordering::Relaxed);
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// True while every worker thread is alive.
+    pub fn workers_alive(&self) -> bool {
+        self.handles.iter().all(|h| !h.is_finished())
+    }
+
+    /// Blocks walked by all workers: grows while capture makes progress, even on an idle link,
+    /// because the kernel retires a block (possibly empty) at every timeout.
+    pub fn progress(&self) -> u64 {
+        self.counters
+            .iter()
+            .map(|(_, c)| c.blocks.load(Ordering::Relaxed) + c.waits.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Asks the workers to stop, waits for them, reads the kernel counters a last time, and
+    /// returns the final totals with each worker's sink (in start order).
+    pub fn stop(mut self) -> (Vec<InterfaceStats>, Vec<S>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut sinks = Vec::with_capacity(self.handles.len());
+        for h in std::mem::take(&mut self.handles) {
+            match h.join() {
+                Ok(sink) => sinks.push(sink),
+                Err(_) => tracing::error!("a capture worker panicked"),
+            }
+        }
+        let stats = self.stats();
+        (stats, sinks)
+    }
+}

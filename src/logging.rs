@@ -1,0 +1,34 @@
+//! Operational logging: to the journal when journald is there, to stderr otherwise.
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// journald's native protocol socket.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// True when journald is listening.
+pub fn journal_available() -> bool {
+    std::path::Path::new(JOURNAL_SOCKET).exists()
+}
+
+/// Installs the global subscriber. `SCRAM_LOG` overrides the level filter (default `info`).
+pub fn init() {
+    let filter = || EnvFilter::try_from_env("SCRAM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let journald = journal_available()
+        .then(tracing_journald::layer)
+        .and_then(Result::ok)
+        .map(|l| l.with_field_prefix(None).with_filter(filter()));
+    // Under journald, stderr is usually the journal too: log once, through the native protocol.
+    let stderr = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(filter())
+    });
+    let _ = tracing_subscriber::registry()
+        .with(journald)
+        .with(stderr)
+        .try_init();
+}

@@ -12,10 +12,12 @@ pub fn journal_available() -> bool {
     std::path::Path::new(JOURNAL_SOCKET).exists()
 }
 
-/// Installs the global subscriber. `SCRAM_LOG` overrides the level filter (default `info`).
+/// Installs the global subscriber. `SCRAM_LOG` overrides the level filter (default `info`);
+/// `SCRAM_LOG_TARGET=stderr` or `journal` overrides the choice of destination.
 pub fn init() {
+    let target = std::env::var("SCRAM_LOG_TARGET").unwrap_or_default();
     let filter = || EnvFilter::try_from_env("SCRAM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let journald = journal_available()
+    let journald = (target == "journal" || (target != "stderr" && journal_available()))
         .then(tracing_journald::layer)
         .and_then(Result::ok)
         .map(|l| l.with_field_prefix(None).with_filter(filter()));

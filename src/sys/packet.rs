@@ -171,10 +171,19 @@ impl PacketSocket {
 
     /// Binds to `ifindex`, receiving every protocol (ETH_P_ALL).
     pub fn bind(&self, ifindex: u32) -> Result<(), SyscallError> {
+        self.bind_protocol(ifindex, libc::ETH_P_ALL as u16)
+    }
+
+    /// Binds to `ifindex` for sending only: with protocol 0 the socket receives nothing.
+    pub fn bind_send_only(&self, ifindex: u32) -> Result<(), SyscallError> {
+        self.bind_protocol(ifindex, 0)
+    }
+
+    fn bind_protocol(&self, ifindex: u32, protocol: u16) -> Result<(), SyscallError> {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        addr.sll_protocol = protocol.to_be();
         addr.sll_ifindex = ifindex as i32;
         // SAFETY: `addr` is a live sockaddr_ll and the length passed is its size.
         let rc = unsafe {
@@ -188,6 +197,17 @@ impl PacketSocket {
             return Err(SyscallError::last("bind(AF_PACKET)"));
         }
         Ok(())
+    }
+
+    /// Sends one whole frame (Ethernet header included) on the bound interface. Used to inject
+    /// traffic in tests and benchmarks; the daemon itself never sends.
+    pub fn send(&self, frame: &[u8]) -> Result<usize, SyscallError> {
+        // SAFETY: `frame` is a live slice; the kernel reads at most `frame.len()` bytes from it.
+        let rc = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if rc < 0 {
+            return Err(SyscallError::last("send(AF_PACKET)"));
+        }
+        Ok(rc as usize)
     }
 
     /// Creates a fanout group with a kernel-chosen unique id and joins it; returns the id for the

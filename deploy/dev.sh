@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Set-up and entry points for a fresh Debian 12 machine (run as root).
+#
+#   deploy/dev.sh run [scramd run args...]   build, then run scramd in the foreground
+#   deploy/dev.sh test                       install test dependencies, run the whole test suite
+#   deploy/dev.sh deps                       only install the Debian packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# What the build and the tests need from Debian: ip/netns/veth (iproute2), setpriv (util-linux),
+# capsh (libcap2-bin), trafgen (netsniff-ng) and tcpdump for benchmarks.
+PACKAGES=(iproute2 util-linux libcap2-bin procps tcpdump netsniff-ng valgrind)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "dev.sh: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+      exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "dev.sh: cargo not found: install a stable Rust toolchain (rustup) first" >&2
+    exit 1
+  fi
+}
+
+case "${1:-}" in
+  run)
+    shift
+    deps
+    cargo build --release --locked
+    exec target/release/scramd run "$@"
+    ;;
+  test)
+    shift
+    deps
+    # Privileged tests (namespaces, veth, AF_PACKET) need root; under CI=true they fail
+    # rather than skip without it.
+    cargo test --locked --all-targets "$@"
+    ;;
+  deps)
+    deps
+    ;;
+  *)
+    echo "usage: deploy/dev.sh run [ARGS...] | test [ARGS...] | deps" >&2
+    exit 64
+    ;;
+esac

@@ -1,0 +1,195 @@
+//! `scramd` as operators run it: exit codes, messages, a capture run in a namespace.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{privileged, udp_frame, Sender, Veth, VA, VB};
+
+const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
+
+fn scramd(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(SCRAMD)
+        .args(args)
+        .env("SCRAM_LOG_TARGET", "stderr")
+        .output()
+        .expect("scramd runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_and_version_exit_0_usage_errors_exit_64() {
+    let (code, out, _) = scramd(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("run") && out.contains("check-config"), "{out}");
+    let (code, out, _) = scramd(&["run", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--iface") && out.contains("--config"), "{out}");
+    let (code, out, _) = scramd(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("scramd "), "{out}");
+    assert_eq!(scramd(&[]).0, 64);
+    assert_eq!(scramd(&["frobnicate"]).0, 64);
+    assert_eq!(scramd(&["run", "--no-such-flag"]).0, 64);
+}
+
+#[test]
+fn check_config_prints_the_effective_config_or_exits_78_with_a_position() {
+    let dir = std::env::temp_dir().join(format!("scram-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[capture]\ninterfaces = [\"eth9\"]\nworkers = 2\n").unwrap();
+    let (code, out, _) = scramd(&["check-config", good.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("interfaces = [\"eth9\"]") && out.contains("workers = 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("block_timeout_ms = 10"),
+        "defaults shown: {out}"
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[capture]\nworkers = 2\nblock_count = -1\n").unwrap();
+    let (code, _, err) = scramd(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert!(
+        err.contains(&format!(
+            "{}:3:15: capture.block_count = -1 is out of range",
+            bad.display()
+        )),
+        "{err}"
+    );
+
+    // `run` refuses it the same way, before touching the network.
+    let (code, _, err) = scramd(&["run", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert!(err.contains(":3:15:"), "{err}");
+
+    let (code, _, err) = scramd(&["check-config", "/nonexistent/scram.toml"]);
+    assert_eq!(code, 78);
+    assert!(
+        err.contains("/nonexistent/scram.toml: cannot read"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_interface_exits_78_and_lists_the_real_ones() {
+    let (code, _, err) = scramd(&["run", "--iface", "nosuch0"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("no interface named \"nosuch0\""), "{err}");
+    assert!(err.contains("lo"), "lists existing interfaces: {err}");
+}
+
+#[test]
+fn missing_cap_net_raw_exits_77_naming_it() {
+    if !privileged("exit 77") {
+        return;
+    }
+    // Root, but with CAP_NET_RAW gone from the bounding set, so the exec'd scramd lacks it.
+    let out = Command::new("setpriv")
+        .args([
+            "--bounding-set=-net_raw",
+            "--",
+            SCRAMD,
+            "run",
+            "--iface",
+            "lo",
+        ])
+        .env("SCRAM_LOG_TARGET", "stderr")
+        .output()
+        .expect("setpriv runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+}
+
+#[test]
+fn scramd_captures_in_a_namespace_and_stops_within_a_second() {
+    if !privileged("scramd run") {
+        return;
+    }
+    let veth = Veth::new();
+    let log = std::env::temp_dir().join(format!("scramd-run-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &veth.b.name, SCRAMD, "run", "--iface", VB])
+        .env("SCRAM_LOG_TARGET", "stderr")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("scramd starts");
+    let read_log = || {
+        let mut s = String::new();
+        std::fs::File::open(&log)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_log().contains("capturing on vb") {
+        assert!(
+            Instant::now() < deadline,
+            "scramd did not start: {}",
+            read_log()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "scramd exited: {}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    veth.a.run(|| {
+        let s = Sender::open(VA);
+        for seq in 0..1_000 {
+            s.send(&udp_frame((seq % 4) as u16, seq, &[]));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+
+    let stopping = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "scramd ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = stopping.elapsed();
+    let text = read_log();
+    std::fs::remove_file(&log).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(
+        took <= Duration::from_secs(1),
+        "SIGTERM to exit took {took:?}"
+    );
+    assert!(text.contains("final counters vb: 1000 frames"), "{text}");
+    assert!(text.contains("kernel_drops=0"), "{text}");
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/scram.toml");
+    let (code, out, err) = scramd(&["check-config", path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("block_timeout_ms = 10"), "{out}");
+}

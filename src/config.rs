@@ -10,6 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::capture::{CaptureConfig, FanoutKind};
+use crate::detect::prefix::{parse_cidr, PrefixSet};
+use crate::detect::{CountSettings, FloodSettings, Settings, MAX_DISTINCT};
 use crate::sys::packet::RingGeometry;
 
 /// Where the daemon looks when no `--config` is given.
@@ -22,6 +24,34 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// How often counters are logged.
     pub stats_interval: Duration,
+    /// Detector settings (allowlist and loaded blocklists included).
+    pub detect: Settings,
+    /// Blocklist files the prefixes were read from (re-read on reload).
+    pub blocklist_files: Vec<PathBuf>,
+    /// Alert output.
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsConfig {
+    /// A JSON-lines sink: a path, or `-` for stdout.
+    pub json: Option<String>,
+    /// Alerts each worker may queue for the alert thread before further ones are dropped
+    /// (and counted).
+    pub queue_capacity: usize,
+    /// Observations each worker may queue for another worker's detector shard.
+    pub route_queue_capacity: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            json: None,
+            queue_capacity: 4096,
+            route_queue_capacity: 16_384,
+        }
+    }
 }
 
 impl Default for Config {
@@ -32,6 +62,9 @@ impl Default for Config {
                 ..CaptureConfig::default()
             },
             stats_interval: Duration::from_secs(60),
+            detect: Settings::default(),
+            blocklist_files: Vec::new(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -73,6 +106,92 @@ pub enum ConfigError {
 struct RawConfig {
     #[serde(default)]
     capture: RawCapture,
+    #[serde(default)]
+    alerts: RawAlerts,
+    #[serde(default)]
+    allowlist: RawAllowlist,
+    #[serde(default)]
+    blocklist: RawBlocklist,
+    #[serde(default)]
+    detect: RawDetect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    json: Option<Spanned<String>>,
+    suppress_seconds: Option<Spanned<i64>>,
+    queue_capacity: Option<Spanned<i64>>,
+    route_queue_capacity: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllowlist {
+    cidrs: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlocklist {
+    files: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetect {
+    table_capacity: Option<Spanned<i64>>,
+    portscan: Option<RawCount>,
+    portsweep: Option<RawSweep>,
+    #[serde(rename = "tcp-flags")]
+    tcp_flags: Option<RawToggle>,
+    #[serde(rename = "syn-flood")]
+    syn_flood: Option<RawFlood>,
+    #[serde(rename = "udp-flood")]
+    udp_flood: Option<RawFlood>,
+    #[serde(rename = "icmp-flood")]
+    icmp_flood: Option<RawFlood>,
+    #[serde(rename = "arp-spoof")]
+    arp_spoof: Option<RawArp>,
+    blocklist: Option<RawToggle>,
+    martian: Option<RawToggle>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToggle {
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCount {
+    enabled: Option<bool>,
+    ports: Option<Spanned<i64>>,
+    window_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    enabled: Option<bool>,
+    hosts: Option<Spanned<i64>>,
+    window_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlood {
+    enabled: Option<bool>,
+    pps: Option<Spanned<i64>>,
+    window_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArp {
+    enabled: Option<bool>,
+    bindings: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +336,124 @@ impl Config {
                 .map_err(|m| at(v.span(), m))?;
             config.stats_interval = Duration::from_secs(n as u64);
         }
+
+        let a = raw.alerts;
+        if let Some(v) = a.json {
+            if v.get_ref().is_empty() {
+                return Err(at(
+                    v.span(),
+                    "alerts.json is empty: give a path or \"-\" for stdout".into(),
+                ));
+            }
+            config.alerts.json = Some(v.into_inner());
+        }
+        if let Some(v) = a.suppress_seconds {
+            config.detect.suppress_ms = in_range(&v, 0, 86_400, "alerts.suppress_seconds")
+                .map_err(|m| at(v.span(), m))? as u64
+                * 1000;
+        }
+        if let Some(v) = a.queue_capacity {
+            config.alerts.queue_capacity = in_range(&v, 16, 1 << 20, "alerts.queue_capacity")
+                .map_err(|m| at(v.span(), m))? as usize;
+        }
+        if let Some(v) = a.route_queue_capacity {
+            config.alerts.route_queue_capacity =
+                in_range(&v, 16, 1 << 22, "alerts.route_queue_capacity")
+                    .map_err(|m| at(v.span(), m))? as usize;
+        }
+
+        let mut allow = Vec::new();
+        for c in raw.allowlist.cidrs.unwrap_or_default() {
+            allow.push(
+                parse_cidr(c.get_ref())
+                    .map_err(|m| at(c.span(), format!("allowlist.cidrs: {m}")))?,
+            );
+        }
+        config.detect.allowlist = PrefixSet::new(allow);
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        for f in raw.blocklist.files.unwrap_or_default() {
+            let file = base.join(f.get_ref());
+            let set = load_blocklist(&file).map_err(|e| match e {
+                ConfigError::Read { path, source } => at(
+                    f.span(),
+                    format!("blocklist file {}: {source}", path.display()),
+                ),
+                other => other,
+            })?;
+            config.detect.blocklisted.extend(&set);
+            config.blocklist_files.push(file);
+        }
+
+        let d = raw.detect;
+        let det = &mut config.detect;
+        if let Some(v) = d.table_capacity {
+            det.table_capacity = in_range(&v, 64, 1 << 24, "detect.table_capacity")
+                .map_err(|m| at(v.span(), m))? as usize;
+        }
+        if let Some(p) = d.portscan {
+            count(
+                &mut det.portscan,
+                p.enabled,
+                p.ports,
+                p.window_seconds,
+                "detect.portscan.ports",
+                "detect.portscan.window_seconds",
+            )
+            .map_err(|(sp, m)| at(sp, m))?;
+        }
+        if let Some(p) = d.portsweep {
+            count(
+                &mut det.portsweep,
+                p.enabled,
+                p.hosts,
+                p.window_seconds,
+                "detect.portsweep.hosts",
+                "detect.portsweep.window_seconds",
+            )
+            .map_err(|(sp, m)| at(sp, m))?;
+        }
+        for (raw, target, name) in [
+            (d.syn_flood, &mut det.syn_flood, "detect.syn-flood"),
+            (d.udp_flood, &mut det.udp_flood, "detect.udp-flood"),
+            (d.icmp_flood, &mut det.icmp_flood, "detect.icmp-flood"),
+        ] {
+            if let Some(f) = raw {
+                flood(target, f, name).map_err(|(sp, m)| at(sp, m))?;
+            }
+        }
+        for (raw, target) in [
+            (d.tcp_flags, &mut det.tcp_flags),
+            (d.blocklist, &mut det.blocklist),
+            (d.martian, &mut det.martian),
+        ] {
+            if let Some(enabled) = raw.and_then(|t| t.enabled) {
+                *target = enabled;
+            }
+        }
+        if let Some(arp) = d.arp_spoof {
+            if let Some(e) = arp.enabled {
+                det.arp_spoof = e;
+            }
+            for (ip, mac) in arp.bindings.unwrap_or_default() {
+                let addr: std::net::Ipv4Addr = ip.parse().map_err(|_| {
+                    at(
+                        mac.span(),
+                        format!("detect.arp-spoof.bindings: {ip:?} is not an IPv4 address"),
+                    )
+                })?;
+                let m = parse_mac(mac.get_ref()).ok_or_else(|| {
+                    at(
+                        mac.span(),
+                        format!(
+                            "detect.arp-spoof.bindings: {:?} is not a MAC address",
+                            mac.get_ref()
+                        ),
+                    )
+                })?;
+                det.arp_bindings.push((addr, m));
+            }
+        }
         Ok(config)
     }
 
@@ -252,8 +489,160 @@ impl Config {
             c.ring.retire_timeout_ms,
             c.promiscuous,
             self.stats_interval.as_secs()
-        )
+        ) + &self.detect_toml()
     }
+
+    fn detect_toml(&self) -> String {
+        let d = &self.detect;
+        let mut out = String::new();
+        let a = &self.alerts;
+        out.push_str("\n[alerts]\n");
+        match &a.json {
+            Some(j) => out.push_str(&format!("json = {j:?}\n")),
+            None => {
+                out.push_str("# json: none (alerts go to the journal, or stdout without one)\n")
+            }
+        }
+        out.push_str(&format!(
+            "suppress_seconds = {}\nqueue_capacity = {}\nroute_queue_capacity = {}\n",
+            d.suppress_ms / 1000,
+            a.queue_capacity,
+            a.route_queue_capacity
+        ));
+        out.push_str(&format!(
+            "\n[allowlist]\n# {} address range(s)\n",
+            d.allowlist.ranges()
+        ));
+        out.push_str(&format!(
+            "\n[blocklist]\nfiles = [{}]\n# {} address range(s) loaded\n",
+            self.blocklist_files
+                .iter()
+                .map(|f| format!("{:?}", f.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            d.blocklisted.ranges()
+        ));
+        out.push_str(&format!(
+            "\n[detect]\ntable_capacity = {}\n",
+            d.table_capacity
+        ));
+        let c = |name: &str, key: &str, s: &CountSettings| {
+            format!(
+                "\n[detect.{name}]\nenabled = {}\n{key} = {}\nwindow_seconds = {}\n",
+                s.enabled,
+                s.threshold,
+                s.window_ms / 1000
+            )
+        };
+        out.push_str(&c("portscan", "ports", &d.portscan));
+        out.push_str(&c("portsweep", "hosts", &d.portsweep));
+        out.push_str(&format!(
+            "\n[detect.tcp-flags]\nenabled = {}\n",
+            d.tcp_flags
+        ));
+        for (name, f) in [
+            ("syn-flood", &d.syn_flood),
+            ("udp-flood", &d.udp_flood),
+            ("icmp-flood", &d.icmp_flood),
+        ] {
+            out.push_str(&format!(
+                "\n[detect.{name}]\nenabled = {}\npps = {}\nwindow_ms = {}\n",
+                f.enabled, f.pps, f.window_ms
+            ));
+        }
+        out.push_str(&format!(
+            "\n[detect.arp-spoof]\nenabled = {}\n",
+            d.arp_spoof
+        ));
+        if !d.arp_bindings.is_empty() {
+            out.push_str("bindings = { ");
+            let b: Vec<String> = d
+                .arp_bindings
+                .iter()
+                .map(|(ip, m)| {
+                    format!(
+                        "\"{ip}\" = \"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
+                        m[0], m[1], m[2], m[3], m[4], m[5]
+                    )
+                })
+                .collect();
+            out.push_str(&b.join(", "));
+            out.push_str(" }\n");
+        }
+        out.push_str(&format!(
+            "\n[detect.blocklist]\nenabled = {}\n",
+            d.blocklist
+        ));
+        out.push_str(&format!("\n[detect.martian]\nenabled = {}\n", d.martian));
+        out
+    }
+}
+
+type SpanErr = (std::ops::Range<usize>, String);
+
+fn count(
+    target: &mut CountSettings,
+    enabled: Option<bool>,
+    threshold: Option<Spanned<i64>>,
+    window: Option<Spanned<i64>>,
+    threshold_key: &str,
+    window_key: &str,
+) -> Result<(), SpanErr> {
+    if let Some(e) = enabled {
+        target.enabled = e;
+    }
+    if let Some(v) = threshold {
+        target.threshold = in_range(&v, 2, MAX_DISTINCT as i64, threshold_key)
+            .map_err(|m| (v.span(), m))? as usize;
+    }
+    if let Some(v) = window {
+        target.window_ms =
+            in_range(&v, 1, 86_400, window_key).map_err(|m| (v.span(), m))? as u64 * 1000;
+    }
+    Ok(())
+}
+
+fn flood(target: &mut FloodSettings, raw: RawFlood, name: &str) -> Result<(), SpanErr> {
+    if let Some(e) = raw.enabled {
+        target.enabled = e;
+    }
+    if let Some(v) = raw.pps {
+        target.pps =
+            in_range(&v, 1, 1 << 40, &format!("{name}.pps")).map_err(|m| (v.span(), m))? as u64;
+    }
+    if let Some(v) = raw.window_ms {
+        target.window_ms = in_range(&v, 10, 60_000, &format!("{name}.window_ms"))
+            .map_err(|m| (v.span(), m))? as u64;
+    }
+    Ok(())
+}
+
+/// `02:00:5e:10:00:01` (or with `-`).
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Reads a blocklist file (one CIDR a line, `#` comments).
+pub fn load_blocklist(path: &Path) -> Result<PrefixSet, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    PrefixSet::parse_file(&text).map_err(|(line, column, message)| ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+    })
 }
 
 fn in_range(v: &Spanned<i64>, min: i64, max: i64, key: &str) -> Result<i64, String> {

@@ -11,9 +11,14 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::capture::{self, Capture, CaptureError, FrameMeta, FrameSink, InterfaceStats, Running};
+use crate::alert::AlertWriter;
+use crate::capture::{self, Capture, CaptureError, InterfaceStats, Running};
 use crate::config::{self, Config, ConfigError};
 use crate::exit::Exit;
+use crate::pipeline::{
+    Interfaces, LinkType, Pipeline, PipelineCounters, PipelineSet, PipelineTotals, QueueSizes,
+    SettingsCell,
+};
 
 /// What `scramd run` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -22,15 +27,8 @@ pub struct RunOptions {
     pub config: Option<PathBuf>,
     /// `--iface`, overriding `capture.interfaces`.
     pub interfaces: Vec<String>,
-}
-
-/// The stage after capture until the detection pipeline plugs in: frames are counted by the
-/// workers themselves, so this sink has nothing left to do.
-#[derive(Debug, Default)]
-pub struct CountingSink;
-
-impl FrameSink for CountingSink {
-    fn frame(&mut self, _frame: &[u8], _meta: &FrameMeta) {}
+    /// `--alerts-json`: an extra JSON-lines alert sink.
+    pub alerts_json: Option<String>,
 }
 
 /// Loads the configuration `run` and `reload` use.
@@ -55,6 +53,61 @@ fn exit_for(e: &CaptureError) -> Exit {
         CaptureError::Privilege { .. } => Exit::NoPermission,
         CaptureError::UnknownInterface { .. } | CaptureError::NoInterface => Exit::Config,
         CaptureError::Ring { .. } | CaptureError::Socket { .. } => Exit::Os,
+    }
+}
+
+/// `scramd replay`: returns how the process should exit.
+pub fn replay(config_path: Option<&std::path::Path>, files: &[PathBuf]) -> Exit {
+    let (config, _) = match load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Exit::Config;
+        }
+    };
+    let names = files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut writer = AlertWriter::new(names);
+    writer.add_json_writer("stdout", Box::new(std::io::stdout()));
+    if let Some(j) = &config.alerts.json {
+        if j != "-" {
+            if let Err(e) = writer.add_json(j) {
+                tracing::error!("alerts.json {j}: {e}");
+                return Exit::Config;
+            }
+        }
+    }
+    let report = crate::replay::replay(files, Arc::new(config.detect), &mut writer);
+    let t = &report.totals;
+    tracing::info!(
+        packets = report.packets,
+        decoded = t.decoded,
+        decode_errors = t.decode_errors_total(),
+        alerts = report.alerts,
+        suppressed = t.suppressed,
+        "replayed {} packets from {} file(s): {} decoded, {} decode errors ({}), {} of unsupported link types, {} alerts, {} repeats suppressed",
+        report.packets,
+        files.len(),
+        t.decoded,
+        t.decode_errors_total(),
+        t.decode_errors_by_layer(),
+        report.unsupported_link,
+        report.alerts,
+        t.suppressed
+    );
+    if report.errors.is_empty() {
+        Exit::Ok
+    } else {
+        for e in &report.errors {
+            tracing::error!("{e}");
+        }
+        Exit::Input
     }
 }
 
@@ -85,6 +138,24 @@ pub fn run(opts: RunOptions) -> Exit {
         }
     }
 
+    let mut writer = AlertWriter::new(config.capture.interfaces.clone())
+        .with_journal(crate::logging::to_journal());
+    if !crate::logging::to_journal() {
+        writer.add_json_writer("stdout", Box::new(std::io::stdout()));
+    }
+    for target in [config.alerts.json.as_deref(), opts.alerts_json.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if target == "-" && !crate::logging::to_journal() {
+            continue;
+        }
+        if let Err(e) = writer.add_json(target) {
+            tracing::error!("alert sink {target}: {e}");
+            return Exit::Config;
+        }
+    }
+
     let capture = match Capture::open(&config.capture) {
         Ok(c) => c,
         Err(e) => {
@@ -93,20 +164,54 @@ pub fn run(opts: RunOptions) -> Exit {
         }
     };
     let names = capture.interface_names();
+    let settings = SettingsCell::new(Arc::new(config.detect.clone()));
+    let interfaces = Arc::new(Interfaces {
+        loopback: names.iter().map(|n| is_loopback(n)).collect(),
+    });
+    let set = PipelineSet::build(
+        capture.ring_count(),
+        Arc::new(config.detect.clone()),
+        LinkType::Ethernet,
+        interfaces,
+        QueueSizes {
+            route: config.alerts.route_queue_capacity,
+            alerts: config.alerts.queue_capacity,
+        },
+    );
+    let PipelineSet {
+        pipelines,
+        alert_rx,
+        counters,
+    } = set;
+    let mut pipelines: std::collections::VecDeque<Pipeline> = pipelines.into();
+    for p in &mut pipelines {
+        p.follow_settings(Arc::clone(&settings));
+    }
+    let state_bytes: usize = pipelines.iter().map(|p| p.shard().memory_bytes()).sum();
+
     let stop = Arc::new(AtomicBool::new(false));
-    let running = match capture.start(|_, _| CountingSink, Arc::clone(&stop)) {
+    let running = match capture.start(
+        |_, _| {
+            pipelines
+                .pop_front()
+                .expect("one pipeline was built per ring")
+        },
+        Arc::clone(&stop),
+    ) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("starting capture workers: {e}");
             return Exit::Os;
         }
     };
+    let alerts = AlertThread::start(alert_rx, writer);
     tracing::info!(
-        "capturing on {} with {} worker(s) each, {} KiB ring per worker, block timeout {} ms",
+        "capturing on {} with {} worker(s) each, {} KiB ring per worker, block timeout {} ms; detector state {} MiB",
         names.join(", "),
         config.capture.workers,
         config.capture.ring.bytes() / 1024,
-        config.capture.ring.retire_timeout_ms
+        config.capture.ring.retire_timeout_ms,
+        state_bytes / (1024 * 1024)
     );
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -120,84 +225,192 @@ pub fn run(opts: RunOptions) -> Exit {
             return Exit::Os;
         }
     };
-    runtime.block_on(control(running, config, config_path))
+    let daemon = Daemon {
+        running,
+        counters,
+        settings,
+        config,
+        config_path,
+    };
+    runtime.block_on(daemon.control(alerts))
 }
 
-/// The control loop: signals, periodic counters, systemd status and watchdog.
-async fn control(
-    mut running: Running<CountingSink>,
-    mut config: Config,
-    config_path: Option<PathBuf>,
-) -> Exit {
-    let (mut term, mut int, mut hup) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-        _ => {
-            tracing::error!("installing signal handlers failed");
-            let _ = running.stop();
-            return Exit::Os;
-        }
-    };
-    notify(&[sd_notify::NotifyState::Ready]);
+fn is_loopback(iface: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/type"))
+        .map(|t| t.trim() == "772")
+        .unwrap_or(iface == "lo")
+}
 
-    let mut stats_tick = tokio::time::interval(config.stats_interval);
-    stats_tick.tick().await;
-    let mut status_tick = tokio::time::interval(Duration::from_secs(5));
-    let watchdog = watchdog_interval();
-    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let mut last_progress = running.progress();
+/// Drains the alert rings into the sinks, off the packet path.
+struct AlertThread {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<AlertWriter>,
+}
 
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
-            _ = hup.recv() => reload(&mut config, config_path.as_deref()),
-            _ = stats_tick.tick() => log_stats("counters", &running.stats()),
-            _ = status_tick.tick() => {
-                let status = status_line(&running.stats());
-                notify(&[sd_notify::NotifyState::Status(&status)]);
-            }
-            _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                // Only vouch for the workers while they make progress: a stuck worker lets
-                // systemd's watchdog restart the service.
-                let progress = running.progress();
-                if running.workers_alive() && progress != last_progress {
-                    notify(&[sd_notify::NotifyState::Watchdog]);
-                } else {
-                    tracing::warn!("capture workers made no progress; withholding the watchdog ping");
+impl AlertThread {
+    fn start(
+        mut rx: Vec<rtrb::Consumer<crate::detect::Alert>>,
+        mut writer: AlertWriter,
+    ) -> AlertThread {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("scram-alerts".into())
+            .spawn(move || {
+                loop {
+                    // Read the flag before draining, so nothing queued before the stop is missed.
+                    let stopping = flag.load(std::sync::atomic::Ordering::Acquire);
+                    let mut n = 0;
+                    for c in &mut rx {
+                        while let Ok(a) = c.pop() {
+                            writer.write(&a);
+                            n += 1;
+                        }
+                    }
+                    if n > 0 {
+                        writer.flush();
+                    }
+                    if stopping {
+                        return writer;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-                last_progress = progress;
-            }
-        }
+            })
+            .expect("spawning the alert thread");
+        AlertThread { stop, handle }
     }
-    notify(&[sd_notify::NotifyState::Stopping]);
-    let (stats, _) = running.stop();
-    log_stats("final counters", &stats);
-    Exit::Ok
+
+    fn finish(self) -> Option<AlertWriter> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.handle.join().ok()
+    }
 }
 
-fn reload(config: &mut Config, path: Option<&std::path::Path>) {
-    let Some(path) = path else {
-        tracing::info!("SIGHUP: no configuration file in use; nothing to re-read");
-        return;
-    };
-    match Config::load(path) {
-        Ok(new) => {
-            if new.capture.interfaces != config.capture.interfaces
-                || new.capture.workers != config.capture.workers
-                || new.capture.ring != config.capture.ring
-            {
-                tracing::warn!(
-                    "SIGHUP: capture settings changed; they take effect at the next restart"
+struct Daemon {
+    running: Running<Pipeline>,
+    counters: Vec<Arc<PipelineCounters>>,
+    settings: Arc<SettingsCell>,
+    config: Config,
+    config_path: Option<PathBuf>,
+}
+
+impl Daemon {
+    /// The control loop: signals, periodic counters, systemd status and watchdog.
+    async fn control(mut self, alerts: AlertThread) -> Exit {
+        let (mut term, mut int, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+            _ => {
+                tracing::error!("installing signal handlers failed");
+                let _ = self.running.stop();
+                let _ = alerts.finish();
+                return Exit::Os;
+            }
+        };
+        notify(&[sd_notify::NotifyState::Ready]);
+
+        let mut stats_tick = tokio::time::interval(self.config.stats_interval);
+        stats_tick.tick().await;
+        let mut status_tick = tokio::time::interval(Duration::from_secs(5));
+        let watchdog = watchdog_interval();
+        let mut watchdog_tick =
+            tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        let mut last_progress = self.running.progress();
+
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+                _ = hup.recv() => self.reload(),
+                _ = stats_tick.tick() => {
+                    let stats = self.running.stats();
+                    log_stats("counters", &stats, &PipelineTotals::sum(&self.counters));
+                }
+                _ = status_tick.tick() => {
+                    let status = status_line(&self.running.stats(), &PipelineTotals::sum(&self.counters));
+                    notify(&[sd_notify::NotifyState::Status(&status)]);
+                }
+                _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                    // Only vouch for the workers while they make progress: a stuck worker lets
+                    // systemd's watchdog restart the service.
+                    let progress = self.running.progress();
+                    if self.running.workers_alive() && progress != last_progress {
+                        notify(&[sd_notify::NotifyState::Watchdog]);
+                    } else {
+                        tracing::warn!("capture workers made no progress; withholding the watchdog ping");
+                    }
+                    last_progress = progress;
+                }
+            }
+        }
+        notify(&[sd_notify::NotifyState::Stopping]);
+        let (stats, mut pipelines) = self.running.stop();
+        // Observations still queued between shards are processed before the final tally.
+        for p in &mut pipelines {
+            p.drain();
+        }
+        for p in &mut pipelines {
+            p.drain();
+            p.publish();
+            p.shard().held_back(|d, src, dst, held| {
+                tracing::info!(
+                    "{}: {held} repeat(s) of the alert {} -> {} held back since it was last reported",
+                    d.name(),
+                    key_addr(src),
+                    key_addr(dst)
+                );
+            });
+        }
+        let writer = alerts.finish();
+        let totals = PipelineTotals::sum(&self.counters);
+        log_stats("final counters", &stats, &totals);
+        if let Some(w) = writer {
+            if w.write_errors() > 0 {
+                tracing::error!("{} alert writes failed", w.write_errors());
+            }
+        }
+        Exit::Ok
+    }
+
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.as_deref() else {
+            tracing::info!("SIGHUP: no configuration file in use; nothing to re-read");
+            return;
+        };
+        match Config::load(path) {
+            Ok(new) => {
+                let c = &self.config.capture;
+                if new.capture.interfaces != c.interfaces
+                    || new.capture.workers != c.workers
+                    || new.capture.ring != c.ring
+                {
+                    tracing::warn!(
+                        "SIGHUP: capture settings changed; they take effect at the next restart"
+                    );
+                }
+                self.settings.replace(Arc::new(new.detect.clone()));
+                self.config = new;
+                tracing::info!(
+                    "SIGHUP: configuration {} re-read and applied",
+                    path.display()
                 );
             }
-            *config = new;
-            tracing::info!("SIGHUP: configuration {} re-read", path.display());
+            Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
         }
-        Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
+    }
+}
+
+fn key_addr(k: crate::detect::AddrKey) -> String {
+    if k == 0 {
+        return "-".into();
+    }
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => v4.to_string(),
+        None => v6.to_string(),
     }
 }
 
@@ -211,21 +424,43 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-fn status_line(stats: &[InterfaceStats]) -> String {
+fn status_line(stats: &[InterfaceStats], t: &PipelineTotals) -> String {
     let frames: u64 = stats.iter().map(|s| s.frames).sum();
     let drops: u64 = stats.iter().map(|s| s.kernel_drops).sum();
+    let names: Vec<&str> = stats.iter().map(|s| s.name.as_str()).collect();
     format!(
-        "capturing on {}: {frames} frames, {drops} kernel drops",
-        stats
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "capturing on {}: {frames} frames, {drops} kernel drops, {} alerts, {} suppressed, {} decode errors",
+        names.join(", "),
+        t.alerts,
+        t.suppressed,
+        t.decode_errors_total()
     )
 }
 
-/// Logs one line per interface and, with several interfaces, a total.
-pub fn log_stats(what: &str, stats: &[InterfaceStats]) {
+/// Logs one line per interface (with several interfaces, a total) and the pipeline's counters.
+pub fn log_stats(what: &str, stats: &[InterfaceStats], t: &PipelineTotals) {
+    log_capture_stats(what, stats);
+    tracing::info!(
+        decoded = t.decoded,
+        decode_errors = t.decode_errors_total(),
+        alerts = t.alerts,
+        alerts_suppressed = t.suppressed,
+        alerts_dropped = t.alerts_dropped,
+        route_overflow = t.route_overflow,
+        state_evictions = t.evictions,
+        "{what} pipeline: {} decoded, {} decode errors ({}), {} alerts, {} suppressed, {} dropped (alert queue full), {} observations dropped (shard queue full), {} state evictions",
+        t.decoded,
+        t.decode_errors_total(),
+        t.decode_errors_by_layer(),
+        t.alerts,
+        t.suppressed,
+        t.alerts_dropped,
+        t.route_overflow,
+        t.evictions
+    );
+}
+
+fn log_capture_stats(what: &str, stats: &[InterfaceStats]) {
     let mut total = InterfaceStats {
         name: "total".into(),
         ..Default::default()

@@ -5,9 +5,15 @@
 //! TOML configuration; [`daemon`] runs it all under systemd or by hand; [`exit`] maps failures to
 //! the exit codes operators and units rely on. See ARCHITECTURE.md for the map and invariants.
 
+pub mod alert;
 pub mod capture;
 pub mod config;
+pub mod craft;
 pub mod daemon;
+pub mod decode;
+pub mod detect;
 pub mod exit;
 pub mod logging;
+pub mod pipeline;
+pub mod replay;
 pub mod sys;

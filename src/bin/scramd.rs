@@ -28,6 +28,20 @@ enum Command {
         /// interface of the default route.
         #[arg(long = "iface", value_name = "NAME")]
         iface: Vec<String>,
+        /// Also write alerts as JSON lines to PATH (`-` for stdout).
+        #[arg(long = "alerts-json", value_name = "PATH|-")]
+        alerts_json: Option<String>,
+    },
+    /// Run the detection pipeline over pcap/pcapng files (packet timestamps as the clock) and
+    /// print alerts as JSON lines on stdout. Needs no privileges.
+    Replay {
+        /// Configuration file (default /etc/scram/scram.toml when it exists, else built-in
+        /// defaults).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// pcap or pcapng files, replayed in order.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
@@ -50,13 +64,22 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run { config, iface } => {
+        Command::Run {
+            config,
+            iface,
+            alerts_json,
+        } => {
             scram::logging::init();
             daemon::run(RunOptions {
                 config,
                 interfaces: iface,
+                alerts_json,
             })
             .into()
+        }
+        Command::Replay { config, files } => {
+            scram::logging::init_stderr();
+            daemon::replay(config.as_deref(), &files).into()
         }
         Command::CheckConfig { path } => match Config::load(&path) {
             Ok(c) => {

@@ -33,6 +33,10 @@ pub trait FrameSink {
     /// One frame and what the ring says about it.
     fn frame(&mut self, frame: &[u8], meta: &FrameMeta);
 
+    /// Called after each block is handed back to the kernel: a place for per-block work
+    /// (publishing counters, draining queues) that must not be done per frame.
+    fn block_end(&mut self) {}
+
     /// Called when the worker has nothing to do (the ring was empty for a poll timeout) with the
     /// wall clock in ns, so time-based stages can make progress without traffic.
     fn idle(&mut self, _now_ns: u64) {}
@@ -156,6 +160,11 @@ impl Capture {
             interfaces,
             poll_timeout: config.poll_timeout,
         })
+    }
+
+    /// Rings (= workers) over all interfaces.
+    pub fn ring_count(&self) -> usize {
+        self.interfaces.iter().map(|i| i.rings.len()).sum()
     }
 
     /// Interface names, in the order of [`FrameMeta::iface`].

@@ -39,6 +39,7 @@ impl Worker {
             });
             // The block goes back to the kernel as soon as its frames are processed.
             drop(block);
+            sink.block_end();
             next = (next + 1) % blocks;
 
             let c = &self.counters;

@@ -1,0 +1,502 @@
+//! Alert output: EVE-style JSON lines and journal entries, written by one alert thread (or by
+//! replay) from the alerts the pipelines queue.
+//!
+//! Owns: formatting (the human sentence, the EVE record, the journal fields), Community ID, the
+//! sinks. Never runs on the packet path: pipelines only push fixed-size [`Alert`]s into bounded
+//! rings.
+
+pub mod community_id;
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::decode::proto;
+use crate::detect::{Action, Alert, Detail, Detector, MartianKind};
+use community_id::FlowTuple;
+
+/// `tracing` target of alert events (the journal sink); always enabled whatever the log level.
+pub const TARGET: &str = "scram::alert";
+
+/// `2026-11-22T10:00:00.123456+0000` (UTC), as Suricata writes EVE timestamps.
+pub fn eve_timestamp(ts_ns: u64) -> String {
+    let secs = ts_ns / 1_000_000_000;
+    let micros = (ts_ns % 1_000_000_000) / 1_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Protocol name as EVE writes it.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        proto::TCP => "TCP".into(),
+        proto::UDP => "UDP".into(),
+        proto::ICMP => "ICMP".into(),
+        proto::ICMPV6 => "IPv6-ICMP".into(),
+        proto::SCTP => "SCTP".into(),
+        other => other.to_string(),
+    }
+}
+
+fn mac(m: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+fn secs(ms: u64) -> String {
+    format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
+}
+
+/// The Community ID of the alert's flow, where it is about one flow (or one pair of hosts).
+pub fn community_id(a: &Alert) -> Option<String> {
+    let (src, dst, p) = (a.src?, a.dst?, a.proto?);
+    if a.detector == Detector::ArpSpoof {
+        return None;
+    }
+    let tuple = match (a.icmp, a.sport.zip(a.dport)) {
+        (Some((ty, code)), _) => FlowTuple::icmp(src, dst, p, ty, code),
+        (None, ports) => FlowTuple::new(src, dst, p, ports),
+    };
+    Some(tuple.community_id(0))
+}
+
+fn endpoint(ip: Option<IpAddr>, port: Option<u16>) -> String {
+    match (ip, port) {
+        (Some(IpAddr::V6(v6)), Some(p)) => format!("[{v6}]:{p}"),
+        (Some(ip), Some(p)) => format!("{ip}:{p}"),
+        (Some(ip), None) => ip.to_string(),
+        (None, _) => "?".into(),
+    }
+}
+
+/// The one human sentence: who, what, to whom, how many, over what time.
+pub fn message(a: &Alert, iface: &str) -> String {
+    let src = a.src.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
+    let dst = a.dst.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
+    let proto = a.proto.map(proto_name).unwrap_or_default();
+    let mut m = match (a.detector, a.detail) {
+        (Detector::Portscan, _) => format!(
+            "portscan: {src} probed {} ports of {dst} in {}",
+            a.count,
+            secs(a.window_ms)
+        ),
+        (Detector::Portsweep, _) => match a.dport {
+            Some(port) => format!(
+                "portsweep: {src} probed {} hosts on {proto} port {port} in {}",
+                a.count,
+                secs(a.window_ms)
+            ),
+            None => format!(
+                "portsweep: {src} pinged {} hosts in {}",
+                a.count,
+                secs(a.window_ms)
+            ),
+        },
+        (Detector::TcpFlags, Detail::Flags(combo, flags)) => format!(
+            "tcp-flags: {} sent a TCP segment with illegal flags {} (0x{flags:02x}) to {}",
+            endpoint(a.src, a.sport),
+            combo.name(),
+            endpoint(a.dst, a.dport)
+        ),
+        (Detector::SynFlood | Detector::UdpFlood | Detector::IcmpFlood, _) => {
+            let what = match a.detector {
+                Detector::SynFlood => "TCP SYNs",
+                Detector::UdpFlood => "UDP packets",
+                _ => "ICMP packets",
+            };
+            let from = match a.src {
+                Some(s) => format!("mostly from {s}"),
+                None => "from many sources".into(),
+            };
+            format!(
+                "{}: {dst} received {} {what} in {}, {from}",
+                a.detector.name(),
+                a.count,
+                secs(a.window_ms)
+            )
+        }
+        (
+            Detector::ArpSpoof,
+            Detail::Arp {
+                mac: new,
+                previous_mac,
+            },
+        ) => format!(
+            "arp-spoof: {} claims {src}, which is bound to {}",
+            mac(new),
+            mac(previous_mac)
+        ),
+        (Detector::Blocklist, Detail::Blocklisted { source }) => {
+            let listed = if source { &src } else { &dst };
+            format!(
+                "blocklist: {proto} traffic from {} to {} ({listed} is blocklisted)",
+                endpoint(a.src, a.sport),
+                endpoint(a.dst, a.dport)
+            )
+        }
+        (Detector::Martian, Detail::Martian(kind)) => match kind {
+            MartianKind::Land => {
+                format!("martian: land attack, {proto} packet from {src} to itself")
+            }
+            MartianKind::LoopbackSource => {
+                format!("martian: loopback source {src} on {iface}, to {dst}")
+            }
+            MartianKind::MulticastSource => {
+                format!("martian: multicast source {src} on {iface}, to {dst}")
+            }
+        },
+        (d, _) => format!("{}: {src} -> {dst}", d.name()),
+    };
+    if a.action == Action::Blocked {
+        m.push_str("; blocked");
+    }
+    if a.suppressed > 0 {
+        let _ = write!(
+            m,
+            " ({} repeats held back since the last report)",
+            a.suppressed
+        );
+    }
+    m
+}
+
+#[derive(Serialize)]
+struct Eve<'a> {
+    timestamp: String,
+    event_type: &'static str,
+    in_iface: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proto: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    community_id: Option<String>,
+    alert: EveAlert,
+    scram: EveScram,
+}
+
+#[derive(Serialize)]
+struct EveAlert {
+    action: &'static str,
+    gid: u32,
+    signature_id: u32,
+    rev: u32,
+    signature: String,
+    category: &'static str,
+    severity: u8,
+}
+
+#[derive(Serialize)]
+struct EveScram {
+    detector: &'static str,
+    count: u64,
+    window_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    suppressed: u64,
+    message: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Allowed => "allowed",
+        Action::Blocked => "blocked",
+    }
+}
+
+/// The EVE JSON record (one line, no newline).
+pub fn eve_json(a: &Alert, iface: &str) -> String {
+    let (mac_new, mac_prev) = match a.detail {
+        Detail::Arp {
+            mac: m,
+            previous_mac,
+        } => (Some(mac(m)), Some(mac(previous_mac))),
+        _ => (None, None),
+    };
+    let record = Eve {
+        timestamp: eve_timestamp(a.ts_ns),
+        event_type: "alert",
+        in_iface: iface,
+        src_ip: a.src.map(|s| s.to_string()),
+        src_port: a.sport,
+        dest_ip: a.dst.map(|s| s.to_string()),
+        dest_port: a.dport,
+        proto: if a.detector == Detector::ArpSpoof {
+            Some("ARP".into())
+        } else {
+            a.proto.map(proto_name)
+        },
+        community_id: community_id(a),
+        alert: EveAlert {
+            action: action_name(a.action),
+            gid: 1,
+            signature_id: a.detector.signature_id(),
+            rev: 1,
+            signature: format!("SCRAM {}", a.detector.name()),
+            category: a.detector.category(),
+            severity: a.detector.severity(),
+        },
+        scram: EveScram {
+            detector: a.detector.name(),
+            count: a.count,
+            window_ms: a.window_ms,
+            mac: mac_new,
+            previous_mac: mac_prev,
+            flags: match a.detail {
+                Detail::Flags(combo, _) => Some(combo.name().into()),
+                _ => None,
+            },
+            kind: match a.detail {
+                Detail::Martian(MartianKind::Land) => Some("land"),
+                Detail::Martian(MartianKind::LoopbackSource) => Some("loopback-source"),
+                Detail::Martian(MartianKind::MulticastSource) => Some("multicast-source"),
+                Detail::Blocklisted { source: true } => Some("source"),
+                Detail::Blocklisted { source: false } => Some("destination"),
+                _ => None,
+            },
+            suppressed: a.suppressed,
+            message: message(a, iface),
+        },
+    };
+    serde_json::to_string(&record)
+        .unwrap_or_else(|e| format!("{{\"event_type\":\"error\",\"error\":\"{e}\"}}"))
+}
+
+macro_rules! journal_event {
+    ($level:expr, $a:expr, $iface:expr, $msg:expr, $macs:expr, $cid:expr) => {
+        tracing::event!(
+            target: TARGET,
+            $level,
+            message_id = $a.detector.message_id(),
+            src_ip = $a.src.map(tracing::field::display),
+            src_port = $a.sport,
+            dest_ip = $a.dst.map(tracing::field::display),
+            dest_port = $a.dport,
+            proto = $a.proto.map(proto_name).map(tracing::field::display),
+            iface = $iface,
+            community_id = $cid.map(tracing::field::display),
+            scram_detector = $a.detector.name(),
+            scram_signature_id = $a.detector.signature_id(),
+            scram_severity = $a.detector.severity(),
+            scram_count = $a.count,
+            scram_window_ms = $a.window_ms,
+            scram_action = action_name($a.action),
+            scram_suppressed = $a.suppressed,
+            scram_mac = $macs.0.map(tracing::field::display),
+            scram_previous_mac = $macs.1.map(tracing::field::display),
+            "{}",
+            $msg
+        )
+    };
+}
+
+/// Sends the alert to the journal through `tracing` (tracing-journald maps the fields to
+/// upper-case journal fields and the level to PRIORITY: severity 1 -> 3, 2 -> 4, 3 -> 5).
+pub fn journal(a: &Alert, iface: &str) {
+    let msg = message(a, iface);
+    let macs = match a.detail {
+        Detail::Arp {
+            mac: m,
+            previous_mac,
+        } => (Some(mac(m)), Some(mac(previous_mac))),
+        _ => (None, None),
+    };
+    let cid = community_id(a);
+    match a.detector.severity() {
+        1 => journal_event!(tracing::Level::ERROR, a, iface, msg, macs, cid),
+        2 => journal_event!(tracing::Level::WARN, a, iface, msg, macs, cid),
+        _ => journal_event!(tracing::Level::INFO, a, iface, msg, macs, cid),
+    }
+}
+
+/// Where alerts go.
+pub struct AlertWriter {
+    iface_names: Vec<String>,
+    journal: bool,
+    json: Vec<(String, Box<dyn Write + Send>)>,
+    written: u64,
+    write_errors: u64,
+}
+
+impl std::fmt::Debug for AlertWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertWriter")
+            .field("journal", &self.journal)
+            .field(
+                "json",
+                &self.json.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+impl AlertWriter {
+    /// A writer naming interfaces by slot.
+    pub fn new(iface_names: Vec<String>) -> Self {
+        AlertWriter {
+            iface_names,
+            journal: false,
+            json: Vec::new(),
+            written: 0,
+            write_errors: 0,
+        }
+    }
+
+    /// Also send alerts to the journal.
+    pub fn with_journal(mut self, on: bool) -> Self {
+        self.journal = on;
+        self
+    }
+
+    /// Adds a JSON-lines sink: `-` for stdout, else a file opened for appending.
+    pub fn add_json(&mut self, target: &str) -> std::io::Result<()> {
+        let w: Box<dyn Write + Send> = if target == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(target)?,
+            ))
+        };
+        self.json.push((target.to_owned(), w));
+        Ok(())
+    }
+
+    /// Adds any writer as a JSON-lines sink.
+    pub fn add_json_writer(&mut self, name: &str, w: Box<dyn Write + Send>) {
+        self.json.push((name.to_owned(), w));
+    }
+
+    /// Writes one alert to every sink.
+    pub fn write(&mut self, a: &Alert) {
+        let iface = self
+            .iface_names
+            .get(usize::from(a.iface))
+            .map(String::as_str)
+            .unwrap_or("?");
+        if self.journal {
+            journal(a, iface);
+        }
+        if !self.json.is_empty() {
+            let line = eve_json(a, iface);
+            for (name, w) in &mut self.json {
+                if let Err(e) = writeln!(w, "{line}") {
+                    self.write_errors += 1;
+                    if self.write_errors == 1 {
+                        tracing::error!("writing alerts to {name}: {e}");
+                    }
+                }
+            }
+        }
+        self.written += 1;
+    }
+
+    /// Flushes the JSON sinks.
+    pub fn flush(&mut self) {
+        for (_, w) in &mut self.json {
+            let _ = w.flush();
+        }
+    }
+
+    /// Alerts written.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Failed writes.
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_microseconds() {
+        assert_eq!(eve_timestamp(0), "1970-01-01T00:00:00.000000+0000");
+        // 2026-11-22T10:00:00.123456Z
+        assert_eq!(
+            eve_timestamp(1_795_341_600_123_456_789),
+            "2026-11-22T10:00:00.123456+0000"
+        );
+        assert_eq!(
+            eve_timestamp(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000+0000"
+        );
+    }
+
+    #[test]
+    fn eve_record_has_the_contract_shape() {
+        let a = Alert {
+            ts_ns: 1_795_341_600_123_456_000,
+            detector: Detector::Portscan,
+            src: Some("192.0.2.7".parse().unwrap()),
+            dst: Some("198.51.100.2".parse().unwrap()),
+            proto: Some(6),
+            count: 25,
+            window_ms: 3100,
+            ..Alert::default()
+        };
+        let line = eve_json(&a, "eth0");
+        assert!(line.starts_with(
+            "{\"timestamp\":\"2026-11-22T10:00:00.123456+0000\",\"event_type\":\"alert\",\"in_iface\":\"eth0\",\
+             \"src_ip\":\"192.0.2.7\",\"dest_ip\":\"198.51.100.2\",\"proto\":\"TCP\",\"community_id\":\"1:"
+        ), "{line}");
+        assert!(line.contains(
+            "\"alert\":{\"action\":\"allowed\",\"gid\":1,\"signature_id\":1000001,\"rev\":1,\
+             \"signature\":\"SCRAM portscan\",\"category\":\"Attempted Information Leak\",\"severity\":2},\
+             \"scram\":{\"detector\":\"portscan\",\"count\":25,\"window_ms\":3100,"
+        ), "{line}");
+        assert!(!line.contains("src_port"), "no ports on a scan: {line}");
+        assert_eq!(
+            message(&a, "eth0"),
+            "portscan: 192.0.2.7 probed 25 ports of 198.51.100.2 in 3.1 s"
+        );
+    }
+}

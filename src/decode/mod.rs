@@ -1,0 +1,622 @@
+//! Decode: turns a frame (borrowed from the ring or a pcap file) into a [`Packet`], a small `Copy`
+//! summary of what the detectors look at.
+//!
+//! Layers: Ethernet, 802.1Q/802.1ad tags (in the frame and from the ring header), ARP, IPv4
+//! (options skipped, fragments: ports from first fragments only), IPv6 (extension headers walked to
+//! the transport header), TCP, UDP, ICMP, ICMPv6. Fields are read through `pnet_packet` views over
+//! the frame's bytes; every length is checked before a view is made or a payload sliced, so any
+//! byte pattern yields a [`Packet`] or a [`DecodeError`] naming the layer, the offset and what was
+//! wrong. Never allocates, never copies the frame, never panics.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use pnet_packet::arp::ArpPacket;
+use pnet_packet::ethernet::EthernetPacket;
+use pnet_packet::icmp::IcmpPacket;
+use pnet_packet::icmpv6::Icmpv6Packet;
+use pnet_packet::ipv4::Ipv4Packet;
+use pnet_packet::ipv6::Ipv6Packet;
+use pnet_packet::tcp::TcpPacket;
+use pnet_packet::udp::UdpPacket;
+
+use crate::capture::VlanTag;
+
+/// EtherTypes scram understands.
+pub mod ethertype {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0800;
+    /// ARP.
+    pub const ARP: u16 = 0x0806;
+    /// 802.1Q customer tag.
+    pub const VLAN: u16 = 0x8100;
+    /// 802.1ad service tag (QinQ outer).
+    pub const QINQ: u16 = 0x88a8;
+    /// Pre-standard QinQ outer tag.
+    pub const QINQ_OLD: u16 = 0x9100;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+}
+
+/// IP protocol numbers.
+pub mod proto {
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+    /// SCTP.
+    pub const SCTP: u8 = 132;
+}
+
+/// TCP flag bits.
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    /// Source MAC (zero for link types without one).
+    pub src_mac: [u8; 6],
+    /// Destination MAC.
+    pub dst_mac: [u8; 6],
+    /// VLAN ids, outermost first (up to two).
+    pub vlans: [Option<u16>; 2],
+    /// What the frame carries.
+    pub net: Net,
+}
+
+/// The network layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    /// An ARP packet (Ethernet/IPv4).
+    Arp(Arp),
+    /// An IPv4 or IPv6 packet.
+    Ip(Ip),
+    /// Anything else, by EtherType.
+    Other(u16),
+}
+
+/// ARP for IPv4 over Ethernet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arp {
+    /// 1 request, 2 reply.
+    pub operation: u16,
+    /// Sender hardware address.
+    pub sender_mac: [u8; 6],
+    /// Sender protocol address.
+    pub sender_ip: Ipv4Addr,
+    /// Target hardware address.
+    pub target_mac: [u8; 6],
+    /// Target protocol address.
+    pub target_ip: Ipv4Addr,
+}
+
+/// Where a packet sits in a fragmented datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fragment {
+    /// Not fragmented.
+    No,
+    /// First fragment (offset 0, more to come): carries the transport header.
+    First,
+    /// A later fragment: no transport header.
+    Later,
+}
+
+/// An IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ip {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Transport protocol number (after IPv6 extension headers).
+    pub proto: u8,
+    /// Fragment position.
+    pub fragment: Fragment,
+    /// The transport header.
+    pub transport: Transport,
+}
+
+/// The transport layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP.
+    Tcp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+        /// Flag bits (FIN..CWR).
+        flags: u8,
+    },
+    /// UDP.
+    Udp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+    },
+    /// SCTP (common header only).
+    Sctp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+    },
+    /// ICMP.
+    Icmp {
+        /// Type.
+        ty: u8,
+        /// Code.
+        code: u8,
+    },
+    /// ICMPv6.
+    Icmpv6 {
+        /// Type.
+        ty: u8,
+        /// Code.
+        code: u8,
+    },
+    /// Another protocol, or a later fragment, or ESP: no header scram reads.
+    None,
+}
+
+impl Transport {
+    /// Source and destination ports, for TCP and UDP.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match *self {
+            Transport::Tcp { sport, dport, .. }
+            | Transport::Udp { sport, dport }
+            | Transport::Sctp { sport, dport } => Some((sport, dport)),
+            _ => None,
+        }
+    }
+}
+
+/// The layer a decode error occurred in; counters are kept per layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Layer {
+    /// Ethernet header.
+    Ethernet,
+    /// VLAN tag.
+    Vlan,
+    /// ARP.
+    Arp,
+    /// IPv4 header.
+    Ipv4,
+    /// IPv6 header.
+    Ipv6,
+    /// IPv6 extension header.
+    Ipv6Ext,
+    /// TCP header.
+    Tcp,
+    /// UDP header.
+    Udp,
+    /// SCTP common header.
+    Sctp,
+    /// ICMP header.
+    Icmp,
+    /// ICMPv6 header.
+    Icmpv6,
+}
+
+impl Layer {
+    /// Every layer, in counter order.
+    pub const ALL: [Layer; 11] = [
+        Layer::Ethernet,
+        Layer::Vlan,
+        Layer::Arp,
+        Layer::Ipv4,
+        Layer::Ipv6,
+        Layer::Ipv6Ext,
+        Layer::Tcp,
+        Layer::Udp,
+        Layer::Sctp,
+        Layer::Icmp,
+        Layer::Icmpv6,
+    ];
+
+    /// Lower-case name for logs and counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Ethernet => "ethernet",
+            Layer::Vlan => "vlan",
+            Layer::Arp => "arp",
+            Layer::Ipv4 => "ipv4",
+            Layer::Ipv6 => "ipv6",
+            Layer::Ipv6Ext => "ipv6-ext",
+            Layer::Tcp => "tcp",
+            Layer::Udp => "udp",
+            Layer::Sctp => "sctp",
+            Layer::Icmp => "icmp",
+            Layer::Icmpv6 => "icmpv6",
+        }
+    }
+}
+
+/// What was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Fewer bytes than the header needs.
+    Truncated {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// IP version field does not match the EtherType.
+    Version(u8),
+    /// A header length field is impossible (too small, or larger than the packet).
+    HeaderLength(usize),
+    /// More VLAN tags than scram follows (two in the frame plus one from the ring header).
+    TooManyTags,
+    /// More IPv6 extension headers than scram walks.
+    TooManyExtensions,
+    /// ARP for something other than IPv4 over Ethernet.
+    ArpFormat,
+}
+
+/// A frame that could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{} at offset {offset}: {problem:?}", layer.name())]
+pub struct DecodeError {
+    /// The layer.
+    pub layer: Layer,
+    /// Offset of that layer's header in the frame.
+    pub offset: usize,
+    /// What was wrong.
+    pub problem: Problem,
+}
+
+fn err(layer: Layer, offset: usize, problem: Problem) -> DecodeError {
+    DecodeError {
+        layer,
+        offset,
+        problem,
+    }
+}
+
+fn need(layer: Layer, offset: usize, bytes: &[u8], n: usize) -> Result<(), DecodeError> {
+    if bytes.len() < n {
+        return Err(err(
+            layer,
+            offset,
+            Problem::Truncated {
+                need: n,
+                have: bytes.len(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Most IPv6 extension headers walked before giving up.
+const MAX_EXTENSIONS: usize = 8;
+
+/// Decodes an Ethernet frame; `ring_tag` is the outer tag the kernel moved into the ring header.
+pub fn decode_ethernet(frame: &[u8], ring_tag: Option<VlanTag>) -> Result<Packet, DecodeError> {
+    need(
+        Layer::Ethernet,
+        0,
+        frame,
+        EthernetPacket::minimum_packet_size(),
+    )?;
+    let eth = EthernetPacket::new(frame).ok_or(err(
+        Layer::Ethernet,
+        0,
+        Problem::Truncated {
+            need: 14,
+            have: frame.len(),
+        },
+    ))?;
+    let mut packet = Packet {
+        src_mac: eth.get_source().octets(),
+        dst_mac: eth.get_destination().octets(),
+        vlans: [None; 2],
+        net: Net::Other(0),
+    };
+    let mut tags = 0;
+    if let Some(tag) = ring_tag {
+        packet.vlans[0] = Some(tag.vid());
+        tags = 1;
+    }
+    let mut ethertype = eth.get_ethertype().0;
+    let mut offset = 14;
+    while matches!(
+        ethertype,
+        ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
+    ) {
+        let tag = frame.get(offset..).unwrap_or_default();
+        need(Layer::Vlan, offset, tag, 4)?;
+        if tags == packet.vlans.len() {
+            return Err(err(Layer::Vlan, offset, Problem::TooManyTags));
+        }
+        packet.vlans[tags] = Some(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff);
+        tags += 1;
+        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
+        offset += 4;
+    }
+    let payload = frame.get(offset..).unwrap_or_default();
+    packet.net = match ethertype {
+        ethertype::IPV4 => Net::Ip(decode_ipv4(payload, offset)?),
+        ethertype::IPV6 => Net::Ip(decode_ipv6(payload, offset)?),
+        ethertype::ARP => Net::Arp(decode_arp(payload, offset)?),
+        other => Net::Other(other),
+    };
+    Ok(packet)
+}
+
+/// Decodes a raw IP packet (pcap link types RAW, IPV4, IPV6), choosing the version from its
+/// first nibble.
+pub fn decode_raw_ip(bytes: &[u8]) -> Result<Packet, DecodeError> {
+    let net = match bytes.first().map(|b| b >> 4) {
+        Some(6) => decode_ipv6(bytes, 0)?,
+        _ => decode_ipv4(bytes, 0)?,
+    };
+    Ok(Packet {
+        src_mac: [0; 6],
+        dst_mac: [0; 6],
+        vlans: [None; 2],
+        net: Net::Ip(net),
+    })
+}
+
+fn decode_arp(bytes: &[u8], offset: usize) -> Result<Arp, DecodeError> {
+    need(Layer::Arp, offset, bytes, ArpPacket::minimum_packet_size())?;
+    let arp = ArpPacket::new(bytes).ok_or(err(
+        Layer::Arp,
+        offset,
+        Problem::Truncated {
+            need: 28,
+            have: bytes.len(),
+        },
+    ))?;
+    if arp.get_hw_addr_len() != 6
+        || arp.get_proto_addr_len() != 4
+        || arp.get_protocol_type().0 != ethertype::IPV4
+    {
+        return Err(err(Layer::Arp, offset, Problem::ArpFormat));
+    }
+    Ok(Arp {
+        operation: arp.get_operation().0,
+        sender_mac: arp.get_sender_hw_addr().octets(),
+        sender_ip: arp.get_sender_proto_addr(),
+        target_mac: arp.get_target_hw_addr().octets(),
+        target_ip: arp.get_target_proto_addr(),
+    })
+}
+
+fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
+    need(
+        Layer::Ipv4,
+        offset,
+        bytes,
+        Ipv4Packet::minimum_packet_size(),
+    )?;
+    let ip = Ipv4Packet::new(bytes).ok_or(err(
+        Layer::Ipv4,
+        offset,
+        Problem::Truncated {
+            need: 20,
+            have: bytes.len(),
+        },
+    ))?;
+    if ip.get_version() != 4 {
+        return Err(err(Layer::Ipv4, offset, Problem::Version(ip.get_version())));
+    }
+    let header_len = usize::from(ip.get_header_length()) * 4;
+    let total_len = usize::from(ip.get_total_length());
+    if header_len < 20 || header_len > bytes.len() || total_len < header_len {
+        return Err(err(Layer::Ipv4, offset, Problem::HeaderLength(header_len)));
+    }
+    // Trailing Ethernet padding is not payload; a capture cut short keeps what it has.
+    let end = total_len.min(bytes.len());
+    let payload = &bytes[header_len..end];
+    let more_fragments = ip.get_flags() & 0b001 != 0;
+    let fragment = match (ip.get_fragment_offset(), more_fragments) {
+        (0, false) => Fragment::No,
+        (0, true) => Fragment::First,
+        _ => Fragment::Later,
+    };
+    let proto = ip.get_next_level_protocol().0;
+    let transport = if fragment == Fragment::Later {
+        Transport::None
+    } else {
+        decode_transport(proto, payload, offset + header_len)?
+    };
+    Ok(Ip {
+        src: IpAddr::V4(ip.get_source()),
+        dst: IpAddr::V4(ip.get_destination()),
+        proto,
+        fragment,
+        transport,
+    })
+}
+
+fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
+    need(
+        Layer::Ipv6,
+        offset,
+        bytes,
+        Ipv6Packet::minimum_packet_size(),
+    )?;
+    let ip = Ipv6Packet::new(bytes).ok_or(err(
+        Layer::Ipv6,
+        offset,
+        Problem::Truncated {
+            need: 40,
+            have: bytes.len(),
+        },
+    ))?;
+    if ip.get_version() != 6 {
+        return Err(err(Layer::Ipv6, offset, Problem::Version(ip.get_version())));
+    }
+    let src: Ipv6Addr = ip.get_source();
+    let dst: Ipv6Addr = ip.get_destination();
+    let end = (40 + usize::from(ip.get_payload_length())).min(bytes.len());
+    let mut next = ip.get_next_header().0;
+    let mut at = 40;
+    let mut fragment = Fragment::No;
+    let mut walked = 0;
+    loop {
+        match next {
+            // Hop-by-hop, routing, destination options, mobility, HIP, shim6: (len + 1) * 8.
+            0 | 43 | 60 | 135 | 139 | 140 => {
+                let h = bytes.get(at..end).unwrap_or_default();
+                need(Layer::Ipv6Ext, offset + at, h, 8)?;
+                let len = (usize::from(h[1]) + 1) * 8;
+                need(Layer::Ipv6Ext, offset + at, h, len)?;
+                next = h[0];
+                at += len;
+            }
+            // Fragment header: fixed 8 bytes.
+            44 => {
+                let h = bytes.get(at..end).unwrap_or_default();
+                need(Layer::Ipv6Ext, offset + at, h, 8)?;
+                let frag_offset = u16::from_be_bytes([h[2], h[3]]) >> 3;
+                let more = h[3] & 1 != 0;
+                fragment = match (frag_offset, more) {
+                    (0, false) => Fragment::No,
+                    (0, true) => Fragment::First,
+                    _ => Fragment::Later,
+                };
+                next = h[0];
+                at += 8;
+            }
+            // Authentication header: (len + 2) * 4.
+            51 => {
+                let h = bytes.get(at..end).unwrap_or_default();
+                need(Layer::Ipv6Ext, offset + at, h, 8)?;
+                let len = (usize::from(h[1]) + 2) * 4;
+                need(Layer::Ipv6Ext, offset + at, h, len)?;
+                next = h[0];
+                at += len;
+            }
+            _ => break,
+        }
+        walked += 1;
+        if walked > MAX_EXTENSIONS {
+            return Err(err(Layer::Ipv6Ext, offset + at, Problem::TooManyExtensions));
+        }
+    }
+    let payload = bytes.get(at..end).unwrap_or_default();
+    let transport = if fragment == Fragment::Later {
+        Transport::None
+    } else {
+        decode_transport(next, payload, offset + at)?
+    };
+    Ok(Ip {
+        src: IpAddr::V6(src),
+        dst: IpAddr::V6(dst),
+        proto: next,
+        fragment,
+        transport,
+    })
+}
+
+fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport, DecodeError> {
+    Ok(match proto {
+        proto::TCP => {
+            need(Layer::Tcp, offset, bytes, TcpPacket::minimum_packet_size())?;
+            let tcp = TcpPacket::new(bytes).ok_or(err(
+                Layer::Tcp,
+                offset,
+                Problem::Truncated {
+                    need: 20,
+                    have: bytes.len(),
+                },
+            ))?;
+            let data_offset = usize::from(tcp.get_data_offset()) * 4;
+            if data_offset < 20 {
+                return Err(err(Layer::Tcp, offset, Problem::HeaderLength(data_offset)));
+            }
+            Transport::Tcp {
+                sport: tcp.get_source(),
+                dport: tcp.get_destination(),
+                flags: tcp.get_flags(),
+            }
+        }
+        proto::UDP => {
+            need(Layer::Udp, offset, bytes, UdpPacket::minimum_packet_size())?;
+            let udp = UdpPacket::new(bytes).ok_or(err(
+                Layer::Udp,
+                offset,
+                Problem::Truncated {
+                    need: 8,
+                    have: bytes.len(),
+                },
+            ))?;
+            Transport::Udp {
+                sport: udp.get_source(),
+                dport: udp.get_destination(),
+            }
+        }
+        proto::SCTP => {
+            need(Layer::Sctp, offset, bytes, 12)?;
+            Transport::Sctp {
+                sport: u16::from_be_bytes([bytes[0], bytes[1]]),
+                dport: u16::from_be_bytes([bytes[2], bytes[3]]),
+            }
+        }
+        proto::ICMP => {
+            need(
+                Layer::Icmp,
+                offset,
+                bytes,
+                IcmpPacket::minimum_packet_size(),
+            )?;
+            let icmp = IcmpPacket::new(bytes).ok_or(err(
+                Layer::Icmp,
+                offset,
+                Problem::Truncated {
+                    need: 4,
+                    have: bytes.len(),
+                },
+            ))?;
+            Transport::Icmp {
+                ty: icmp.get_icmp_type().0,
+                code: icmp.get_icmp_code().0,
+            }
+        }
+        proto::ICMPV6 => {
+            need(
+                Layer::Icmpv6,
+                offset,
+                bytes,
+                Icmpv6Packet::minimum_packet_size(),
+            )?;
+            let icmp = Icmpv6Packet::new(bytes).ok_or(err(
+                Layer::Icmpv6,
+                offset,
+                Problem::Truncated {
+                    need: 4,
+                    have: bytes.len(),
+                },
+            ))?;
+            Transport::Icmpv6 {
+                ty: icmp.get_icmpv6_type().0,
+                code: icmp.get_icmpv6_code().0,
+            }
+        }
+        _ => Transport::None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::*;
+use crate::craft;
+
+fn v4(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn tcp_over_ipv4() {
+    let f = craft::tcp_frame(
+        v4("192.0.2.7"),
+        v4("198.51.100.2"),
+        40000,
+        22,
+        tcp_flags::SYN,
+    );
+    let p = decode_ethernet(&f, None).unwrap();
+    assert_eq!(p.src_mac, craft::MAC_A);
+    let Net::Ip(ip) = p.net else { panic!("{p:?}") };
+    assert_eq!(
+        (ip.src, ip.dst, ip.proto, ip.fragment),
+        (v4("192.0.2.7"), v4("198.51.100.2"), 6, Fragment::No)
+    );
+    assert_eq!(
+        ip.transport,
+        Transport::Tcp {
+            sport: 40000,
+            dport: 22,
+            flags: tcp_flags::SYN
+        }
+    );
+}
+
+#[test]
+fn ipv4_options_are_skipped() {
+    let mut l3 = craft::ipv4(
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+        17,
+        (0, false),
+        &[],
+    );
+    l3[0] = 0x46; // 24-byte header: one word of options
+    l3.extend_from_slice(&[1, 1, 1, 0]); // NOP NOP NOP EOL, inserted before the payload
+    l3.extend_from_slice(&craft::udp(53, 5353, b"x"));
+    let total = l3.len() as u16;
+    l3[2..4].copy_from_slice(&total.to_be_bytes());
+    let f = craft::ethernet(craft::MAC_A, craft::MAC_B, &[], ethertype::IPV4, &l3);
+    let Net::Ip(ip) = decode_ethernet(&f, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!(
+        ip.transport,
+        Transport::Udp {
+            sport: 53,
+            dport: 5353
+        }
+    );
+}
+
+#[test]
+fn fragments_carry_ports_only_in_the_first() {
+    let src = Ipv4Addr::new(192, 0, 2, 1);
+    let dst = Ipv4Addr::new(192, 0, 2, 2);
+    let first = craft::ethernet(
+        craft::MAC_A,
+        craft::MAC_B,
+        &[],
+        ethertype::IPV4,
+        &craft::ipv4(src, dst, 17, (0, true), &craft::udp(1, 2, &[0; 16])),
+    );
+    let later = craft::ethernet(
+        craft::MAC_A,
+        craft::MAC_B,
+        &[],
+        ethertype::IPV4,
+        &craft::ipv4(src, dst, 17, (3, false), &[0xff; 24]),
+    );
+    let Net::Ip(a) = decode_ethernet(&first, None).unwrap().net else {
+        panic!()
+    };
+    let Net::Ip(b) = decode_ethernet(&later, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!(
+        (a.fragment, a.transport.ports()),
+        (Fragment::First, Some((1, 2)))
+    );
+    assert_eq!(
+        (b.fragment, b.transport),
+        (Fragment::Later, Transport::None)
+    );
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked() {
+    let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
+    // Hop-by-hop (8 bytes) -> destination options (16 bytes) -> fragment (first) -> TCP.
+    let mut payload = vec![60, 0, 1, 4, 0, 0, 0, 0];
+    payload.extend_from_slice(&[44, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    payload.extend_from_slice(&[6, 0, 0, 1, 0, 0, 0, 7]);
+    payload.extend_from_slice(&craft::tcp(1234, 443, tcp_flags::SYN));
+    let f = craft::ethernet(
+        craft::MAC_A,
+        craft::MAC_B,
+        &[],
+        ethertype::IPV6,
+        &craft::ipv6(src, dst, 0, &payload),
+    );
+    let Net::Ip(ip) = decode_ethernet(&f, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!((ip.proto, ip.fragment), (6, Fragment::First));
+    assert_eq!(
+        ip.transport,
+        Transport::Tcp {
+            sport: 1234,
+            dport: 443,
+            flags: tcp_flags::SYN
+        }
+    );
+
+    // A later fragment has no transport header.
+    let later = [17u8, 0, 0x01, 0x00, 0, 0, 0, 7, 0xde, 0xad];
+    let f = craft::ethernet(
+        craft::MAC_A,
+        craft::MAC_B,
+        &[],
+        ethertype::IPV6,
+        &craft::ipv6(src, dst, 44, &later),
+    );
+    let Net::Ip(ip) = decode_ethernet(&f, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!(
+        (ip.fragment, ip.transport),
+        (Fragment::Later, Transport::None)
+    );
+}
+
+#[test]
+fn vlan_tags_in_frame_and_from_ring_header() {
+    let f = craft::ip_frame(
+        v4("192.0.2.1"),
+        v4("192.0.2.2"),
+        17,
+        &craft::udp(1, 2, &[]),
+        &[(0x88a8, 200), (0x8100, 300)],
+    );
+    let p = decode_ethernet(&f, None).unwrap();
+    assert_eq!(p.vlans, [Some(200), Some(300)]);
+    assert!(matches!(p.net, Net::Ip(_)));
+    // The kernel moved the outer tag into the ring header; the inner is still in the frame.
+    let f = craft::ip_frame(
+        v4("192.0.2.1"),
+        v4("192.0.2.2"),
+        17,
+        &craft::udp(1, 2, &[]),
+        &[(0x8100, 300)],
+    );
+    let p = decode_ethernet(
+        &f,
+        Some(VlanTag {
+            tci: 0x2000 | 200,
+            tpid: 0x88a8,
+        }),
+    )
+    .unwrap();
+    assert_eq!(p.vlans, [Some(200), Some(300)]);
+    // Three tags is more than scram follows.
+    let f = craft::ip_frame(
+        v4("192.0.2.1"),
+        v4("192.0.2.2"),
+        17,
+        &[],
+        &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)],
+    );
+    assert_eq!(
+        decode_ethernet(&f, None).unwrap_err().problem,
+        Problem::TooManyTags
+    );
+}
+
+#[test]
+fn arp_and_other_ethertypes() {
+    let f = craft::arp_frame(
+        1,
+        craft::MAC_A,
+        Ipv4Addr::new(192, 0, 2, 1),
+        [0; 6],
+        Ipv4Addr::new(192, 0, 2, 2),
+    );
+    let Net::Arp(a) = decode_ethernet(&f, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!(
+        (a.operation, a.sender_mac, a.sender_ip),
+        (1, craft::MAC_A, Ipv4Addr::new(192, 0, 2, 1))
+    );
+    let f = craft::ethernet(craft::MAC_A, craft::MAC_B, &[], 0x88cc, &[0; 40]);
+    assert_eq!(decode_ethernet(&f, None).unwrap().net, Net::Other(0x88cc));
+}
+
+#[test]
+fn malformed_frames_are_typed_errors() {
+    let good = craft::tcp_frame(v4("192.0.2.7"), v4("198.51.100.2"), 1, 2, 2);
+    assert_eq!(
+        decode_ethernet(&good[..10], None).unwrap_err().layer,
+        Layer::Ethernet
+    );
+    assert_eq!(
+        decode_ethernet(&good[..20], None).unwrap_err().layer,
+        Layer::Ipv4
+    );
+    assert_eq!(
+        decode_ethernet(&good[..40], None).unwrap_err().layer,
+        Layer::Tcp
+    );
+    let mut bad = good.clone();
+    bad[14] = 0x42; // IHL 2
+    assert_eq!(
+        decode_ethernet(&bad, None).unwrap_err().problem,
+        Problem::HeaderLength(8)
+    );
+    let mut bad = good.clone();
+    bad[14] = 0x65; // version 6 under EtherType IPv4
+    assert_eq!(
+        decode_ethernet(&bad, None).unwrap_err().problem,
+        Problem::Version(6)
+    );
+    let mut bad = good;
+    bad[14 + 20 + 12] = 0x20; // TCP data offset 2
+    assert_eq!(
+        decode_ethernet(&bad, None).unwrap_err().problem,
+        Problem::HeaderLength(8)
+    );
+}
+
+#[test]
+fn every_truncation_and_byte_value_is_handled() {
+    let frames = [
+        craft::tcp_frame(v4("192.0.2.7"), v4("198.51.100.2"), 1, 2, 2),
+        craft::tcp_frame(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+            1,
+            2,
+            2,
+        ),
+        craft::icmp_frame(
+            "2001:db8::1".parse().unwrap(),
+            "ff02::1".parse().unwrap(),
+            135,
+            0,
+        ),
+        craft::arp_frame(
+            2,
+            craft::MAC_A,
+            Ipv4Addr::new(1, 2, 3, 4),
+            craft::MAC_B,
+            Ipv4Addr::new(5, 6, 7, 8),
+        ),
+        craft::ip_frame(
+            v4("192.0.2.1"),
+            v4("192.0.2.2"),
+            17,
+            &craft::udp(1, 2, &[]),
+            &[(0x88a8, 200), (0x8100, 300)],
+        ),
+    ];
+    for f in &frames {
+        for cut in 0..f.len() {
+            let _ = decode_ethernet(&f[..cut], None);
+        }
+        for pos in 0..f.len() {
+            for v in [0u8, 1, 0x0f, 0x45, 0x60, 0x81, 0xff] {
+                let mut b = f.clone();
+                b[pos] = v;
+                let _ = decode_ethernet(&b, None);
+                let _ = decode_raw_ip(&b[14..]);
+            }
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The pipeline between capture and the alert sinks: decode, route, detect.
+//!
+//! Every capture worker runs one [`Pipeline`] (it is the worker's [`FrameSink`]). With N workers
+//! there are N detector shards, one per worker: an address belongs to shard `hash(addr) % N`
+//! (one process-wide seed). A worker decodes each frame, then hands it to the shard of its source
+//! (for the source-keyed detectors) and, for flood candidates, to the shard of its destination:
+//! directly when that shard is its own, otherwise through a bounded single-producer,
+//! single-consumer ring (`rtrb`) from this worker to that shard's worker. Each worker drains its
+//! inbound rings after every block and whenever it waits. So every detector sees every relevant
+//! packet, whichever worker fanout chose, without a lock; a full ring drops the observation and
+//! counts it (`route_overflow`).
+//!
+//! Alerts leave through a bounded ring per worker to the alert thread; a full ring drops the
+//! alert and counts it (`alerts_dropped`). `scramd replay` runs the very same code with one shard.
+//!
+//! Never: allocate, lock or make a system call per packet. Counters are plain fields published
+//! to atomics once per block.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::capture::{FrameMeta, FrameSink};
+use crate::decode::{self, tcp_flags, Layer, Net, Packet, Transport};
+use crate::detect::table::SeededState;
+use crate::detect::{addr_key, Alert, Roles, Settings, Shard};
+
+/// A decoded packet on its way to a shard.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    /// Packet time, ns.
+    pub ts_ns: u64,
+    /// Interface slot.
+    pub iface: u16,
+    /// The packet.
+    pub packet: Packet,
+    /// Which detector roles the receiving shard plays.
+    pub roles: Roles,
+}
+
+/// How a frame's bytes are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    /// Ethernet (live capture, pcap DLT_EN10MB).
+    Ethernet,
+    /// Raw IPv4/IPv6 (pcap DLT_RAW and friends).
+    RawIp,
+}
+
+/// Counters of one pipeline, published once per block.
+#[derive(Debug, Default)]
+pub struct PipelineCounters {
+    /// Frames decoded.
+    pub decoded: AtomicU64,
+    /// Decode errors per layer ([`Layer::ALL`] order).
+    pub decode_errors: [AtomicU64; Layer::ALL.len()],
+    /// Observations dropped because a shard's inbound ring was full.
+    pub route_overflow: AtomicU64,
+    /// Alerts emitted by this pipeline's shard.
+    pub alerts: AtomicU64,
+    /// Alerts dropped because the alert ring was full.
+    pub alerts_dropped: AtomicU64,
+    /// Repeats held back by suppression.
+    pub suppressed: AtomicU64,
+    /// Detector state entries evicted.
+    pub evictions: AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Local {
+    decoded: u64,
+    decode_errors: [u64; Layer::ALL.len()],
+    route_overflow: u64,
+    alerts_dropped: u64,
+}
+
+/// Detector settings shared with the workers for reload: a pipeline looks at `generation` once
+/// per block and takes the lock only when it changed, so the packet path never locks.
+#[derive(Debug)]
+pub struct SettingsCell {
+    generation: AtomicU64,
+    value: std::sync::Mutex<Arc<Settings>>,
+}
+
+impl SettingsCell {
+    /// A cell holding `settings`.
+    pub fn new(settings: Arc<Settings>) -> Arc<Self> {
+        Arc::new(SettingsCell {
+            generation: AtomicU64::new(0),
+            value: std::sync::Mutex::new(settings),
+        })
+    }
+
+    /// Publishes new settings; every pipeline picks them up at its next block or idle wake-up.
+    pub fn replace(&self, settings: Arc<Settings>) {
+        if let Ok(mut v) = self.value.lock() {
+            *v = settings;
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn load(&self) -> Option<Arc<Settings>> {
+        self.value.lock().ok().map(|v| Arc::clone(&v))
+    }
+}
+
+/// Interface facts the detectors need.
+#[derive(Debug, Clone, Default)]
+pub struct Interfaces {
+    /// Per interface slot: is it a loopback device (where 127.0.0.1 is normal)?
+    pub loopback: Vec<bool>,
+}
+
+/// One worker's stage: decode, route, detect its shard.
+#[derive(Debug)]
+pub struct Pipeline {
+    index: usize,
+    shards: usize,
+    route_hasher: SeededState,
+    shard: Shard,
+    outboxes: Vec<Option<rtrb::Producer<Observation>>>,
+    inboxes: Vec<rtrb::Consumer<Observation>>,
+    alerts: rtrb::Producer<Alert>,
+    link: LinkType,
+    interfaces: Arc<Interfaces>,
+    local: Local,
+    counters: Arc<PipelineCounters>,
+    settings_cell: Option<(Arc<SettingsCell>, u64)>,
+}
+
+/// Everything `PipelineSet::build` makes: the pipelines, the alert rings' consumer ends, the
+/// counters.
+#[derive(Debug)]
+pub struct PipelineSet {
+    /// One pipeline per worker, in worker order.
+    pub pipelines: Vec<Pipeline>,
+    /// The alert thread's ends of the alert rings.
+    pub alert_rx: Vec<rtrb::Consumer<Alert>>,
+    /// Counters of each pipeline.
+    pub counters: Vec<Arc<PipelineCounters>>,
+}
+
+/// Sizes of the rings.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSizes {
+    /// Observations per worker-to-shard ring.
+    pub route: usize,
+    /// Alerts per worker-to-alert-thread ring.
+    pub alerts: usize,
+}
+
+impl Default for QueueSizes {
+    fn default() -> Self {
+        QueueSizes {
+            route: 16_384,
+            alerts: 4_096,
+        }
+    }
+}
+
+impl PipelineSet {
+    /// Builds `n` pipelines wired to each other, all rings and tables allocated here, once.
+    pub fn build(
+        n: usize,
+        settings: Arc<Settings>,
+        link: LinkType,
+        interfaces: Arc<Interfaces>,
+        sizes: QueueSizes,
+    ) -> PipelineSet {
+        let n = n.max(1);
+        let hasher = SeededState::random();
+        // rings[from][to]
+        let mut producers: Vec<Vec<Option<rtrb::Producer<Observation>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut consumers: Vec<Vec<rtrb::Consumer<Observation>>> =
+            (0..n).map(|_| Vec::new()).collect();
+        for (from, row) in producers.iter_mut().enumerate() {
+            for (to, slot) in row.iter_mut().enumerate() {
+                if from != to {
+                    let (p, c) = rtrb::RingBuffer::new(sizes.route);
+                    *slot = Some(p);
+                    consumers[to].push(c);
+                }
+            }
+        }
+        let mut pipelines = Vec::with_capacity(n);
+        let mut alert_rx = Vec::with_capacity(n);
+        let mut counters = Vec::with_capacity(n);
+        for (index, (outboxes, inboxes)) in producers.into_iter().zip(consumers).enumerate() {
+            let (atx, arx) = rtrb::RingBuffer::new(sizes.alerts);
+            let c = Arc::new(PipelineCounters::default());
+            alert_rx.push(arx);
+            counters.push(Arc::clone(&c));
+            pipelines.push(Pipeline {
+                index,
+                shards: n,
+                route_hasher: hasher,
+                shard: Shard::new(Arc::clone(&settings), SeededState::random()),
+                outboxes,
+                inboxes,
+                alerts: atx,
+                link,
+                interfaces: Arc::clone(&interfaces),
+                local: Local::default(),
+                counters: c,
+                settings_cell: None,
+            });
+        }
+        PipelineSet {
+            pipelines,
+            alert_rx,
+            counters,
+        }
+    }
+}
+
+impl Pipeline {
+    fn shard_of(&self, a: std::net::IpAddr) -> usize {
+        if self.shards == 1 {
+            return 0;
+        }
+        (std::hash::BuildHasher::hash_one(&self.route_hasher, addr_key(a)) % self.shards as u64)
+            as usize
+    }
+
+    /// Decodes one frame and runs or routes it. The core of the packet path.
+    #[inline]
+    pub fn process(
+        &mut self,
+        frame: &[u8],
+        ts_ns: u64,
+        iface: u16,
+        ring_tag: Option<crate::capture::VlanTag>,
+    ) {
+        let decoded = match self.link {
+            LinkType::Ethernet => decode::decode_ethernet(frame, ring_tag),
+            LinkType::RawIp => decode::decode_raw_ip(frame),
+        };
+        let packet = match decoded {
+            Ok(p) => p,
+            Err(e) => {
+                self.local.decode_errors[e.layer as usize] += 1;
+                return;
+            }
+        };
+        self.local.decoded += 1;
+        let settings = self.shard.settings();
+        let (src, dst, flood_candidate) = match packet.net {
+            Net::Ip(ip) => {
+                if !settings.allowlist.is_empty()
+                    && (settings.allowlist.contains(ip.src) || settings.allowlist.contains(ip.dst))
+                {
+                    return;
+                }
+                let flood = match ip.transport {
+                    Transport::Tcp { flags, .. } => {
+                        flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0
+                    }
+                    Transport::Udp { .. } | Transport::Icmp { .. } | Transport::Icmpv6 { .. } => {
+                        true
+                    }
+                    _ => false,
+                };
+                (ip.src, ip.dst, flood)
+            }
+            Net::Arp(arp) => {
+                let sender = std::net::IpAddr::V4(arp.sender_ip);
+                if !settings.allowlist.is_empty() && settings.allowlist.contains(sender) {
+                    return;
+                }
+                (sender, sender, false)
+            }
+            Net::Other(_) => return,
+        };
+        let src_shard = self.shard_of(src);
+        let dst_shard = if flood_candidate {
+            Some(self.shard_of(dst))
+        } else {
+            None
+        };
+        let mut obs = Observation {
+            ts_ns,
+            iface,
+            packet,
+            roles: Roles {
+                src: true,
+                dst: dst_shard == Some(src_shard),
+            },
+        };
+        self.deliver(src_shard, obs);
+        if let Some(d) = dst_shard.filter(|&d| d != src_shard) {
+            obs.roles = Roles {
+                src: false,
+                dst: true,
+            };
+            self.deliver(d, obs);
+        }
+    }
+
+    fn deliver(&mut self, shard: usize, obs: Observation) {
+        if shard == self.index {
+            self.observe(&obs);
+            return;
+        }
+        if let Some(Some(tx)) = self.outboxes.get_mut(shard) {
+            if tx.push(obs).is_err() {
+                self.local.route_overflow += 1;
+            }
+        }
+    }
+
+    fn observe(&mut self, obs: &Observation) {
+        let loopback = self
+            .interfaces
+            .loopback
+            .get(usize::from(obs.iface))
+            .copied()
+            .unwrap_or(false);
+        let alerts = &mut self.alerts;
+        let dropped = &mut self.local.alerts_dropped;
+        self.shard.observe(
+            obs.ts_ns,
+            obs.iface,
+            loopback,
+            &obs.packet,
+            obs.roles,
+            &mut |a| {
+                if alerts.push(a).is_err() {
+                    *dropped += 1;
+                }
+            },
+        );
+    }
+
+    /// Runs the observations other workers routed to this shard.
+    pub fn drain(&mut self) {
+        for i in 0..self.inboxes.len() {
+            while let Ok(obs) = self.inboxes[i].pop() {
+                self.observe(&obs);
+            }
+        }
+    }
+
+    /// Publishes the counters (once per block, not per packet).
+    pub fn publish(&self) {
+        let c = &self.counters;
+        let l = &self.local;
+        c.decoded.store(l.decoded, Ordering::Relaxed);
+        for (a, v) in c.decode_errors.iter().zip(l.decode_errors) {
+            a.store(v, Ordering::Relaxed);
+        }
+        c.route_overflow.store(l.route_overflow, Ordering::Relaxed);
+        c.alerts_dropped.store(l.alerts_dropped, Ordering::Relaxed);
+        let s = self.shard.counters();
+        c.alerts.store(s.alerts, Ordering::Relaxed);
+        c.suppressed.store(s.suppressed, Ordering::Relaxed);
+        c.evictions.store(s.evictions, Ordering::Relaxed);
+    }
+
+    /// Follows `cell` for settings changes (checked once per block).
+    pub fn follow_settings(&mut self, cell: Arc<SettingsCell>) {
+        let generation = cell.generation.load(Ordering::Acquire);
+        self.settings_cell = Some((cell, generation));
+    }
+
+    fn check_settings(&mut self) {
+        let Some((cell, seen)) = &mut self.settings_cell else {
+            return;
+        };
+        let now = cell.generation.load(Ordering::Acquire);
+        if now != *seen {
+            *seen = now;
+            if let Some(s) = cell.load() {
+                self.shard.set_settings(s);
+            }
+        }
+    }
+
+    /// Sets how the next frames are framed (replay files may differ).
+    pub fn set_link(&mut self, link: LinkType) {
+        self.link = link;
+    }
+
+    /// Replaces the detector settings (reload).
+    pub fn set_settings(&mut self, settings: Arc<Settings>) {
+        self.shard.set_settings(settings);
+    }
+
+    /// The shard (for summaries and memory figures).
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl FrameSink for Pipeline {
+    #[inline]
+    fn frame(&mut self, frame: &[u8], meta: &FrameMeta) {
+        self.process(frame, meta.ts_ns, meta.iface, meta.vlan);
+    }
+
+    fn block_end(&mut self) {
+        self.drain();
+        self.check_settings();
+        self.publish();
+    }
+
+    fn idle(&mut self, _now_ns: u64) {
+        self.drain();
+        self.check_settings();
+        self.publish();
+    }
+}
+
+/// Totals over all pipelines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineTotals {
+    /// Frames decoded.
+    pub decoded: u64,
+    /// Decode errors per layer.
+    pub decode_errors: [u64; Layer::ALL.len()],
+    /// Observations dropped on full shard rings.
+    pub route_overflow: u64,
+    /// Alerts emitted.
+    pub alerts: u64,
+    /// Alerts dropped on full alert rings.
+    pub alerts_dropped: u64,
+    /// Repeats held back.
+    pub suppressed: u64,
+    /// State evictions.
+    pub evictions: u64,
+}
+
+impl PipelineTotals {
+    /// Sums the published counters.
+    pub fn sum(counters: &[Arc<PipelineCounters>]) -> PipelineTotals {
+        let mut t = PipelineTotals::default();
+        for c in counters {
+            t.decoded += c.decoded.load(Ordering::Relaxed);
+            for (i, e) in c.decode_errors.iter().enumerate() {
+                t.decode_errors[i] += e.load(Ordering::Relaxed);
+            }
+            t.route_overflow += c.route_overflow.load(Ordering::Relaxed);
+            t.alerts += c.alerts.load(Ordering::Relaxed);
+            t.alerts_dropped += c.alerts_dropped.load(Ordering::Relaxed);
+            t.suppressed += c.suppressed.load(Ordering::Relaxed);
+            t.evictions += c.evictions.load(Ordering::Relaxed);
+        }
+        t
+    }
+
+    /// All decode errors.
+    pub fn decode_errors_total(&self) -> u64 {
+        self.decode_errors.iter().sum()
+    }
+
+    /// `ipv4=3 tcp=1` for the layers with errors.
+    pub fn decode_errors_by_layer(&self) -> String {
+        let parts: Vec<String> = Layer::ALL
+            .iter()
+            .zip(self.decode_errors)
+            .filter(|(_, n)| *n > 0)
+            .map(|(l, n)| format!("{}={n}", l.name()))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}

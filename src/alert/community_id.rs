@@ -110,6 +110,20 @@ impl FlowTuple {
         }
     }
 
+    /// The tuple of a decoded packet (IP only).
+    pub fn of(packet: &crate::decode::Packet) -> Option<FlowTuple> {
+        use crate::decode::{Net, Transport};
+        let Net::Ip(ip) = packet.net else {
+            return None;
+        };
+        Some(match ip.transport {
+            Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => {
+                FlowTuple::icmp(ip.src, ip.dst, ip.proto, ty, code)
+            }
+            t => FlowTuple::new(ip.src, ip.dst, ip.proto, t.ports()),
+        })
+    }
+
     fn digest(&self, seed: u16) -> [u8; 20] {
         let (sp, dp) = self.ports.unwrap_or((0, 0));
         let (a, b) = (octets(self.src), octets(self.dst));

@@ -621,8 +621,12 @@ impl Shard {
             }
         }
         let Transport::Tcp { flags, .. } = ip.transport else {
-            if let Transport::Udp { dport, .. } = ip.transport {
-                self.probe(ip, proto::UDP, dport, base, s, emit);
+            if let Transport::Udp { sport, dport } = ip.transport {
+                // A datagram from a service port to an ephemeral one is an answer (DNS, NTP, QUIC
+                // replies fan out over client ports), not a probe.
+                if !(sport < 1024 && dport >= 1024) {
+                    self.probe(ip, proto::UDP, dport, base, s, emit);
+                }
             }
             if let Transport::Icmp { ty: 8, .. } | Transport::Icmpv6 { ty: 128, .. } = ip.transport
             {

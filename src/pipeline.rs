@@ -467,3 +467,111 @@ impl PipelineTotals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft;
+    use crate::decode::tcp_flags::SYN;
+    use crate::detect::Detector;
+
+    fn collect(set: &mut PipelineSet) -> Vec<Alert> {
+        for p in &mut set.pipelines {
+            p.drain();
+        }
+        let mut out = Vec::new();
+        for rx in &mut set.alert_rx {
+            while let Ok(a) = rx.pop() {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn detectors_see_every_packet_whichever_worker_got_it() {
+        for workers in [2, 3, 4] {
+            let mut set = PipelineSet::build(
+                workers,
+                Arc::new(Settings::default()),
+                LinkType::Ethernet,
+                Arc::new(Interfaces::default()),
+                QueueSizes::default(),
+            );
+            let src = "192.0.2.7".parse().unwrap();
+            let dst = "198.51.100.2".parse().unwrap();
+            // A scan of 40 ports, each probe on another worker (as flow-hash fanout spreads them).
+            for p in 0..40u16 {
+                let f = craft::tcp_frame(src, dst, 40000, 1 + p, SYN);
+                set.pipelines[usize::from(p) % workers].process(
+                    &f,
+                    1_000_000_000 + u64::from(p),
+                    0,
+                    None,
+                );
+            }
+            // A SYN flood from 5000 spoofed sources, spread the same way.
+            for i in 0..5000u32 {
+                let s = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+                let f = craft::tcp_frame(s, dst, 1024, 80, SYN);
+                set.pipelines[i as usize % workers].process(
+                    &f,
+                    2_000_000_000 + u64::from(i) * 100_000,
+                    0,
+                    None,
+                );
+                if i % 256 == 0 {
+                    for p in &mut set.pipelines {
+                        p.drain();
+                    }
+                }
+            }
+            let alerts = collect(&mut set);
+            let scans: Vec<_> = alerts
+                .iter()
+                .filter(|a| a.detector == Detector::Portscan)
+                .collect();
+            let floods: Vec<_> = alerts
+                .iter()
+                .filter(|a| a.detector == Detector::SynFlood)
+                .collect();
+            assert_eq!(scans.len(), 1, "{workers} workers: {alerts:?}");
+            assert_eq!(scans[0].count, 20);
+            assert_eq!(floods.len(), 1, "{workers} workers: {alerts:?}");
+            assert_eq!(floods[0].count, 3001);
+            for p in &set.pipelines {
+                p.publish();
+            }
+            assert_eq!(PipelineTotals::sum(&set.counters).route_overflow, 0);
+        }
+    }
+
+    #[test]
+    fn a_full_shard_ring_drops_and_counts() {
+        let sizes = QueueSizes {
+            route: 16,
+            alerts: 16,
+        };
+        let mut set = PipelineSet::build(
+            2,
+            Arc::new(Settings::default()),
+            LinkType::Ethernet,
+            Arc::new(Interfaces::default()),
+            sizes,
+        );
+        let dst = "198.51.100.2".parse().unwrap();
+        for i in 0..1000u32 {
+            let s = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            set.pipelines[0].process(
+                &craft::udp_frame(s, dst, 1024, 53, b""),
+                1_000_000_000 + u64::from(i),
+                0,
+                None,
+            );
+        }
+        set.pipelines[0].publish();
+        let t = PipelineTotals::sum(&set.counters);
+        assert!(t.route_overflow > 0, "{t:?}");
+        assert_eq!(t.decoded, 1000);
+    }
+}

@@ -660,3 +660,212 @@ fn detectors_can_be_disabled_and_thresholds_changed() {
     let scan = syn_scan("192.0.2.7", "198.51.100.2", 40, &[]);
     assert!(replay_with("off", "[detect.portscan]\nenabled = false\n", &scan).is_empty());
 }
+
+/// xorshift64*: deterministic pseudo-random bytes for hostile inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn a_hundred_thousand_hostile_frames_are_counted_not_fatal() {
+    let mut rng = Rng(0x5c4a_11ed);
+    let seeds = [
+        craft::tcp_frame(ip("192.0.2.7"), ip("198.51.100.2"), 1, 2, SYN),
+        craft::tcp_frame(ip("2001:db8::1"), ip("2001:db8::2"), 1, 2, SYN),
+        craft::icmp_frame(ip("2001:db8::1"), ip("ff02::1"), 135, 0),
+        craft::ip_frame(
+            ip("192.0.2.1"),
+            ip("192.0.2.2"),
+            17,
+            &craft::udp(1, 2, b"x"),
+            &[(0x88a8, 1), (0x8100, 2)],
+        ),
+        craft::arp_frame(
+            2,
+            MAC_A,
+            Ipv4Addr::new(192, 0, 2, 1),
+            MAC_B,
+            Ipv4Addr::new(192, 0, 2, 2),
+        ),
+    ];
+    let mut frames = Vec::with_capacity(100_000);
+    for i in 0..100_000u64 {
+        let f = match i % 3 {
+            // Random bytes of random length, EtherType steered at IP half the time.
+            0 => {
+                let mut f: Vec<u8> = (0..rng.below(200)).map(|_| rng.next() as u8).collect();
+                if f.len() > 14 && i % 2 == 0 {
+                    f[12..14].copy_from_slice(if i % 4 == 0 {
+                        &[0x08, 0x00]
+                    } else {
+                        &[0x86, 0xdd]
+                    });
+                }
+                f
+            }
+            // A real frame cut short.
+            1 => {
+                let s = &seeds[rng.below(seeds.len())];
+                s[..rng.below(s.len())].to_vec()
+            }
+            // A real frame with bytes flipped.
+            _ => {
+                let mut f = seeds[rng.below(seeds.len())].clone();
+                for _ in 0..4 {
+                    let p = rng.below(f.len());
+                    f[p] = rng.next() as u8;
+                }
+                f
+            }
+        };
+        frames.push((T0 + i * 10_000, f));
+    }
+    let s = Scratch::new("hostile");
+    let pcap = s.path("hostile.pcap");
+    write_pcap(&pcap, &frames);
+    let out = Command::new(SCRAMD)
+        .args(["replay", "--config", "/dev/null", pcap.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("replayed 100000 packets"), "{stderr}");
+    let field = |name: &str| -> u64 {
+        let at = stderr
+            .find(&format!("{name}="))
+            .unwrap_or_else(|| panic!("{name} in {stderr}"));
+        stderr[at + name.len() + 1..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (decoded, errors) = (field("decoded"), field("decode_errors"));
+    assert!(errors > 30_000, "{stderr}");
+    assert_eq!(
+        decoded + errors,
+        100_000,
+        "every frame decoded or counted as an error: {stderr}"
+    );
+    // Whatever alerts came out are well-formed JSON.
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+}
+
+#[test]
+fn unreadable_inputs_exit_65_after_replaying_what_is_readable() {
+    let s = Scratch::new("badfiles");
+    let junk = s.path("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").unwrap();
+    let good = s.path("scan.pcap");
+    write_pcap(&good, &syn_scan("192.0.2.7", "198.51.100.2", 30, &[]));
+    let cut = s.path("cut.pcap");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
+
+    let out = Command::new(SCRAMD)
+        .args([
+            "replay",
+            "--config",
+            "/dev/null",
+            junk.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{stderr}");
+    assert!(stderr.contains("not a pcap or pcapng file"), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "the readable file was still replayed"
+    );
+
+    let out = Command::new(SCRAMD)
+        .args(["replay", "--config", "/dev/null", cut.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "packets before the cut were replayed"
+    );
+
+    let out = Command::new(SCRAMD)
+        .args(["replay", "/nonexistent.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    assert_eq!(
+        Command::new(SCRAMD)
+            .args(["replay"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(64),
+        "no file is a usage error"
+    );
+}
+
+#[test]
+fn pcapng_replays_like_pcap() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    use pcap_file::pcapng::PcapNgWriter;
+    let s = Scratch::new("pcapng");
+    let path = s.path("scan.pcapng");
+    let mut w = PcapNgWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: 65535,
+        options: vec![],
+    })
+    .unwrap();
+    for (ts, f) in syn_scan("192.0.2.7", "198.51.100.2", 30, &[]) {
+        // Default resolution: microseconds.
+        let units = Duration::from_nanos(ts / 1_000);
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: units,
+            original_len: f.len() as u32,
+            data: f.into(),
+            options: vec![],
+        })
+        .unwrap();
+    }
+    drop(w);
+    let out = Command::new(SCRAMD)
+        .args(["replay", "--config", "/dev/null", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0]["timestamp"], "2026-11-22T10:00:00.190000+0000",
+        "pcapng timestamps honour the interface's resolution"
+    );
+}

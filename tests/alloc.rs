@@ -4,7 +4,10 @@
 //! Frames go the whole way a live frame goes: published into an anonymous TPACKET_V3 ring
 //! layout, walked by the block walker, decoded, routed between two pipelines over their SPSC
 //! rings, detected, and alerts queued.
-
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 #![allow(
     unsafe_code,
     reason = "a counting global allocator must implement the unsafe GlobalAlloc"
@@ -215,7 +218,7 @@ fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
                 let (a, b) = set.pipelines.split_at_mut(1);
                 let mut n = 0u32;
                 walk_block(&block, 0, |f, m| {
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         a[0].frame(f, m)
                     } else {
                         b[0].frame(f, m)

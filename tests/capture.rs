@@ -1,4 +1,8 @@
 //! The capture engine on real veth pairs between namespaces the tests create (needs root).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! Community ID v1 against the specification's own known answers (tests/data/community-id, from
 //! corelight/community-id-spec): every row of the baselines, and the spec's pcaps run through
 //! scram's decoder.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::net::IpAddr;
 

@@ -1,4 +1,8 @@
 //! `scramd` as operators run it: exit codes, messages, a capture run in a namespace.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

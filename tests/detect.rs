@@ -1,5 +1,9 @@
 //! The detectors, end to end: synthesized frames are written to a pcap and run through
 //! `scramd replay`; the alerts come back as EVE JSON lines.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

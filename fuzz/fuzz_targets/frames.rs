@@ -1,0 +1,35 @@
+//! Any bytes as a frame: decode, route and detect through two pipelines must never panic.
+//! The first byte picks the link type and the pipeline.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+use std::sync::Mutex;
+
+use libfuzzer_sys::fuzz_target;
+use scram::detect::Settings;
+use scram::pipeline::{Interfaces, LinkType, PipelineSet, QueueSizes};
+
+static SET: OnceLock<Mutex<PipelineSet>> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let set = SET.get_or_init(|| {
+        let settings = Settings { table_capacity: 1024, ..Settings::default() };
+        Mutex::new(PipelineSet::build(2, Arc::new(settings), LinkType::Ethernet, Arc::new(Interfaces { loopback: vec![false, true] }), QueueSizes::default()))
+    });
+    let Ok(mut set) = set.lock() else { return };
+    let Some((&sel, frame)) = data.split_first() else { return };
+    let which = usize::from(sel & 1);
+    let link = if sel & 2 == 0 { LinkType::Ethernet } else { LinkType::RawIp };
+    let p = &mut set.pipelines[which];
+    p.set_link(link);
+    p.process(frame, u64::from(sel) * 1_000_000_000, u16::from(sel >> 7), None);
+    for p in &mut set.pipelines {
+        p.drain();
+    }
+    for rx in &mut set.alert_rx {
+        while let Ok(a) = rx.pop() {
+            // Formatting every alert exercises the EVE and message code on hostile values.
+            let _ = scram::alert::eve_json(&a, "fuzz");
+        }
+    }
+});

@@ -44,11 +44,29 @@ case "${1:-}" in
     # rather than skip without it.
     cargo test --locked --all-targets "$@"
     ;;
+  fuzz)
+    # deploy/dev.sh fuzz [SECONDS]: run each fuzz target for SECONDS (default 60).
+    secs="${2:-60}"
+    deps
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    corpus="$(mktemp -d)"
+    trap 'rm -rf "$corpus"' EXIT
+    mkdir -p "$corpus/frames" "$corpus/ring_block"
+    cp fuzz/seeds/frames/* "$corpus/frames/"
+    for target in frames ring_block; do
+      if ! cargo +nightly fuzz run "$target" "$corpus/$target" -- -max_total_time="$secs" >"$corpus/$target.log" 2>&1; then
+        tail -n 60 "$corpus/$target.log" >&2
+        echo "fuzz target $target failed (artifact under fuzz/artifacts/$target)" >&2
+        exit 1
+      fi
+      echo "fuzz $target: $(grep -E '^Done' "$corpus/$target.log" | tail -n 1)"
+    done
+    ;;
   deps)
     deps
     ;;
   *)
-    echo "usage: deploy/dev.sh run [ARGS...] | test [ARGS...] | deps" >&2
+    echo "usage: deploy/dev.sh run [ARGS...] | test [ARGS...] | fuzz [SECONDS] | deps" >&2
     exit 64
     ;;
 esac

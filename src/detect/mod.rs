@@ -687,7 +687,7 @@ impl Shard {
                 let alert = Alert {
                     detector: Detector::Portscan,
                     count: e.seen.len() as u64,
-                    window_ms: (ts - e.start_ns) / 1_000_000,
+                    window_ms: ts.saturating_sub(e.start_ns) / 1_000_000,
                     ..base
                 };
                 self.send(alert, s, emit);
@@ -712,7 +712,7 @@ impl Shard {
                     dst: None,
                     dport: (!icmp).then_some(dport),
                     count: e.seen.len() as u64,
-                    window_ms: (ts - e.start_ns) / 1_000_000,
+                    window_ms: ts.saturating_sub(e.start_ns) / 1_000_000,
                     ..base
                 };
                 self.send(alert, s, emit);
@@ -774,7 +774,7 @@ impl Shard {
                 detector,
                 src: dominant,
                 count: e.count,
-                window_ms: ((ts - e.start_ns) / 1_000_000).max(1),
+                window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
                 ..base
             };
             self.send(alert, s, emit);

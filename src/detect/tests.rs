@@ -1,1 +1,160 @@
+use std::net::IpAddr;
 
+use super::*;
+use crate::craft;
+use crate::decode::decode_ethernet;
+
+fn run(shard: &mut Shard, frames: &[(u64, Vec<u8>)]) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for (ts, f) in frames {
+        let p = decode_ethernet(f, None).expect("valid frame");
+        shard.observe(
+            *ts,
+            0,
+            false,
+            &p,
+            Roles {
+                src: true,
+                dst: true,
+            },
+            &mut |a| out.push(a),
+        );
+    }
+    out
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+#[test]
+fn time_going_backwards_is_survived() {
+    let mut shard = Shard::new(Arc::new(Settings::default()), SeededState::random());
+    // Probes whose timestamps jump back and forth (out-of-order captures, cross-worker routing).
+    let frames: Vec<_> = (0..60u16)
+        .map(|p| {
+            let ts = if p % 2 == 0 {
+                10_000_000_000 + u64::from(p)
+            } else {
+                5_000_000_000 - u64::from(p)
+            };
+            (
+                ts,
+                craft::tcp_frame(
+                    ip("192.0.2.7"),
+                    ip("198.51.100.2"),
+                    1,
+                    1 + p,
+                    tcp_flags::SYN,
+                ),
+            )
+        })
+        .collect();
+    let alerts = run(&mut shard, &frames);
+    assert!(alerts.iter().all(|a| a.window_ms < 60_000), "{alerts:?}");
+    // Floods and sweeps too.
+    let frames: Vec<_> = (0..5000u32)
+        .map(|i| {
+            let ts = if i % 2 == 0 {
+                1_000_000_000
+            } else {
+                999_000_000
+            };
+            (
+                ts,
+                craft::udp_frame(
+                    ip("192.0.2.7"),
+                    IpAddr::V4(std::net::Ipv4Addr::from(0xc633_6400 + i % 50)),
+                    1024,
+                    53,
+                    b"",
+                ),
+            )
+        })
+        .collect();
+    let _ = run(&mut shard, &frames);
+}
+
+#[test]
+fn flag_combinations() {
+    use tcp_flags::*;
+    assert_eq!(FlagCombo::of(0), Some(FlagCombo::Null));
+    assert_eq!(FlagCombo::of(FIN | PSH | URG), Some(FlagCombo::Xmas));
+    assert_eq!(FlagCombo::of(FIN | PSH | URG | ACK), Some(FlagCombo::Xmas));
+    assert_eq!(FlagCombo::of(SYN | FIN), Some(FlagCombo::SynFin));
+    assert_eq!(FlagCombo::of(SYN | RST), Some(FlagCombo::SynRst));
+    assert_eq!(FlagCombo::of(FIN), Some(FlagCombo::FinWithoutAck));
+    for legal in [
+        SYN,
+        SYN | ACK,
+        ACK,
+        FIN | ACK,
+        RST,
+        RST | ACK,
+        PSH | ACK,
+        0x40 | SYN,
+        0x80 | SYN | ACK,
+    ] {
+        assert_eq!(FlagCombo::of(legal), None, "{legal:#x}");
+    }
+}
+
+#[test]
+fn detector_metadata_matches_the_contract() {
+    let names: Vec<_> = Detector::ALL
+        .iter()
+        .map(|d| (d.name(), d.signature_id()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("portscan", 1000001),
+            ("portsweep", 1000002),
+            ("tcp-flags", 1000003),
+            ("syn-flood", 1000004),
+            ("udp-flood", 1000005),
+            ("icmp-flood", 1000006),
+            ("arp-spoof", 1000007),
+            ("blocklist", 1000008),
+            ("martian", 1000009),
+        ]
+    );
+    let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();
+    assert_eq!(ids.len(), 9);
+    assert!(ids
+        .iter()
+        .all(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())));
+    assert_eq!(Detector::from_name("arp-spoof"), Some(Detector::ArpSpoof));
+}
+
+#[test]
+fn martian_is_quiet_on_loopback_interfaces() {
+    let mut shard = Shard::new(Arc::new(Settings::default()), SeededState::random());
+    let f = craft::udp_frame(ip("127.0.0.1"), ip("127.0.0.1"), 1, 2, b"");
+    let p = decode_ethernet(&f, None).expect("valid");
+    let mut n = 0;
+    shard.observe(
+        1,
+        0,
+        true,
+        &p,
+        Roles {
+            src: true,
+            dst: true,
+        },
+        &mut |_| n += 1,
+    );
+    assert_eq!(n, 0);
+    shard.observe(
+        1,
+        0,
+        false,
+        &p,
+        Roles {
+            src: true,
+            dst: true,
+        },
+        &mut |_| n += 1,
+    );
+    assert_eq!(n, 1);
+}

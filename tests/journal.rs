@@ -150,7 +150,7 @@ fn a_live_scan_over_veth_lands_in_the_journal_with_the_contract_fields() {
     });
     let alerts: Vec<&Value> = entries
         .iter()
-        .filter(|e| field(e, "SCRAM_DETECTOR") != "")
+        .filter(|e| !field(e, "SCRAM_DETECTOR").is_empty())
         .collect();
     assert_eq!(alerts.len(), 1, "one alert for one scan: {alerts:#?}");
     let a = alerts[0];

@@ -43,15 +43,15 @@ fn corpus() -> Vec<Vec<u8>> {
         ));
         c.push(craft::tcp_frame(client, server, 40000, 80, FIN | PSH | URG));
         c.push(craft::tcp_frame(
-            "2001:db8::7".parse().unwrap(),
-            "2001:db8::2".parse().unwrap(),
+            "2001:db8::7".parse().expect("literal address"),
+            "2001:db8::2".parse().expect("literal address"),
             40000,
             1 + p,
             SYN,
         ));
         c.push(craft::icmp_frame(
-            "fe80::1".parse().unwrap(),
-            "ff02::1:ff00:1".parse().unwrap(),
+            "fe80::1".parse().expect("literal address"),
+            "ff02::1:ff00:1".parse().expect("literal address"),
             135,
             0,
         ));

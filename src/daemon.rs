@@ -204,7 +204,14 @@ pub fn run(opts: RunOptions) -> Exit {
             return Exit::Os;
         }
     };
-    let alerts = AlertThread::start(alert_rx, writer);
+    let alerts = match AlertThread::start(alert_rx, writer) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("starting the alert thread: {e}");
+            let _ = running.stop();
+            return Exit::Os;
+        }
+    };
     tracing::info!(
         "capturing on {} with {} worker(s) each, {} KiB ring per worker, block timeout {} ms; detector state {} MiB",
         names.join(", "),
@@ -251,7 +258,7 @@ impl AlertThread {
     fn start(
         mut rx: Vec<rtrb::Consumer<crate::detect::Alert>>,
         mut writer: AlertWriter,
-    ) -> AlertThread {
+    ) -> std::io::Result<AlertThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -275,9 +282,8 @@ impl AlertThread {
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
-            })
-            .expect("spawning the alert thread");
-        AlertThread { stop, handle }
+            })?;
+        Ok(AlertThread { stop, handle })
     }
 
     fn finish(self) -> Option<AlertWriter> {

@@ -452,6 +452,13 @@ pub struct ShardCounters {
 #[derive(Debug)]
 pub struct Shard {
     settings: Arc<Settings>,
+    state: State,
+}
+
+/// A shard's tables and counters, apart from its settings so the settings can be borrowed (not
+/// reference-counted: the `Arc` is shared by every worker) while the state is mutated.
+#[derive(Debug)]
+struct State {
     scans: Table<(AddrKey, AddrKey), CountState<u16>>,
     sweeps: Table<(AddrKey, u16, u8), CountState<u32>>,
     floods: Table<(AddrKey, u8), FloodState>,
@@ -484,15 +491,17 @@ impl Shard {
     pub fn new(settings: Arc<Settings>, hasher: SeededState) -> Self {
         let cap = settings.table_capacity;
         Shard {
-            scans: Table::new(cap, hasher),
-            sweeps: Table::new(cap, hasher),
-            floods: Table::new(cap, hasher),
-            arp: Table::new(cap, hasher),
-            suppress: Table::new(cap, hasher),
-            hasher,
+            state: State {
+                scans: Table::new(cap, hasher),
+                sweeps: Table::new(cap, hasher),
+                floods: Table::new(cap, hasher),
+                arp: Table::new(cap, hasher),
+                suppress: Table::new(cap, hasher),
+                hasher,
+                alerts: 0,
+                suppressed: 0,
+            },
             settings,
-            alerts: 0,
-            suppressed: 0,
         }
     }
 
@@ -509,23 +518,23 @@ impl Shard {
     /// Counters so far.
     pub fn counters(&self) -> ShardCounters {
         ShardCounters {
-            alerts: self.alerts,
-            suppressed: self.suppressed,
-            evictions: self.scans.evictions()
-                + self.sweeps.evictions()
-                + self.floods.evictions()
-                + self.arp.evictions()
-                + self.suppress.evictions(),
+            alerts: self.state.alerts,
+            suppressed: self.state.suppressed,
+            evictions: self.state.scans.evictions()
+                + self.state.sweeps.evictions()
+                + self.state.floods.evictions()
+                + self.state.arp.evictions()
+                + self.state.suppress.evictions(),
         }
     }
 
     /// Bytes held by the state tables (fixed at construction).
     pub fn memory_bytes(&self) -> usize {
-        self.scans.memory_bytes()
-            + self.sweeps.memory_bytes()
-            + self.floods.memory_bytes()
-            + self.arp.memory_bytes()
-            + self.suppress.memory_bytes()
+        self.state.scans.memory_bytes()
+            + self.state.sweeps.memory_bytes()
+            + self.state.floods.memory_bytes()
+            + self.state.arp.memory_bytes()
+            + self.state.suppress.memory_bytes()
     }
 
     /// Runs the detectors of `roles` on one packet; alerts that pass suppression go to `emit`.
@@ -538,11 +547,12 @@ impl Shard {
         roles: Roles,
         emit: &mut impl FnMut(Alert),
     ) {
-        let s = Arc::clone(&self.settings);
+        let s = &*self.settings;
+        let state = &mut self.state;
         match packet.net {
             Net::Arp(arp) => {
                 if roles.src && s.arp_spoof {
-                    self.arp(ts_ns, iface, &arp, &s, emit);
+                    state.arp(ts_ns, iface, &arp, s, emit);
                 }
             }
             Net::Ip(ip) => {
@@ -556,16 +566,28 @@ impl Shard {
                     ..Alert::default()
                 };
                 if roles.src {
-                    self.source_detectors(&ip, loopback, base, &s, emit);
+                    state.source_detectors(&ip, loopback, base, s, emit);
                 }
                 if roles.dst {
-                    self.floods(&ip, base, &s, emit);
+                    state.floods(&ip, base, s, emit);
                 }
             }
             Net::Other(_) => {}
         }
     }
 
+    /// Calls `f(detector, src, dst, held)` for every alert key with repeats held back and not
+    /// yet reported (for the summary at shutdown).
+    pub fn held_back(&self, mut f: impl FnMut(Detector, AddrKey, AddrKey, u64)) {
+        self.state.suppress.for_each(|&(d, src, dst), v| {
+            if v.held > 0 {
+                f(Detector::ALL[usize::from(d)], src, dst, v.held);
+            }
+        });
+    }
+}
+
+impl State {
     fn source_detectors(
         &mut self,
         ip: &crate::decode::Ip,
@@ -574,7 +596,6 @@ impl Shard {
         s: &Settings,
         emit: &mut impl FnMut(Alert),
     ) {
-        let ts = base.ts_ns;
         let flow = Alert {
             sport: ip.transport.ports().map(|p| p.0),
             dport: ip.transport.ports().map(|p| p.1),
@@ -654,7 +675,6 @@ impl Shard {
                 self.probe(ip, proto::TCP, dport, base, s, emit);
             }
         }
-        let _ = ts;
     }
 
     /// A probe (TCP SYN, UDP datagram, echo request) for the scan and sweep counters.
@@ -846,16 +866,6 @@ impl Shard {
         e.last_sent_ns = Some(alert.ts_ns);
         self.alerts += 1;
         emit(alert);
-    }
-
-    /// Calls `f(detector, src, dst, held)` for every alert key with repeats held back and not
-    /// yet reported (for the summary at shutdown).
-    pub fn held_back(&self, mut f: impl FnMut(Detector, AddrKey, AddrKey, u64)) {
-        self.suppress.for_each(|&(d, src, dst), v| {
-            if v.held > 0 {
-                f(Detector::ALL[usize::from(d)], src, dst, v.held);
-            }
-        });
     }
 }
 

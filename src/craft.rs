@@ -185,3 +185,58 @@ pub fn arp_frame(
         &arp(op, sender_mac, sender_ip, target_mac, target_ip),
     )
 }
+
+/// A mixed corpus for benchmarks and tests: `rounds` x 14 frames of web (handshake and data),
+/// DNS, pings, a SYN scan, a sweep, XMAS segments, IPv6 SYNs, neighbour solicitations, QinQ,
+/// ARP replies flipping a binding, and a SYN flood from spoofed sources.
+pub fn mixed_corpus(rounds: u32) -> Vec<Vec<u8>> {
+    use crate::decode::tcp_flags::{ACK, FIN, PSH, SYN, URG};
+    let v4 = |n: u32| IpAddr::V4(Ipv4Addr::from(n));
+    let v6 = |s: &str| IpAddr::V6(s.parse().unwrap_or(std::net::Ipv6Addr::LOCALHOST));
+    let client = v4(0xc000_0207);
+    let server = v4(0xc633_6402);
+    let mut c = Vec::with_capacity(rounds as usize * 14);
+    for i in 0..rounds {
+        let p = i as u16;
+        c.push(tcp_frame(client, server, 50000 + p, 443, SYN));
+        c.push(tcp_frame(server, client, 443, 50000 + p, SYN | ACK));
+        c.push(tcp_frame(client, server, 50000 + p, 443, PSH | ACK));
+        c.push(udp_frame(client, server, 30000 + p, 53, b"query"));
+        c.push(icmp_frame(client, server, 8, 0));
+        c.push(tcp_frame(client, server, 40000, 1 + p, SYN));
+        c.push(tcp_frame(client, v4(0xc633_6400 + i), 40000, 22, SYN));
+        c.push(tcp_frame(client, server, 40000, 80, FIN | PSH | URG));
+        c.push(tcp_frame(
+            v6("2001:db8::7"),
+            v6("2001:db8::2"),
+            40000,
+            1 + p,
+            SYN,
+        ));
+        c.push(icmp_frame(v6("fe80::1"), v6("ff02::1:ff00:1"), 135, 0));
+        c.push(ip_frame(
+            client,
+            server,
+            proto::UDP,
+            &udp(1, 2, b""),
+            &[(0x88a8, 10), (0x8100, 20)],
+        ));
+        let mac = if i % 2 == 0 { MAC_A } else { MAC_B };
+        c.push(arp_frame(
+            2,
+            mac,
+            Ipv4Addr::new(192, 0, 2, 1),
+            MAC_B,
+            Ipv4Addr::new(192, 0, 2, 7),
+        ));
+        c.push(tcp_frame(
+            v4(0x0a00_0000 + i.wrapping_mul(7919)),
+            server,
+            1000 + p,
+            80,
+            SYN,
+        ));
+        c.push(tcp_frame(server, client, 80, 1000 + p, ACK));
+    }
+    c
+}

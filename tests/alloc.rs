@@ -22,7 +22,7 @@ use std::sync::Arc;
 use scram::capture::block::{walk_block, BlockBuilder};
 use scram::capture::{Direction, FrameMeta, FrameSink};
 use scram::craft;
-use scram::decode::tcp_flags::{ACK, FIN, PSH, SYN, URG};
+use scram::decode::tcp_flags::SYN;
 use scram::detect::Settings;
 use scram::pipeline::{Interfaces, LinkType, PipelineSet, PipelineTotals, QueueSizes};
 use scram::sys::ring::Ring;
@@ -82,71 +82,6 @@ fn v4(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(n))
 }
 
-/// A mixed corpus: web, DNS, pings, ARP, IPv6, VLAN, scans, sweeps, illegal flags, floods.
-fn corpus() -> Vec<Vec<u8>> {
-    let mut c = Vec::new();
-    let client = v4(0xc000_0207);
-    let server = v4(0xc633_6402);
-    for i in 0..64u16 {
-        c.push(craft::tcp_frame(client, server, 50000 + i, 443, SYN));
-        c.push(craft::tcp_frame(server, client, 443, 50000 + i, SYN | ACK));
-        c.push(craft::tcp_frame(client, server, 50000 + i, 443, PSH | ACK));
-        c.push(craft::udp_frame(client, server, 30000 + i, 53, b"query"));
-        c.push(craft::icmp_frame(client, server, 8, 0));
-        c.push(craft::tcp_frame(client, server, 40000, 1 + i, SYN)); // scan
-        c.push(craft::tcp_frame(
-            client,
-            v4(0xc633_6400 + u32::from(i)),
-            40000,
-            22,
-            SYN,
-        )); // sweep
-        c.push(craft::tcp_frame(client, server, 40000, 80, FIN | PSH | URG));
-        c.push(craft::tcp_frame(
-            "2001:db8::7".parse().unwrap(),
-            "2001:db8::2".parse().unwrap(),
-            40000,
-            1 + i,
-            SYN,
-        ));
-        c.push(craft::icmp_frame(
-            "fe80::1".parse().unwrap(),
-            "ff02::1:ff00:1".parse().unwrap(),
-            135,
-            0,
-        ));
-        c.push(craft::ip_frame(
-            client,
-            server,
-            17,
-            &craft::udp(1, 2, b""),
-            &[(0x88a8, 10), (0x8100, 20)],
-        ));
-        c.push(craft::arp_frame(
-            2,
-            craft::MAC_A,
-            Ipv4Addr::new(192, 0, 2, 1),
-            craft::MAC_B,
-            Ipv4Addr::new(192, 0, 2, 7),
-        ));
-        c.push(craft::arp_frame(
-            2,
-            craft::MAC_B,
-            Ipv4Addr::new(192, 0, 2, 1),
-            craft::MAC_A,
-            Ipv4Addr::new(192, 0, 2, 7),
-        ));
-        c.push(craft::tcp_frame(
-            v4(0x0a00_0000 + u32::from(i)),
-            server,
-            1000 + i,
-            80,
-            SYN,
-        )); // flood
-    }
-    c
-}
-
 const BLOCK: usize = 1 << 20;
 
 /// Block images holding `frames` in order (built before measuring: building allocates).
@@ -187,7 +122,7 @@ fn the_counter_counts() {
 
 #[test]
 fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
-    let corpus = corpus();
+    let corpus = craft::mixed_corpus(64);
     let frames: Vec<Vec<u8>> = corpus
         .iter()
         .cycle()

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 
 use nix::sched::{setns, CloneFlags};
+use std::net::{IpAddr, Ipv4Addr};
+
+use scram::craft;
 use scram::sys::packet::PacketSocket;
 
 /// True when the test may run. Without root it fails under `CI=true` and skips otherwise.
@@ -168,41 +171,14 @@ const PAYLOAD: usize = 14 + 20 + 8;
 /// An Ethernet/IPv4/UDP frame of flow `flow` carrying `seq`, preceded by `tags` (TPID, TCI).
 /// Addresses are in 198.18.0.0/15 (RFC 2544 benchmarking).
 pub fn udp_frame(flow: u16, seq: u64, tags: &[(u16, u16)]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(80);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01]);
-    for (tpid, tci) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&tci.to_be_bytes());
-    }
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let payload_len = 4 + 2 + 8 + 4;
-    let total = (20 + 8 + payload_len) as u16;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[198, 18, (flow >> 8) as u8, flow as u8]);
-    ip[16..20].copy_from_slice(&[198, 19, 0, 1]);
-    let sum = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum::<u32>();
-    let sum = (sum & 0xffff) + (sum >> 16);
-    let sum = !((sum & 0xffff) + (sum >> 16)) as u16;
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&(10_000 + flow).to_be_bytes());
-    f.extend_from_slice(&9u16.to_be_bytes());
-    f.extend_from_slice(&((8 + payload_len) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(MAGIC);
-    f.extend_from_slice(&flow.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&[0; 4]);
-    f.resize(f.len().max(60), 0);
-    f
+    let mut payload = Vec::with_capacity(18);
+    payload.extend_from_slice(MAGIC);
+    payload.extend_from_slice(&flow.to_be_bytes());
+    payload.extend_from_slice(&seq.to_be_bytes());
+    payload.extend_from_slice(&[0; 4]);
+    let src = IpAddr::V4(Ipv4Addr::new(198, 18, (flow >> 8) as u8, flow as u8));
+    let dst = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1));
+    craft::ip_frame(src, dst, 17, &craft::udp(10_000 + flow, 9, &payload), tags)
 }
 
 /// The (flow, seq) of an untagged test frame.

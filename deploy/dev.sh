@@ -24,6 +24,10 @@ deps() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # The unprivileged user scramd switches to when started as root (as the package creates it).
+  if ! getent passwd scram >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    systemd-sysusers "$PWD/packaging/scram.sysusers"
+  fi
   if ! command -v cargo >/dev/null; then
     echo "dev.sh: cargo not found: install a stable Rust toolchain (rustup) first" >&2
     exit 1

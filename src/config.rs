@@ -30,6 +30,46 @@ pub struct Config {
     pub blocklist_files: Vec<PathBuf>,
     /// Alert output.
     pub alerts: AlertsConfig,
+    /// `[privileges]`.
+    pub privileges: PrivilegesConfig,
+    /// `[sandbox]`.
+    pub sandbox: SandboxConfig,
+}
+
+/// `[privileges]`: who the daemon becomes when started as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivilegesConfig {
+    /// The user (and its primary group) the daemon switches to after opening its sockets.
+    pub user: String,
+}
+
+impl Default for PrivilegesConfig {
+    fn default() -> Self {
+        PrivilegesConfig {
+            user: "scram".into(),
+        }
+    }
+}
+
+/// `[sandbox]`: how the daemon confines itself once its sockets are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Restrict file access with Landlock.
+    pub landlock: bool,
+    /// Refuse to start when the kernel cannot enforce Landlock (otherwise a warning).
+    pub landlock_required: bool,
+    /// Restrict system calls with a seccomp allow-list.
+    pub seccomp: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            landlock: true,
+            landlock_required: false,
+            seccomp: true,
+        }
+    }
 }
 
 /// `[alerts]`.
@@ -65,6 +105,8 @@ impl Default for Config {
             detect: Settings::default(),
             blocklist_files: Vec::new(),
             alerts: AlertsConfig::default(),
+            privileges: PrivilegesConfig::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -114,6 +156,24 @@ struct RawConfig {
     blocklist: RawBlocklist,
     #[serde(default)]
     detect: RawDetect,
+    #[serde(default)]
+    privileges: RawPrivileges,
+    #[serde(default)]
+    sandbox: RawSandbox,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivileges {
+    user: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    landlock: Option<bool>,
+    landlock_required: Option<bool>,
+    seccomp: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -337,6 +397,35 @@ impl Config {
             config.stats_interval = Duration::from_secs(n as u64);
         }
 
+        if let Some(u) = raw.privileges.user {
+            let name = u.get_ref();
+            let valid = !name.is_empty()
+                && name.len() <= 32
+                && !name.starts_with('-')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err(at(
+                    u.span(),
+                    format!("privileges.user = {name:?} is not a valid user name"),
+                ));
+            }
+            if name == "root" {
+                return Err(at(
+                    u.span(),
+                    "privileges.user = \"root\": the daemon never keeps running as root".into(),
+                ));
+            }
+            config.privileges.user = name.clone();
+        }
+        let sb = raw.sandbox;
+        config.sandbox.landlock = sb.landlock.unwrap_or(config.sandbox.landlock);
+        config.sandbox.landlock_required = sb
+            .landlock_required
+            .unwrap_or(config.sandbox.landlock_required);
+        config.sandbox.seccomp = sb.seccomp.unwrap_or(config.sandbox.seccomp);
+
         let a = raw.alerts;
         if let Some(v) = a.json {
             if v.get_ref().is_empty() {
@@ -489,6 +578,12 @@ impl Config {
             c.ring.retire_timeout_ms,
             c.promiscuous,
             self.stats_interval.as_secs()
+        ) + &format!(
+            "\n[privileges]\nuser = {:?}\n\n[sandbox]\nlandlock = {}\nlandlock_required = {}\nseccomp = {}\n",
+            self.privileges.user,
+            self.sandbox.landlock,
+            self.sandbox.landlock_required,
+            self.sandbox.seccomp
         ) + &self.detect_toml()
     }
 

@@ -111,6 +111,66 @@ pub fn replay(config_path: Option<&std::path::Path>, files: &[PathBuf]) -> Exit 
     }
 }
 
+/// `scramd self-check`: prints the confined state and each attempt's outcome.
+pub fn self_check(config_path: Option<&std::path::Path>) -> Exit {
+    use crate::sandbox::selfcheck::{self, Attempt};
+    let (config, config_path) = match load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Exit::Config;
+        }
+    };
+    let plan = sandbox_plan(&config, config_path.as_deref(), Vec::new());
+    use std::io::Write;
+    // A closed stdout (`| head`) must not turn the report into a panic.
+    let mut out = std::io::stdout().lock();
+    let mut all_as_expected = true;
+    let mut shown_status = false;
+    for attempt in Attempt::ALL {
+        let report = match selfcheck::run(&plan, attempt) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("self-check: {}: {e}", attempt.describe());
+                return Exit::Os;
+            }
+        };
+        if let selfcheck::Outcome::ConfineFailed { message, exit } = &report.outcome {
+            tracing::error!("{message}");
+            return *exit;
+        }
+        if !shown_status {
+            let _ = writeln!(
+                out,
+                "confined state (/proc/PID/status of a confined child):"
+            );
+            for line in &report.status {
+                let _ = writeln!(out, "  {line}");
+            }
+            shown_status = true;
+        }
+        let ok = report.outcome.as_expected(attempt);
+        all_as_expected &= ok;
+        let _ = writeln!(
+            out,
+            "{:<4} {:<36} {}",
+            if ok { "ok" } else { "FAIL" },
+            attempt.describe(),
+            report.outcome
+        );
+    }
+    if all_as_expected {
+        let _ = writeln!(out, "every attack was refused; capture still works");
+        Exit::Ok
+    } else {
+        let _ = writeln!(
+            out,
+            "some attempts did not end as they must (FAIL lines above)"
+        );
+        Exit::Software
+    }
+}
+
 /// Runs the daemon in the foreground; returns how the process should exit.
 pub fn run(opts: RunOptions) -> Exit {
     let (mut config, config_path) = match load_config(opts.config.as_deref()) {
@@ -189,6 +249,23 @@ pub fn run(opts: RunOptions) -> Exit {
     }
     let state_bytes: usize = pipelines.iter().map(|p| p.shard().memory_bytes()).sum();
 
+    // Every socket and ring is open and no thread exists yet: give up privilege now, so the
+    // workers, the alert thread and the control loop all start confined.
+    let json_files = [config.alerts.json.as_deref(), opts.alerts_json.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t != "-")
+        .map(PathBuf::from)
+        .collect();
+    let plan = sandbox_plan(&config, config_path.as_deref(), json_files);
+    match crate::sandbox::confine(&plan) {
+        Ok(c) => log_confined(&c),
+        Err(e) => {
+            tracing::error!("{e}");
+            return e.exit();
+        }
+    }
+
     let stop = Arc::new(AtomicBool::new(false));
     let running = match capture.start(
         |_, _| {
@@ -238,8 +315,55 @@ pub fn run(opts: RunOptions) -> Exit {
         settings,
         config,
         config_path,
+        cli_interfaces: opts.interfaces,
     };
     runtime.block_on(daemon.control(alerts))
+}
+
+/// What the daemon confines itself to: `config`'s user and sandbox settings, re-read access to
+/// the config and blocklist files, write access to `json_files` and the state directory.
+pub fn sandbox_plan(
+    config: &Config,
+    config_path: Option<&std::path::Path>,
+    json_files: Vec<PathBuf>,
+) -> crate::sandbox::Plan {
+    let state_dirs: Vec<PathBuf> = match std::env::var_os("STATE_DIRECTORY") {
+        Some(v) => std::env::split_paths(&v).collect(),
+        None => vec![PathBuf::from("/var/lib/scram")],
+    };
+    crate::sandbox::Plan {
+        user: config.privileges.user.clone(),
+        sandbox: config.sandbox,
+        read_files: config_path
+            .into_iter()
+            .map(ToOwned::to_owned)
+            .chain(config.blocklist_files.iter().cloned())
+            .collect(),
+        write_files: json_files,
+        write_dirs: state_dirs.into_iter().filter(|d| d.is_dir()).collect(),
+    }
+}
+
+fn log_confined(c: &crate::sandbox::Confined) {
+    tracing::info!(
+        "running as {} (uid {}, gid {}) with {}; no-new-privs set; landlock {}; seccomp {}",
+        c.user.as_deref().unwrap_or("?"),
+        c.uid,
+        c.gid,
+        crate::sandbox::names(&c.capabilities),
+        c.landlock,
+        if c.seccomp {
+            "on"
+        } else {
+            "off (sandbox.seccomp = false)"
+        }
+    );
+    if !c.landlock.enforced() && c.landlock != crate::sandbox::fs::Enforcement::Disabled {
+        tracing::warn!(
+            "Landlock is not available on this kernel; file access is limited only by the user \
+             and the unit (set sandbox.landlock_required = true to refuse to start instead)"
+        );
+    }
 }
 
 fn is_loopback(iface: &str) -> bool {
@@ -298,6 +422,8 @@ struct Daemon {
     settings: Arc<SettingsCell>,
     config: Config,
     config_path: Option<PathBuf>,
+    /// `--iface`, which a re-read file does not override.
+    cli_interfaces: Vec<String>,
 }
 
 impl Daemon {
@@ -324,6 +450,8 @@ impl Daemon {
         let watchdog = watchdog_interval();
         let mut watchdog_tick =
             tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        // The first tick is immediate; progress is first judged one interval after start.
+        watchdog_tick.tick().await;
         let mut last_progress = self.running.progress();
 
         loop {
@@ -387,20 +515,36 @@ impl Daemon {
             return;
         };
         match Config::load(path) {
-            Ok(new) => {
-                let c = &self.config.capture;
-                if new.capture.interfaces != c.interfaces
-                    || new.capture.workers != c.workers
-                    || new.capture.ring != c.ring
-                {
+            Ok(mut new) => {
+                // Interfaces chosen on the command line or by default route stay as they are.
+                if new.capture.interfaces.is_empty() || !self.cli_interfaces.is_empty() {
+                    new.capture.interfaces = self.config.capture.interfaces.clone();
+                }
+                let old = &self.config;
+                let restart_only: Vec<&str> = [
+                    ("capture", new.capture != old.capture),
+                    (
+                        "stats_interval_seconds",
+                        new.stats_interval != old.stats_interval,
+                    ),
+                    ("alerts (sinks and queues)", new.alerts != old.alerts),
+                    ("privileges", new.privileges != old.privileges),
+                    ("sandbox", new.sandbox != old.sandbox),
+                ]
+                .into_iter()
+                .filter_map(|(name, changed)| changed.then_some(name))
+                .collect();
+                if !restart_only.is_empty() {
                     tracing::warn!(
-                        "SIGHUP: capture settings changed; they take effect at the next restart"
+                        "SIGHUP: changes to {} take effect at the next restart",
+                        restart_only.join(", ")
                     );
                 }
                 self.settings.replace(Arc::new(new.detect.clone()));
-                self.config = new;
+                self.config.detect = new.detect;
+                self.config.blocklist_files = new.blocklist_files;
                 tracing::info!(
-                    "SIGHUP: configuration {} re-read and applied",
+                    "SIGHUP: configuration {} re-read; detector settings applied",
                     path.display()
                 );
             }

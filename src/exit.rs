@@ -23,6 +23,23 @@ pub enum Exit {
     Config = 78,
 }
 
+impl Exit {
+    /// The exit for a process status code, if it is one of these.
+    pub fn from_code(code: i32) -> Option<Exit> {
+        [
+            Exit::Ok,
+            Exit::Usage,
+            Exit::Input,
+            Exit::Os,
+            Exit::Software,
+            Exit::NoPermission,
+            Exit::Config,
+        ]
+        .into_iter()
+        .find(|e| *e as i32 == code)
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)

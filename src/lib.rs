@@ -16,4 +16,5 @@ pub mod exit;
 pub mod logging;
 pub mod pipeline;
 pub mod replay;
+pub mod sandbox;
 pub mod sys;

@@ -72,6 +72,25 @@ fn check_config_prints_the_effective_config_or_exits_78_with_a_position() {
         "{err}"
     );
 
+    let sandbox = dir.join("sandbox.toml");
+    std::fs::write(
+        &sandbox,
+        "[privileges]\nuser = \"scram-dev\"\n[sandbox]\nseccomp = false\n",
+    )
+    .unwrap();
+    let (code, out, err) = scramd(&["check-config", sandbox.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("[privileges]\nuser = \"scram-dev\"")
+            && out.contains("landlock = true\nlandlock_required = false\nseccomp = false"),
+        "{out}"
+    );
+    let root = dir.join("root.toml");
+    std::fs::write(&root, "[privileges]\nuser = \"root\"\n").unwrap();
+    let (code, _, err) = scramd(&["check-config", root.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert!(err.contains(":2:8: privileges.user = \"root\""), "{err}");
+
     // `run` refuses it the same way, before touching the network.
     let (code, _, err) = scramd(&["run", "--config", bad.to_str().unwrap()]);
     assert_eq!(code, 78);
@@ -122,6 +141,7 @@ fn scramd_captures_in_a_namespace_and_stops_within_a_second() {
     if !privileged("scramd run") {
         return;
     }
+    common::scram_user();
     let veth = Veth::new();
     let log = std::env::temp_dir().join(format!("scramd-run-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).unwrap();

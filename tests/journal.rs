@@ -130,6 +130,7 @@ fn a_live_scan_over_veth_lands_in_the_journal_with_the_contract_fields() {
     if !privileged("journal") {
         return;
     }
+    common::scram_user();
     let veth = Veth::new();
     let lab = Lab::start(&veth, "[capture]\nworkers = 2\n");
     lab.wait_for("startup", |e| {

@@ -43,6 +43,16 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Confine this process exactly as `run` does (user, capabilities, no-new-privs, Landlock,
+    /// seccomp), then try what an attacker with code execution would try, each in its own
+    /// child, and report how each attempt was refused. Exits 0 when every attack is refused and
+    /// capture still works, 70 otherwise.
+    SelfCheck {
+        /// Configuration file (default /etc/scram/scram.toml when it exists, else built-in
+        /// defaults).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         /// The file to check.
@@ -80,6 +90,10 @@ fn main() -> ExitCode {
         Command::Replay { config, files } => {
             scram::logging::init_stderr();
             daemon::replay(config.as_deref(), &files).into()
+        }
+        Command::SelfCheck { config } => {
+            scram::logging::init_stderr();
+            daemon::self_check(config.as_deref()).into()
         }
         Command::CheckConfig { path } => match Config::load(&path) {
             Ok(c) => {

@@ -28,6 +28,19 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// The `scram` user that `scramd run` becomes when started as root, created from the shipped
+/// sysusers entry when missing (as installing the package would); returns its uid and gid.
+pub fn scram_user() -> (u32, u32) {
+    if nix::unistd::User::from_name("scram").unwrap().is_none() {
+        sh(&[
+            "systemd-sysusers",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/scram.sysusers"),
+        ]);
+    }
+    let u = nix::unistd::User::from_name("scram").unwrap().unwrap();
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn sh(args: &[&str]) -> Output {
     let out = Command::new(args[0])

@@ -1,0 +1,315 @@
+//! Giving up privilege: after the sockets and rings are open and before any thread exists, the
+//! daemon becomes its unprivileged user with only CAP_NET_RAW and CAP_NET_ADMIN, sets
+//! no-new-privs, and confines itself with Landlock and seccomp.
+//!
+//! [`confine`] is one straight function, one step per comment, in the only order that works
+//! (each step needs a privilege the next one gives up). Every failure is an error variant that
+//! names the step; the daemon exits on any of them and never goes on with more than it should.
+//!
+//! Owns: the order of the steps and the verification of the end state. Not here: the Landlock
+//! rules ([`fs`]) and the system call allow-list ([`syscalls`]), which are data.
+
+pub mod fs;
+pub mod selfcheck;
+pub mod syscalls;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::unistd::{Gid, Uid, User};
+
+use crate::config::SandboxConfig;
+use crate::exit::Exit;
+
+/// The two capabilities the running daemon keeps: CAP_NET_RAW for AF_PACKET, CAP_NET_ADMIN for
+/// promiscuous mode and nftables.
+pub const KEPT: [Capability; 2] = [Capability::CAP_NET_RAW, Capability::CAP_NET_ADMIN];
+
+/// What to confine the process to.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The user to become when started as root.
+    pub user: String,
+    /// Which confinement layers to apply.
+    pub sandbox: SandboxConfig,
+    /// Files Landlock lets the daemon read again later (config, blocklists).
+    pub read_files: Vec<PathBuf>,
+    /// Files Landlock lets the daemon write (JSON alert files).
+    pub write_files: Vec<PathBuf>,
+    /// Directories Landlock lets the daemon write beneath (its state directory).
+    pub write_dirs: Vec<PathBuf>,
+}
+
+/// How far confinement got, for the start-up log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confined {
+    /// The user the daemon now runs as.
+    pub uid: u32,
+    /// Its group.
+    pub gid: u32,
+    /// The capabilities it holds (effective = permitted).
+    pub capabilities: CapsHashSet,
+    /// The user's name, when it has one.
+    pub user: Option<String>,
+    /// What Landlock enforces.
+    pub landlock: fs::Enforcement,
+    /// Whether the seccomp filter is installed.
+    pub seccomp: bool,
+}
+
+/// A confinement step that failed. The daemon exits on every one.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Confinement must happen before any thread exists, or some threads escape it.
+    #[error("confinement must run single-threaded, but the process has {0} threads")]
+    Threads(usize),
+    /// The configured user does not exist.
+    #[error(
+        "privileges.user: no user {0:?} on this system (create it with systemd-sysusers or \
+         `useradd --system {0}`, or name another user)"
+    )]
+    UnknownUser(String),
+    /// The configured user is root under another name.
+    #[error("privileges.user: {0:?} has uid 0; the daemon never keeps running as root")]
+    RootUser(String),
+    /// Reading the user database failed.
+    #[error("looking up user {user:?}: {source}")]
+    UserLookup {
+        /// The user.
+        user: String,
+        /// Why.
+        source: nix::Error,
+    },
+    /// A capability the step needs is not held.
+    #[error("{step} needs {capability}, which this process does not hold")]
+    Privilege {
+        /// The step.
+        step: &'static str,
+        /// The capability, as `CAP_...`.
+        capability: &'static str,
+    },
+    /// A needed capability was lost or an extra one survived: the end state is not the promised
+    /// one.
+    #[error("after dropping privileges: {0}")]
+    Verify(String),
+    /// A step's system call failed.
+    #[error("{step}: {message}")]
+    Step {
+        /// The step.
+        step: &'static str,
+        /// The error.
+        message: String,
+    },
+    /// The config requires Landlock and the kernel cannot enforce it.
+    #[error(
+        "sandbox.landlock_required = true, but this kernel does not enforce Landlock ({0}); \
+         boot with lsm=...,landlock or set landlock_required = false"
+    )]
+    LandlockUnavailable(String),
+}
+
+impl SandboxError {
+    /// How the process exits on this error.
+    pub fn exit(&self) -> Exit {
+        match self {
+            SandboxError::UnknownUser(_) | SandboxError::RootUser(_) => Exit::Config,
+            SandboxError::Privilege { .. } => Exit::NoPermission,
+            SandboxError::Threads(_) | SandboxError::Verify(_) => Exit::Software,
+            SandboxError::UserLookup { .. }
+            | SandboxError::Step { .. }
+            | SandboxError::LandlockUnavailable(_) => Exit::Os,
+        }
+    }
+}
+
+fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> SandboxError {
+    move |e| SandboxError::Step {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// Gives up every privilege but [`KEPT`] and confines the process, as `plan` says.
+///
+/// Call it after every socket and ring is open and before any thread is started: capabilities,
+/// Landlock and seccomp are per thread, and threads started later inherit them.
+pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
+    // Threads that already exist would keep everything this function gives up.
+    let threads = thread_count();
+    if threads != 1 {
+        return Err(SandboxError::Threads(threads));
+    }
+    let kept: CapsHashSet = KEPT.into_iter().collect();
+    let name;
+
+    if Uid::effective().is_root() {
+        // Started as root: find the user before giving up the right to read anything.
+        let user = match User::from_name(&plan.user) {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(SandboxError::UnknownUser(plan.user.clone())),
+            Err(source) => {
+                return Err(SandboxError::UserLookup {
+                    user: plan.user.clone(),
+                    source,
+                })
+            }
+        };
+        if user.uid.is_root() {
+            return Err(SandboxError::RootUser(plan.user.clone()));
+        }
+        name = Some(user.name.clone());
+        // Root without the capabilities to change identity (a restricted container) must not
+        // go on as root.
+        for (cap, name) in [
+            (Capability::CAP_SETPCAP, "CAP_SETPCAP"),
+            (Capability::CAP_SETGID, "CAP_SETGID"),
+            (Capability::CAP_SETUID, "CAP_SETUID"),
+        ] {
+            if !caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false) {
+                return Err(SandboxError::Privilege {
+                    step: "switching to the unprivileged user",
+                    capability: name,
+                });
+            }
+        }
+        // 1. Trim the bounding set to the two kept capabilities. This needs CAP_SETPCAP, so it
+        //    comes before the uid change takes it away.
+        trim_bounding(&kept)?;
+        // 2. Keep the permitted set across the uid change (without this, setresuid empties it).
+        nix::sys::prctl::set_keepcaps(true).map_err(step("PR_SET_KEEPCAPS"))?;
+        // 3. Drop root's supplementary groups while CAP_SETGID is still held.
+        nix::unistd::setgroups(&[]).map_err(step("setgroups([])"))?;
+        // 4. The group, then the user: after setresuid there is no way back.
+        let gid = user.gid;
+        nix::unistd::setresgid(gid, gid, gid).map_err(step("setresgid"))?;
+        let uid = user.uid;
+        nix::unistd::setresuid(uid, uid, uid).map_err(step("setresuid"))?;
+        // 5. Permitted and effective become exactly the two kept capabilities; inheritable and
+        //    ambient nothing, so nothing is handed to an executed program.
+        caps::set(None, CapSet::Permitted, &kept).map_err(step("capset(permitted)"))?;
+        caps::set(None, CapSet::Effective, &kept).map_err(step("capset(effective)"))?;
+        caps::clear(None, CapSet::Inheritable).map_err(step("capset(inheritable)"))?;
+        caps::clear(None, CapSet::Ambient).map_err(step("PR_CAP_AMBIENT_CLEAR_ALL"))?;
+        nix::sys::prctl::set_keepcaps(false).map_err(step("PR_SET_KEEPCAPS"))?;
+    } else {
+        // Started unprivileged (systemd's User= or DynamicUser= with AmbientCapabilities=):
+        // keep the kept capabilities this process holds, drop everything else it holds.
+        name = User::from_uid(Uid::current())
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let permitted = caps::read(None, CapSet::Permitted).map_err(step("capget"))?;
+        let keep: CapsHashSet = permitted.intersection(&kept).copied().collect();
+        // 1. The bounding set can only be trimmed while CAP_SETPCAP is held; without it the
+        //    unit's CapabilityBoundingSet= is what limits it (and no-new-privs makes it moot).
+        if permitted.contains(&Capability::CAP_SETPCAP) {
+            caps::raise(None, CapSet::Effective, Capability::CAP_SETPCAP)
+                .map_err(step("capset(effective)"))?;
+            trim_bounding(&kept)?;
+        }
+        // 2. Effective and permitted become what is kept; inheritable and ambient nothing.
+        caps::set(None, CapSet::Effective, &keep).map_err(step("capset(effective)"))?;
+        caps::set(None, CapSet::Permitted, &keep).map_err(step("capset(permitted)"))?;
+        caps::clear(None, CapSet::Inheritable).map_err(step("capset(inheritable)"))?;
+        caps::clear(None, CapSet::Ambient).map_err(step("PR_CAP_AMBIENT_CLEAR_ALL"))?;
+        let bounding = caps::read(None, CapSet::Bounding).map_err(step("capget"))?;
+        if !bounding.is_subset(&kept) {
+            tracing::warn!(
+                "the capability bounding set still holds {}; without CAP_SETPCAP it cannot be \
+                 trimmed here (set CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN in the unit)",
+                names(&bounding.difference(&kept).copied().collect())
+            );
+        }
+    }
+
+    // 6. No execve can ever grant privileges again (setuid binaries, file capabilities), and
+    //    Landlock and seccomp may be applied without CAP_SYS_ADMIN.
+    nix::sys::prctl::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
+
+    // 7. Landlock: the file system shrinks to the few files the daemon re-reads or writes.
+    let landlock = if plan.sandbox.landlock {
+        let e = fs::restrict(plan).map_err(step("landlock"))?;
+        if plan.sandbox.landlock_required && !e.enforced() {
+            return Err(SandboxError::LandlockUnavailable(e.to_string()));
+        }
+        e
+    } else {
+        fs::Enforcement::Disabled
+    };
+
+    // 8. Verify the end state while capget is still allowed.
+    let capabilities = verify(&kept)?;
+
+    let confined = Confined {
+        uid: Uid::current().as_raw(),
+        gid: Gid::current().as_raw(),
+        capabilities,
+        user: name,
+        landlock,
+        seccomp: plan.sandbox.seccomp,
+    };
+
+    // 9. seccomp last: it forbids most calls the steps above made.
+    if plan.sandbox.seccomp {
+        syscalls::install().map_err(step("seccomp"))?;
+    }
+    Ok(confined)
+}
+
+fn trim_bounding(kept: &CapsHashSet) -> Result<(), SandboxError> {
+    for cap in caps::read(None, CapSet::Bounding).map_err(step("capget"))? {
+        if !kept.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(step("PR_CAPBSET_DROP"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the promised end state: no capability outside [`KEPT`] in any set, nothing
+/// inheritable or ambient, effective equal to permitted, and not root. Returns what is held.
+fn verify(kept: &CapsHashSet) -> Result<CapsHashSet, SandboxError> {
+    let read = |set| caps::read(None, set).map_err(step("capget"));
+    let effective = read(CapSet::Effective)?;
+    let permitted = read(CapSet::Permitted)?;
+    if !permitted.is_subset(kept) || effective != permitted {
+        return Err(SandboxError::Verify(format!(
+            "effective {} / permitted {}, expected at most {}",
+            names(&effective),
+            names(&permitted),
+            names(kept)
+        )));
+    }
+    for set in [CapSet::Inheritable, CapSet::Ambient] {
+        let held = read(set)?;
+        if !held.is_empty() {
+            return Err(SandboxError::Verify(format!(
+                "{set:?} holds {}",
+                names(&held)
+            )));
+        }
+    }
+    if Uid::effective().is_root() || Uid::current().is_root() {
+        return Err(SandboxError::Verify("still running as root".into()));
+    }
+    Ok(effective)
+}
+
+/// `CAP_A, CAP_B` (sorted), or `none`.
+pub fn names(set: &HashSet<Capability>) -> String {
+    let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Threads of this process, from /proc/self/task (1 if it cannot be read: the check then
+/// relies on the caller's ordering, which the daemon's start-up guarantees).
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
+}

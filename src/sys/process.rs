@@ -1,0 +1,30 @@
+//! fork(2) for the sandbox self-check, which runs each attempt in a child it can lose.
+
+use std::io;
+
+/// Which side of a fork this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The original process; the child's pid.
+    Parent(i32),
+    /// The new process.
+    Child,
+}
+
+/// Forks the process, which must have exactly one thread.
+///
+/// Refuses (with `EBUSY`) when the process has more than one thread: a child of a threaded
+/// process may inherit locks held by threads that do not exist in it.
+pub fn fork_single_threaded() -> io::Result<Forked> {
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads != 1 {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    // SAFETY: the process has a single thread (checked just above; nothing in this function
+    // starts one), so the child starts with every lock in a consistent state and may call any
+    // function, not only async-signal-safe ones.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}

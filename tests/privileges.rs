@@ -1,0 +1,471 @@
+//! Privilege drop and confinement of the running daemon, observed from outside through
+//! /proc/PID/task/*/status, and the self-check's attacks from inside.
+//!
+//! Root, namespaces and veth pairs: these tests own their namespaces and remove them on drop.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{privileged, scram_user, Netns, Sender, Veth, VA, VB};
+use scram::craft;
+use scram::decode::tcp_flags::SYN;
+
+const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
+
+/// CAP_NET_ADMIN | CAP_NET_RAW as /proc prints it.
+const KEPT: &str = "0000000000003000";
+const NONE: &str = "0000000000000000";
+
+/// How `setpriv` starts scramd the way systemd does for `User=scram` with
+/// `AmbientCapabilities=` and `CapabilityBoundingSet=` CAP_NET_RAW CAP_NET_ADMIN.
+fn as_systemd_would(uid: u32, gid: u32) -> Vec<String> {
+    vec![
+        "setpriv".into(),
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".into(),
+        "--inh-caps=-all,+net_raw,+net_admin".into(),
+        "--ambient-caps=-all,+net_raw,+net_admin".into(),
+        "--bounding-set=-all,+net_raw,+net_admin".into(),
+        "--".into(),
+    ]
+}
+
+/// A scratch directory the scram user can read and write.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, owner: (u32, u32)) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("scram-priv-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(owner.0), Some(owner.1)).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// scramd running in the capturing namespace; SIGKILLed on drop if still there.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(veth: &Veth, prefix: &[String], config: &Path, log: PathBuf) -> Daemon {
+        let mut args: Vec<String> = vec!["netns".into(), "exec".into(), veth.b.name.clone()];
+        args.extend(prefix.iter().cloned());
+        args.extend(
+            [
+                SCRAMD,
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--iface",
+                VB,
+            ]
+            .map(String::from),
+        );
+        let child = Command::new("ip")
+            .args(&args)
+            .env("SCRAM_LOG_TARGET", "stderr")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon { child, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !d.log().contains("capturing on vb") {
+            assert!(
+                Instant::now() < deadline,
+                "scramd did not start: {}",
+                d.log()
+            );
+            assert!(
+                d.child.try_wait().unwrap().is_none(),
+                "scramd exited: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        std::fs::File::open(&self.log)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    /// `/proc/PID/task/*/status` of every thread: (thread name, status text).
+    fn threads(&self) -> Vec<(String, String)> {
+        let task = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(&task)
+            .unwrap()
+            .map(|t| {
+                let dir = t.unwrap().path();
+                let status = std::fs::read_to_string(dir.join("status")).unwrap();
+                let name = std::fs::read_to_string(dir.join("comm")).unwrap();
+                (name.trim().to_owned(), status)
+            })
+            .collect()
+    }
+
+    fn stop(mut self) -> (i32, String) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "scramd ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status.code().unwrap_or(-1), self.log())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
+/// Every thread runs as `uid`/`gid` with exactly the kept capabilities, no-new-privs and a
+/// seccomp filter.
+fn assert_confined(d: &Daemon, uid: u32, gid: u32) {
+    let threads = d.threads();
+    // main, one capture worker, the alert thread at least.
+    assert!(threads.len() >= 3, "{threads:?}");
+    let ids = |v: u32| format!("{v}\t{v}\t{v}\t{v}");
+    for (name, s) in &threads {
+        let what = format!("thread {name}: {s}");
+        assert_eq!(field(s, "Uid:"), ids(uid), "{what}");
+        assert_eq!(field(s, "Gid:"), ids(gid), "{what}");
+        assert_eq!(field(s, "Groups:"), "", "{what}");
+        assert_eq!(field(s, "CapEff:"), KEPT, "{what}");
+        assert_eq!(field(s, "CapPrm:"), KEPT, "{what}");
+        assert_eq!(field(s, "CapBnd:"), KEPT, "{what}");
+        assert_eq!(field(s, "CapInh:"), NONE, "{what}");
+        assert_eq!(field(s, "CapAmb:"), NONE, "{what}");
+        assert_eq!(field(s, "NoNewPrivs:"), "1", "{what}");
+        assert_eq!(field(s, "Seccomp:"), "2", "{what}");
+    }
+}
+
+/// A 30-port SYN scan from `va`, and the portscan alert it must raise in `alerts`.
+fn scan_and_expect_alert(veth: &Veth, alerts: &Path) {
+    let attacker = "198.18.0.7".parse().unwrap();
+    let victim = "198.18.0.2".parse().unwrap();
+    veth.a.run(move || {
+        let s = Sender::open(VA);
+        for port in 1..=30u16 {
+            s.send(&craft::tcp_frame(attacker, victim, 40000, port, SYN));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(alerts).unwrap_or_default();
+        if text.contains("\"portscan\"") && text.contains("198.18.0.7") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no portscan alert: {text:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn write_config(scratch: &Scratch, extra: &str) -> PathBuf {
+    let cfg = scratch.path("scram.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[capture]\nworkers = 2\n\n[alerts]\njson = {:?}\n{extra}",
+            scratch.path("alerts.json").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn started_as_root_every_thread_runs_as_scram_with_two_capabilities_and_still_alerts() {
+    if !privileged("privilege drop from root") {
+        return;
+    }
+    let (uid, gid) = scram_user();
+    let veth = Veth::new();
+    let scratch = Scratch::new("root", (0, 0));
+    let cfg = write_config(&scratch, "");
+    let d = Daemon::start(&veth, &[], &cfg, scratch.path("log"));
+    assert_confined(&d, uid, gid);
+    assert!(
+        d.log().contains("running as scram")
+            && d.log()
+                .contains("CAP_NET_ADMIN, CAP_NET_RAW; no-new-privs set; landlock enforced"),
+        "{}",
+        d.log()
+    );
+    scan_and_expect_alert(&veth, &scratch.path("alerts.json"));
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn started_by_systemd_with_ambient_capabilities_it_ends_in_the_same_state() {
+    if !privileged("privilege drop from ambient capabilities") {
+        return;
+    }
+    let (uid, gid) = scram_user();
+    let veth = Veth::new();
+    // Started unprivileged, scramd opens its alert file itself: the directory is the user's.
+    let scratch = Scratch::new("ambient", (uid, gid));
+    let cfg = write_config(&scratch, "");
+    let d = Daemon::start(
+        &veth,
+        &as_systemd_would(uid, gid),
+        &cfg,
+        scratch.path("log"),
+    );
+    assert_confined(&d, uid, gid);
+    scan_and_expect_alert(&veth, &scratch.path("alerts.json"));
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn a_reload_after_confinement_re_reads_the_config_and_refuses_a_bad_one() {
+    if !privileged("reload under confinement") {
+        return;
+    }
+    scram_user();
+    let veth = Veth::new();
+    let scratch = Scratch::new("reload", (0, 0));
+    let cfg = write_config(&scratch, "");
+    let d = Daemon::start(&veth, &[], &cfg, scratch.path("log"));
+    let hup = |d: &Daemon, expect: &str| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(d.child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !d.log().contains(expect) {
+            assert!(Instant::now() < deadline, "no {expect:?}: {}", d.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Replaced by rename, as editors do: Landlock grants the directory, not the old inode.
+    let next = scratch.path("scram.toml.new");
+    std::fs::write(
+        &next,
+        std::fs::read_to_string(&cfg).unwrap() + "\n[detect.portscan]\nports = 5\n",
+    )
+    .unwrap();
+    std::fs::rename(&next, &cfg).unwrap();
+    hup(&d, "re-read; detector settings applied");
+    std::fs::write(&cfg, "[detect.portscan]\nports = \"many\"\n").unwrap();
+    hup(&d, "SIGHUP: keeping the running configuration");
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("scram.toml:2:9"), "{log}");
+}
+
+/// Runs `scramd self-check` (behind `prefix`) and returns (exit code, stdout, stderr).
+fn self_check(prefix: &[String], config: Option<&Path>) -> (i32, String, String) {
+    let mut cmd = if prefix.is_empty() {
+        Command::new(SCRAMD)
+    } else {
+        let mut c = Command::new(&prefix[0]);
+        c.args(&prefix[1..]).arg(SCRAMD);
+        c
+    };
+    cmd.arg("self-check");
+    if let Some(c) = config {
+        cmd.args(["--config", c.to_str().unwrap()]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_every_attack_refused(out: &str) {
+    for attack in [
+        "exec /bin/sh",
+        "open /etc/shadow for reading",
+        "create a file under /etc",
+        "open an AF_INET socket",
+        "ptrace the parent process",
+        "setuid(0)",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(attack))
+            .unwrap_or_else(|| panic!("no line for {attack}: {out}"));
+        assert!(
+            line.starts_with("ok ") && line.contains("refused"),
+            "{attack} was not refused: {line}\n{out}"
+        );
+    }
+    let packet = out.lines().find(|l| l.contains("AF_PACKET")).unwrap();
+    assert!(
+        packet.starts_with("ok ") && packet.ends_with("worked"),
+        "{out}"
+    );
+    for (key, want) in [
+        ("CapEff:", KEPT),
+        ("CapPrm:", KEPT),
+        ("CapBnd:", KEPT),
+        ("CapInh:", NONE),
+        ("CapAmb:", NONE),
+        ("NoNewPrivs:", "1"),
+        ("Seccomp:", "2"),
+    ] {
+        assert_eq!(field(out, &format!("  {key}")), want, "{out}");
+    }
+    assert!(out.contains("every attack was refused"), "{out}");
+}
+
+#[test]
+fn the_self_check_sees_every_attack_refused_after_the_real_confinement() {
+    if !privileged("self-check") {
+        return;
+    }
+    let (uid, gid) = scram_user();
+    let (code, out, err) = self_check(&[], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_every_attack_refused(&out);
+    assert!(
+        out.contains(&format!("  Uid: {uid} {uid} {uid} {uid}")),
+        "{out}"
+    );
+    // The kernel's seccomp filter, not only file permissions, stops exec and setuid.
+    for call in ["exec /bin/sh", "setuid(0)", "ptrace"] {
+        let line = out.lines().find(|l| l.contains(call)).unwrap();
+        assert!(line.contains("killed by seccomp"), "{line}");
+    }
+
+    let (code, out, err) = self_check(&as_systemd_would(uid, gid), None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_every_attack_refused(&out);
+}
+
+#[test]
+fn with_seccomp_off_the_self_check_shows_what_is_left_and_fails() {
+    if !privileged("self-check without seccomp") {
+        return;
+    }
+    scram_user();
+    let scratch = Scratch::new("nosec", (0, 0));
+    let cfg = scratch.path("scram.toml");
+    std::fs::write(&cfg, "[sandbox]\nseccomp = false\n").unwrap();
+    let (code, out, err) = self_check(&[], Some(&cfg));
+    assert!(out.contains("Seccomp: 0"), "{out}");
+    // Without seccomp, exec is still refused: Landlock grants no execute right anywhere.
+    let exec = out.lines().find(|l| l.contains("exec /bin/sh")).unwrap();
+    assert!(exec.contains("refused: Permission denied"), "{exec}");
+    // But only the seccomp filter limits socket families: the check says so and fails.
+    let inet = out.lines().find(|l| l.contains("AF_INET")).unwrap();
+    assert!(
+        inet.starts_with("FAIL") && inet.ends_with("worked"),
+        "{out}"
+    );
+    assert_eq!(code, 70, "{out}{err}");
+}
+
+#[test]
+fn an_unknown_user_exits_78_and_a_root_that_cannot_change_identity_exits_77() {
+    if !privileged("privilege errors") {
+        return;
+    }
+    let ns = Netns::new();
+    let scratch = Scratch::new("errors", (0, 0));
+    let cfg = scratch.path("scram.toml");
+    std::fs::write(&cfg, "[privileges]\nuser = \"scram-no-such-user\"\n").unwrap();
+    let run = |prefix: &[&str], cfg: &Path| {
+        let mut args = vec!["netns", "exec", &ns.name];
+        args.extend_from_slice(prefix);
+        args.extend([
+            SCRAMD,
+            "run",
+            "--iface",
+            "lo",
+            "--config",
+            cfg.to_str().unwrap(),
+        ]);
+        let out = Command::new("ip")
+            .args(&args)
+            .env("SCRAM_LOG_TARGET", "stderr")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[], &cfg);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("no user \"scram-no-such-user\""), "{err}");
+
+    scram_user();
+    let ok = scratch.path("ok.toml");
+    std::fs::write(&ok, "").unwrap();
+    // Root holding only the two kept capabilities cannot switch users: it must not go on as
+    // root.
+    let (code, err) = run(
+        &["setpriv", "--bounding-set=-all,+net_raw,+net_admin", "--"],
+        &ok,
+    );
+    assert_eq!(code, 77, "{err}");
+    assert!(err.contains("CAP_SETPCAP"), "{err}");
+
+    // An unprivileged user without the capabilities cannot open capture at all.
+    let (uid, gid) = scram_user();
+    let (code, err) = run(
+        &[
+            "setpriv",
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "--",
+        ],
+        &ok,
+    );
+    assert_eq!(code, 77, "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+}

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod detect;
 pub mod exit;
 pub mod logging;
+pub mod netlink;
 pub mod pipeline;
 pub mod replay;
 pub mod sandbox;

@@ -375,27 +375,15 @@ pub fn interface_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The interface of the default route (IPv4, then IPv6), from /proc/net.
+/// The interface of the default route (IPv4, then IPv6; lowest metric), asked over rtnetlink.
 pub fn default_route_interface() -> Option<String> {
-    let v4 = std::fs::read_to_string("/proc/net/route").ok()?;
-    for line in v4.lines().skip(1) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.len() > 7 && cols[1] == "00000000" && cols[7] == "00000000" {
-            return Some(cols[0].to_owned());
+    match crate::netlink::route::default_route_interface() {
+        Ok(name) => name,
+        Err(e) => {
+            tracing::warn!("looking up the default route: {e}");
+            None
         }
     }
-    let v6 = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
-    for line in v6.lines() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.len() > 9
-            && cols[0] == "00000000000000000000000000000000"
-            && cols[1] == "00"
-            && cols[9] != "lo"
-        {
-            return Some(cols[9].to_owned());
-        }
-    }
-    None
 }
 
 /// Counters a worker publishes once per block (relaxed atomics: written by one thread, read by

@@ -142,6 +142,7 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
     }
     let kept: CapsHashSet = KEPT.into_iter().collect();
     let name;
+    let mut inheritable_kept = false;
 
     if Uid::effective().is_root() {
         // Started as root: find the user before giving up the right to read anything.
@@ -208,11 +209,34 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
                 .map_err(step("capset(effective)"))?;
             trim_bounding(&kept)?;
         }
-        // 2. Effective and permitted become what is kept; inheritable and ambient nothing.
-        caps::set(None, CapSet::Effective, &keep).map_err(step("capset(effective)"))?;
-        caps::set(None, CapSet::Permitted, &keep).map_err(step("capset(permitted)"))?;
-        caps::clear(None, CapSet::Inheritable).map_err(step("capset(inheritable)"))?;
+        // 2. Ambient nothing (a prctl, always allowed).
         caps::clear(None, CapSet::Ambient).map_err(step("PR_CAP_AMBIENT_CLEAR_ALL"))?;
+        // 3. Effective and permitted become what is kept. capset only when something changes:
+        //    a hardened unit's system call filter (~@privileged) refuses it, and under such a
+        //    unit they already are what is kept.
+        let effective = caps::read(None, CapSet::Effective).map_err(step("capget"))?;
+        if effective != keep || permitted != keep {
+            caps::set(None, CapSet::Effective, &keep).map_err(step("capset(effective)"))?;
+            caps::set(None, CapSet::Permitted, &keep).map_err(step("capset(permitted)"))?;
+        }
+        // 4. Inheritable nothing. systemd gives ambient capabilities through the inheritable
+        //    set, and clearing it takes capset: where the unit refuses that, the kept two stay
+        //    inheritable, which only matters across execve, and no-new-privs, Landlock and
+        //    seccomp all rule execve out.
+        let inheritable = caps::read(None, CapSet::Inheritable).map_err(step("capget"))?;
+        if !inheritable.is_empty() {
+            if let Err(e) = caps::clear(None, CapSet::Inheritable) {
+                if !inheritable.is_subset(&kept) {
+                    return Err(step("capset(inheritable)")(e));
+                }
+                inheritable_kept = true;
+                tracing::info!(
+                    "the inheritable set keeps {} (capset refused: {e}); without execve it \
+                     grants nothing",
+                    names(&inheritable)
+                );
+            }
+        }
         let bounding = caps::read(None, CapSet::Bounding).map_err(step("capget"))?;
         if !bounding.is_subset(&kept) {
             tracing::warn!(
@@ -239,7 +263,7 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
     };
 
     // 8. Verify the end state while capget is still allowed.
-    let capabilities = verify(&kept)?;
+    let capabilities = verify(&kept, inheritable_kept)?;
 
     let confined = Confined {
         uid: Uid::current().as_raw(),
@@ -267,8 +291,9 @@ fn trim_bounding(kept: &CapsHashSet) -> Result<(), SandboxError> {
 }
 
 /// Checks the promised end state: no capability outside [`KEPT`] in any set, nothing
-/// inheritable or ambient, effective equal to permitted, and not root. Returns what is held.
-fn verify(kept: &CapsHashSet) -> Result<CapsHashSet, SandboxError> {
+/// inheritable (unless `inheritable_kept`: then nothing outside `kept`) or ambient, effective
+/// equal to permitted, and not root. Returns what is held.
+fn verify(kept: &CapsHashSet, inheritable_kept: bool) -> Result<CapsHashSet, SandboxError> {
     let read = |set| caps::read(None, set).map_err(step("capget"));
     let effective = read(CapSet::Effective)?;
     let permitted = read(CapSet::Permitted)?;
@@ -280,9 +305,13 @@ fn verify(kept: &CapsHashSet) -> Result<CapsHashSet, SandboxError> {
             names(kept)
         )));
     }
-    for set in [CapSet::Inheritable, CapSet::Ambient] {
+    for (set, may_hold_kept) in [
+        (CapSet::Inheritable, inheritable_kept),
+        (CapSet::Ambient, false),
+    ] {
         let held = read(set)?;
-        if !held.is_empty() {
+        let tolerated = may_hold_kept && held.is_subset(kept);
+        if !held.is_empty() && !tolerated {
             return Err(SandboxError::Verify(format!(
                 "{set:?} holds {}",
                 names(&held)

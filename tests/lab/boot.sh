@@ -1,0 +1,39 @@
+#!/bin/sh
+# Boots systemd as PID 1 of fresh namespaces, on an overlay of the host's / whose writable layer
+# is a tmpfs: whatever the lab writes vanishes with it, and the host's /, /tmp, /run and journal
+# are never touched.
+#
+# Run by tests/lab/mod.rs as:
+#   unshare --cgroup --pid --fork --mount --uts --ipc --net tests/lab/boot.sh NAME
+# after moving itself into a cgroup of its own, so the lab's cgroup namespace starts there.
+set -eu
+name="$1"
+
+mount --make-rprivate /
+# A scratch tmpfs for the overlay's writable layer and work directory.
+mount -t tmpfs -o mode=0755 scram-lab /mnt
+mkdir /mnt/upper /mnt/work /mnt/root
+mount -t overlay scram-lab -o lowerdir=/,upperdir=/mnt/upper,workdir=/mnt/work /mnt/root
+r=/mnt/root
+# API file systems, fresh for the new namespaces (sysfs shows the lab's network namespace; cgroup2
+# is rooted at the lab's cgroup).
+mount -t proc proc "$r/proc"
+mount -t sysfs sysfs "$r/sys"
+mount -t cgroup2 cgroup2 "$r/sys/fs/cgroup"
+mount --rbind /dev "$r/dev"
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$r/run"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$r/tmp"
+# Other file systems the tests need, read-only (the source tree and the built binaries).
+for extra in ${SCRAM_LAB_BINDS:-}; do
+  mkdir -p "$r$extra"
+  mount --rbind -o ro "$extra" "$r$extra"
+done
+echo "$name" > "$r/etc/hostname"
+hostname "$name"
+
+cd "$r"
+mkdir -p oldroot
+pivot_root . oldroot
+umount -l /oldroot
+rmdir /oldroot
+exec env container=scram-lab /lib/systemd/systemd --system --unit=multi-user.target

@@ -47,6 +47,7 @@ done
 install -D -m 0644 packaging/scramd.service /usr/lib/systemd/system/scramd.service
 install -D -m 0644 packaging/scram.sysusers /usr/lib/sysusers.d/scram.conf
 install -D -m 0644 packaging/scram.catalog /usr/lib/systemd/catalog/scram.catalog
+install -D -m 0644 README.md /usr/share/doc/scram/README.md
 install -d -m 0755 /etc/scram
 if [ ! -e /etc/scram/scram.toml ]; then
   install -m 0644 packaging/scram.toml /etc/scram/scram.toml

@@ -21,7 +21,7 @@ if [ -d /run/systemd/system ]; then
 fi
 rm -f /usr/sbin/scramd /usr/lib/systemd/system/scramd.service /usr/lib/sysusers.d/scram.conf \
   /usr/lib/systemd/catalog/scram.catalog
-rm -rf /usr/lib/scram
+rm -rf /usr/lib/scram /usr/share/doc/scram
 journalctl --update-catalog || true
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload

@@ -345,11 +345,12 @@ pub fn sandbox_plan(
 }
 
 fn log_confined(c: &crate::sandbox::Confined) {
+    let who = match &c.user {
+        Some(name) => format!("{name} (uid {}, gid {})", c.uid, c.gid),
+        None => format!("uid {}, gid {}", c.uid, c.gid),
+    };
     tracing::info!(
-        "running as {} (uid {}, gid {}) with {}; no-new-privs set; landlock {}; seccomp {}",
-        c.user.as_deref().unwrap_or("?"),
-        c.uid,
-        c.gid,
+        "running as {who} with {}; no-new-privs set; landlock {}; seccomp {}",
         crate::sandbox::names(&c.capabilities),
         c.landlock,
         if c.seccomp {

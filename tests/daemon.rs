@@ -217,3 +217,22 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("block_timeout_ms = 10"), "{out}");
 }
+
+#[test]
+fn the_catalog_explains_every_detector() {
+    let catalog = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/scram.catalog"
+    ))
+    .unwrap();
+    for d in scram::detect::Detector::ALL {
+        let entry = catalog
+            .split("\n-- ")
+            .find(|e| e.starts_with(d.message_id()))
+            .unwrap_or_else(|| panic!("no catalog entry for {}", d.name()));
+        assert!(entry.contains("\nSubject: scram: "), "{entry}");
+        assert!(entry.contains("\nDefined-By: scram\n"), "{entry}");
+        assert!(entry.contains("What to do:"), "{entry}");
+        assert!(entry.contains("@IFACE@"), "{entry}");
+    }
+}

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use crate::capture::{CaptureConfig, FanoutKind};
 use crate::detect::prefix::{parse_cidr, PrefixSet};
-use crate::detect::{CountSettings, FloodSettings, Settings, MAX_DISTINCT};
+use crate::detect::{CountSettings, Detector, FloodSettings, Settings, MAX_DISTINCT};
 use crate::sys::packet::RingGeometry;
 
 /// Where the daemon looks when no `--config` is given.
@@ -34,6 +34,43 @@ pub struct Config {
     pub privileges: PrivilegesConfig,
     /// `[sandbox]`.
     pub sandbox: SandboxConfig,
+    /// `[response]`.
+    pub response: ResponseConfig,
+}
+
+/// `[response]`: what the daemon does about an offender besides alerting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseConfig {
+    /// `action = "nftables"`: ban offenders in the `inet scram` table; `"none"`: only alert.
+    pub nftables: bool,
+    /// How long a ban lasts; a repeat offence restarts it.
+    pub ban_seconds: u64,
+    /// Detectors whose offenders are banned.
+    pub detectors: Vec<Detector>,
+    /// IPv6 offenders are banned by this prefix length (64: the whole /64).
+    pub ipv6_prefix: u8,
+    /// Also drop offenders' traffic routed through this host (a forward-hook chain).
+    pub forward: bool,
+    /// Delete the table, bans included, when the daemon stops.
+    pub remove_on_exit: bool,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            nftables: false,
+            ban_seconds: 600,
+            detectors: vec![
+                Detector::Portscan,
+                Detector::Portsweep,
+                Detector::TcpFlags,
+                Detector::Blocklist,
+            ],
+            ipv6_prefix: 64,
+            forward: false,
+            remove_on_exit: false,
+        }
+    }
 }
 
 /// `[privileges]`: who the daemon becomes when started as root.
@@ -107,6 +144,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             privileges: PrivilegesConfig::default(),
             sandbox: SandboxConfig::default(),
+            response: ResponseConfig::default(),
         }
     }
 }
@@ -160,6 +198,19 @@ struct RawConfig {
     privileges: RawPrivileges,
     #[serde(default)]
     sandbox: RawSandbox,
+    #[serde(default)]
+    response: RawResponse,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    action: Option<Spanned<String>>,
+    ban_seconds: Option<Spanned<i64>>,
+    detectors: Option<Vec<Spanned<String>>>,
+    ipv6_prefix: Option<Spanned<i64>>,
+    forward: Option<bool>,
+    remove_on_exit: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -426,6 +477,53 @@ impl Config {
             .unwrap_or(config.sandbox.landlock_required);
         config.sandbox.seccomp = sb.seccomp.unwrap_or(config.sandbox.seccomp);
 
+        let r = raw.response;
+        let response = &mut config.response;
+        if let Some(v) = r.action {
+            response.nftables = match v.get_ref().as_str() {
+                "none" => false,
+                "nftables" => true,
+                other => {
+                    return Err(at(
+                        v.span(),
+                        format!("response.action = {other:?}: expected \"none\" or \"nftables\""),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = r.ban_seconds {
+            response.ban_seconds = in_range(&v, 1, 365 * 86_400, "response.ban_seconds")
+                .map_err(|m| at(v.span(), m))? as u64;
+        }
+        if let Some(list) = r.detectors {
+            response.detectors.clear();
+            for name in list {
+                let d = Detector::from_name(name.get_ref()).ok_or_else(|| {
+                    at(
+                        name.span(),
+                        format!("response.detectors: no detector {:?}", name.get_ref()),
+                    )
+                })?;
+                if d == Detector::ArpSpoof {
+                    return Err(at(
+                        name.span(),
+                        "response.detectors: arp-spoof offenders are MAC addresses, which an \
+                         IP ban cannot stop"
+                            .into(),
+                    ));
+                }
+                if !response.detectors.contains(&d) {
+                    response.detectors.push(d);
+                }
+            }
+        }
+        if let Some(v) = r.ipv6_prefix {
+            response.ipv6_prefix =
+                in_range(&v, 32, 128, "response.ipv6_prefix").map_err(|m| at(v.span(), m))? as u8;
+        }
+        response.forward = r.forward.unwrap_or(response.forward);
+        response.remove_on_exit = r.remove_on_exit.unwrap_or(response.remove_on_exit);
+
         let a = raw.alerts;
         if let Some(v) = a.json {
             if v.get_ref().is_empty() {
@@ -578,13 +676,32 @@ impl Config {
             c.ring.retire_timeout_ms,
             c.promiscuous,
             self.stats_interval.as_secs()
-        ) + &format!(
+        ) + &self.response_toml()
+            + &format!(
             "\n[privileges]\nuser = {:?}\n\n[sandbox]\nlandlock = {}\nlandlock_required = {}\nseccomp = {}\n",
             self.privileges.user,
             self.sandbox.landlock,
             self.sandbox.landlock_required,
             self.sandbox.seccomp
         ) + &self.detect_toml()
+    }
+
+    fn response_toml(&self) -> String {
+        let r = &self.response;
+        format!(
+            "\n[response]\naction = \"{}\"\nban_seconds = {}\ndetectors = [{}]\nipv6_prefix = {}\n\
+             forward = {}\nremove_on_exit = {}\n",
+            if r.nftables { "nftables" } else { "none" },
+            r.ban_seconds,
+            r.detectors
+                .iter()
+                .map(|d| format!("{:?}", d.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.ipv6_prefix,
+            r.forward,
+            r.remove_on_exit
+        )
     }
 
     fn detect_toml(&self) -> String {

@@ -249,6 +249,38 @@ pub fn run(opts: RunOptions) -> Exit {
     }
     let state_bytes: usize = pipelines.iter().map(|p| p.shard().memory_bytes()).sum();
 
+    // Active response sets its table up while CAP_NET_ADMIN is certainly held.
+    let responder = match crate::response::Responder::start(
+        &config.response,
+        config.detect.allowlist.clone(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("[response] action = \"nftables\": setting up table inet scram: {e}");
+            return match e {
+                crate::netlink::NetlinkError::Refused(nix::Error::EPERM)
+                | crate::netlink::NetlinkError::Io {
+                    source: nix::Error::EPERM,
+                    ..
+                } => {
+                    tracing::error!("nftables needs CAP_NET_ADMIN");
+                    Exit::NoPermission
+                }
+                _ => Exit::Os,
+            };
+        }
+    };
+    if responder.is_some() {
+        let r = &config.response;
+        tracing::info!(
+            "active response: offenders of {} banned for {} s in nftables table inet scram (IPv6 by /{}{})",
+            r.detectors.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "),
+            r.ban_seconds,
+            r.ipv6_prefix,
+            if r.forward { ", input and forward" } else { ", input" }
+        );
+    }
+
     // Every socket and ring is open and no thread exists yet: give up privilege now, so the
     // workers, the alert thread and the control loop all start confined.
     let json_files = [config.alerts.json.as_deref(), opts.alerts_json.as_deref()]
@@ -281,7 +313,7 @@ pub fn run(opts: RunOptions) -> Exit {
             return Exit::Os;
         }
     };
-    let alerts = match AlertThread::start(alert_rx, writer) {
+    let alerts = match AlertThread::start(alert_rx, writer, responder) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!("starting the alert thread: {e}");
@@ -376,13 +408,14 @@ fn is_loopback(iface: &str) -> bool {
 /// Drains the alert rings into the sinks, off the packet path.
 struct AlertThread {
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<AlertWriter>,
+    handle: std::thread::JoinHandle<(AlertWriter, Option<crate::response::Responder>)>,
 }
 
 impl AlertThread {
     fn start(
         mut rx: Vec<rtrb::Consumer<crate::detect::Alert>>,
         mut writer: AlertWriter,
+        mut responder: Option<crate::response::Responder>,
     ) -> std::io::Result<AlertThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -394,7 +427,10 @@ impl AlertThread {
                     let stopping = flag.load(std::sync::atomic::Ordering::Acquire);
                     let mut n = 0;
                     for c in &mut rx {
-                        while let Ok(a) = c.pop() {
+                        while let Ok(mut a) = c.pop() {
+                            if let Some(r) = &mut responder {
+                                r.act(&mut a);
+                            }
                             writer.write(&a);
                             n += 1;
                         }
@@ -403,7 +439,7 @@ impl AlertThread {
                         writer.flush();
                     }
                     if stopping {
-                        return writer;
+                        return (writer, responder);
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -413,7 +449,11 @@ impl AlertThread {
 
     fn finish(self) -> Option<AlertWriter> {
         self.stop.store(true, std::sync::atomic::Ordering::Release);
-        self.handle.join().ok()
+        let (writer, responder) = self.handle.join().ok()?;
+        if let Some(r) = responder {
+            r.finish();
+        }
+        Some(writer)
     }
 }
 

@@ -17,5 +17,6 @@ pub mod logging;
 pub mod netlink;
 pub mod pipeline;
 pub mod replay;
+pub mod response;
 pub mod sandbox;
 pub mod sys;

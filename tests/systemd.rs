@@ -324,3 +324,44 @@ fn the_lab_leaves_nothing_behind_on_the_host() {
     let ps = String::from_utf8_lossy(&ps.stdout);
     assert!(!ps.contains(&name), "a lab process survived: {ps}");
 }
+
+#[test]
+fn under_the_installed_unit_a_scanner_is_banned_in_nftables() {
+    if !privileged("systemd lab response") {
+        return;
+    }
+    let lab = Lab::boot();
+    let ping = |lab: &Lab| {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.attacker.name,
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                lab::LAB,
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(ping(&lab), "the lab answers pings before any ban");
+    lab.ok(
+        "mkdir -p /etc/scram && printf '[response]\\naction = \"nftables\"\\nban_seconds = 60\\n' \
+         > /etc/scram/scram.toml",
+    );
+    lab.install();
+    wait_active(&lab);
+    scan(&lab, 1..=40);
+    let set = lab.wait_for("the ban", 15, "nft list set inet scram ban4", |s| {
+        s.contains(lab::ATTACKER)
+    });
+    assert!(set.contains("timeout 1m"), "{set}");
+    assert!(!ping(&lab), "the banned attacker's ping passed");
+    let alert = lab.ok("journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=portscan");
+    assert!(alert.contains("\"SCRAM_ACTION\":\"blocked\""), "{alert}");
+}

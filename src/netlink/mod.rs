@@ -5,6 +5,7 @@
 //! Owns: message framing (`nlmsghdr`, attributes, alignment), the request/acknowledge loop and
 //! error mapping. Not here: what the messages mean ([`route`]).
 
+pub mod nftables;
 pub mod route;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -26,6 +27,8 @@ pub const F_ACK: u16 = 0x4;
 pub const F_DUMP: u16 = 0x300;
 /// `NLM_F_CREATE`.
 pub const F_CREATE: u16 = 0x400;
+/// `NLM_F_APPEND`.
+pub const F_APPEND: u16 = 0x800;
 /// `NLM_F_EXCL`.
 pub const F_EXCL: u16 = 0x200;
 

@@ -14,6 +14,10 @@ const RTA_OIF: u16 = 4;
 const RTA_PRIORITY: u16 = 6;
 const RTA_TABLE: u16 = 15;
 const IFLA_IFNAME: u16 = 3;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
 
 /// The interface of the default route in the main table (IPv4 first, then IPv6; lowest metric
 /// wins), or `None` when there is none.
@@ -92,4 +96,33 @@ fn interface_name(sock: &mut Socket, index: u32) -> Result<Option<String>, Netli
         Err(NetlinkError::Refused(nix::Error::ENODEV)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Every address configured on this host's interfaces (IPv4 and IPv6).
+pub fn local_addresses() -> Result<Vec<std::net::IpAddr>, NetlinkError> {
+    let mut sock = Socket::open(SockProtocol::NetlinkRoute)?;
+    // struct ifaddrmsg: family, prefixlen, flags, scope, index (u32).
+    let fixed = [0u8; 8];
+    let seq = sock.next_seq();
+    let request = Message::new(RTM_GETADDR, F_REQUEST | F_DUMP, seq, &fixed).finish();
+    let mut out = Vec::new();
+    sock.transact(&request, Until::Done, |ty, payload| {
+        if ty != RTM_NEWADDR || payload.len() < 8 {
+            return;
+        }
+        for (a, v) in attrs(&payload[8..]) {
+            if a != IFA_ADDRESS && a != IFA_LOCAL {
+                continue;
+            }
+            let addr = match v.len() {
+                4 => std::net::IpAddr::from(<[u8; 4]>::try_from(v).unwrap_or_default()),
+                16 => std::net::IpAddr::from(<[u8; 16]>::try_from(v).unwrap_or_default()),
+                _ => continue,
+            };
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    })?;
+    Ok(out)
 }

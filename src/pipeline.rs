@@ -244,7 +244,7 @@ impl Pipeline {
         };
         self.local.decoded += 1;
         let settings = self.shard.settings();
-        let (src, dst, flood_candidate) = match packet.net {
+        let (src, dst, flood_candidate) = match &packet.net {
             Net::Ip(ip) => {
                 if !settings.allowlist.is_empty()
                     && (settings.allowlist.contains(ip.src) || settings.allowlist.contains(ip.dst))
@@ -286,23 +286,23 @@ impl Pipeline {
                 dst: dst_shard == Some(src_shard),
             },
         };
-        self.deliver(src_shard, obs);
+        self.deliver(src_shard, &obs);
         if let Some(d) = dst_shard.filter(|&d| d != src_shard) {
             obs.roles = Roles {
                 src: false,
                 dst: true,
             };
-            self.deliver(d, obs);
+            self.deliver(d, &obs);
         }
     }
 
-    fn deliver(&mut self, shard: usize, obs: Observation) {
+    fn deliver(&mut self, shard: usize, obs: &Observation) {
         if shard == self.index {
-            self.observe(&obs);
+            self.observe(obs);
             return;
         }
         if let Some(Some(tx)) = self.outboxes.get_mut(shard) {
-            if tx.push(obs).is_err() {
+            if tx.push(*obs).is_err() {
                 self.local.route_overflow += 1;
             }
         }

@@ -549,27 +549,19 @@ impl Shard {
     ) {
         let s = &*self.settings;
         let state = &mut self.state;
-        match packet.net {
+        match &packet.net {
             Net::Arp(arp) => {
                 if roles.src && s.arp_spoof {
-                    state.arp(ts_ns, iface, &arp, s, emit);
+                    state.arp(ts_ns, iface, arp, s, emit);
                 }
             }
             Net::Ip(ip) => {
-                let base = Alert {
-                    ts_ns,
-                    iface,
-                    src: Some(ip.src),
-                    dst: Some(ip.dst),
-                    proto: Some(ip.proto),
-                    count: 1,
-                    ..Alert::default()
-                };
+                let origin = Origin { ts_ns, iface, ip };
                 if roles.src {
-                    state.source_detectors(&ip, loopback, base, s, emit);
+                    state.source_detectors(ip, loopback, origin, s, emit);
                 }
                 if roles.dst {
-                    state.floods(&ip, base, s, emit);
+                    state.floods(ip, origin, s, emit);
                 }
             }
             Net::Other(_) => {}
@@ -587,24 +579,53 @@ impl Shard {
     }
 }
 
+/// Where an observation came from. The alert it may raise is only built when a detector fires:
+/// an `Alert` is large, and most packets raise none.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    ts_ns: u64,
+    iface: u16,
+    ip: &'a crate::decode::Ip,
+}
+
+impl Origin<'_> {
+    /// The alert about the packet's hosts (no ports).
+    fn base(&self) -> Alert {
+        Alert {
+            ts_ns: self.ts_ns,
+            iface: self.iface,
+            src: Some(self.ip.src),
+            dst: Some(self.ip.dst),
+            proto: Some(self.ip.proto),
+            count: 1,
+            ..Alert::default()
+        }
+    }
+
+    /// The alert about the packet's flow (ports, ICMP type and code).
+    fn flow(&self) -> Alert {
+        let t = self.ip.transport;
+        Alert {
+            sport: t.ports().map(|p| p.0),
+            dport: t.ports().map(|p| p.1),
+            icmp: match t {
+                Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => Some((ty, code)),
+                _ => None,
+            },
+            ..self.base()
+        }
+    }
+}
+
 impl State {
     fn source_detectors(
         &mut self,
         ip: &crate::decode::Ip,
         loopback: bool,
-        base: Alert,
+        origin: Origin<'_>,
         s: &Settings,
         emit: &mut impl FnMut(Alert),
     ) {
-        let flow = Alert {
-            sport: ip.transport.ports().map(|p| p.0),
-            dport: ip.transport.ports().map(|p| p.1),
-            icmp: match ip.transport {
-                Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => Some((ty, code)),
-                _ => None,
-            },
-            ..base
-        };
         if s.martian && !loopback {
             let kind = if ip.src == ip.dst && !ip.src.is_unspecified() {
                 Some(MartianKind::Land)
@@ -620,7 +641,7 @@ impl State {
                     Alert {
                         detector: Detector::Martian,
                         detail: Detail::Martian(kind),
-                        ..flow
+                        ..origin.flow()
                     },
                     s,
                     emit,
@@ -634,7 +655,7 @@ impl State {
                     Alert {
                         detector: Detector::Blocklist,
                         detail: Detail::Blocklisted { source },
-                        ..flow
+                        ..origin.flow()
                     },
                     s,
                     emit,
@@ -646,12 +667,12 @@ impl State {
                 // A datagram from a service port to an ephemeral one is an answer (DNS, NTP, QUIC
                 // replies fan out over client ports), not a probe.
                 if !(sport < 1024 && dport >= 1024) {
-                    self.probe(ip, proto::UDP, dport, base, s, emit);
+                    self.probe(ip, proto::UDP, dport, origin, s, emit);
                 }
             }
             if let Transport::Icmp { ty: 8, .. } | Transport::Icmpv6 { ty: 128, .. } = ip.transport
             {
-                self.probe(ip, ip.proto, 0, base, s, emit);
+                self.probe(ip, ip.proto, 0, origin, s, emit);
             }
             return;
         };
@@ -661,7 +682,7 @@ impl State {
                     Alert {
                         detector: Detector::TcpFlags,
                         detail: Detail::Flags(combo, flags),
-                        ..flow
+                        ..origin.flow()
                     },
                     s,
                     emit,
@@ -672,7 +693,7 @@ impl State {
             && flags & (tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN) == 0
         {
             if let Some((_, dport)) = ip.transport.ports() {
-                self.probe(ip, proto::TCP, dport, base, s, emit);
+                self.probe(ip, proto::TCP, dport, origin, s, emit);
             }
         }
     }
@@ -683,14 +704,14 @@ impl State {
         ip: &crate::decode::Ip,
         protocol: u8,
         dport: u16,
-        base: Alert,
+        origin: Origin<'_>,
         s: &Settings,
         emit: &mut impl FnMut(Alert),
     ) {
         if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
             return;
         }
-        let ts = base.ts_ns;
+        let ts = origin.ts_ns;
         let src = addr_key(ip.src);
         let dst = addr_key(ip.dst);
         if s.portscan.enabled && protocol != proto::ICMP && protocol != proto::ICMPV6 {
@@ -708,7 +729,7 @@ impl State {
                     detector: Detector::Portscan,
                     count: e.seen.len() as u64,
                     window_ms: ts.saturating_sub(e.start_ns) / 1_000_000,
-                    ..base
+                    ..origin.base()
                 };
                 self.send(alert, s, emit);
             }
@@ -733,7 +754,7 @@ impl State {
                     dport: (!icmp).then_some(dport),
                     count: e.seen.len() as u64,
                     window_ms: ts.saturating_sub(e.start_ns) / 1_000_000,
-                    ..base
+                    ..origin.base()
                 };
                 self.send(alert, s, emit);
             }
@@ -743,7 +764,7 @@ impl State {
     fn floods(
         &mut self,
         ip: &crate::decode::Ip,
-        base: Alert,
+        origin: Origin<'_>,
         s: &Settings,
         emit: &mut impl FnMut(Alert),
     ) {
@@ -765,7 +786,7 @@ impl State {
         if !fs.enabled {
             return;
         }
-        let ts = base.ts_ns;
+        let ts = origin.ts_ns;
         let src = addr_key(ip.src);
         let e = self.floods.entry((addr_key(ip.dst), detector as u8), ts);
         if e.start_ns == 0 || ts.saturating_sub(e.start_ns) >= fs.window_ms * 1_000_000 {
@@ -795,7 +816,7 @@ impl State {
                 src: dominant,
                 count: e.count,
                 window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
-                ..base
+                ..origin.base()
             };
             self.send(alert, s, emit);
         }

@@ -80,16 +80,20 @@ impl Hasher for SeededHasher {
 
 #[derive(Debug, Clone)]
 struct Slot<K, V> {
-    /// 0: empty.
-    last_seen: u64,
     key: K,
     value: V,
 }
 
 /// The bounded table.
+///
+/// Each bucket's tags (32 bits of the key's hash, 0 for an empty slot) and last-use stamps live
+/// apart from the slots, so a lookup reads one or two cache lines of tags and touches a slot only
+/// when its tag matches; the stamps are read only to pick a victim on a miss.
 #[derive(Debug, Clone)]
 pub struct Table<K, V> {
     slots: Box<[Slot<K, V>]>,
+    tags: Box<[u32]>,
+    stamps: Box<[u64]>,
     mask: usize,
     hasher: SeededState,
     len: usize,
@@ -103,13 +107,14 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         let slots_n = capacity.max(WAYS).next_power_of_two();
         let slots = (0..slots_n)
             .map(|_| Slot {
-                last_seen: 0,
                 key: K::default(),
                 value: V::default(),
             })
             .collect();
         Table {
             slots,
+            tags: vec![0; slots_n].into_boxed_slice(),
+            stamps: vec![0; slots_n].into_boxed_slice(),
             mask: slots_n / WAYS - 1,
             hasher,
             len: 0,
@@ -117,57 +122,66 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         }
     }
 
+    /// Bucket start and tag of `key`.
+    #[inline]
+    fn locate(&self, key: K) -> (usize, u32) {
+        let h = self.hasher.hash_one(key);
+        ((h as usize & self.mask) * WAYS, (h >> 32) as u32 | 1)
+    }
+
     /// The entry for `key`, created (with `V::default()`) if absent, evicting the bucket's
     /// least recently seen entry if the bucket is full. `now` must be non-zero and is recorded
     /// as the entry's last use.
     pub fn entry(&mut self, key: K, now: u64) -> &mut V {
         let now = now.max(1);
-        let bucket = (self.hasher.hash_one(key) as usize & self.mask) * WAYS;
+        let (bucket, tag) = self.locate(key);
+        let tags = &mut self.tags[bucket..bucket + WAYS];
         let slots = &mut self.slots[bucket..bucket + WAYS];
-        let mut pick = 0;
-        let mut oldest = u64::MAX;
-        let mut found = None;
-        for (i, s) in slots.iter().enumerate() {
-            if s.last_seen != 0 && s.key == key {
-                found = Some(i);
-                break;
-            }
-            if s.last_seen < oldest {
-                oldest = s.last_seen;
-                pick = i;
-            }
-        }
+        let stamps = &mut self.stamps[bucket..bucket + WAYS];
+        let found = (0..WAYS).find(|&i| tags[i] == tag && slots[i].key == key);
         let i = match found {
             Some(i) => i,
             None => {
-                let slot = &mut slots[pick];
-                if slot.last_seen == 0 {
+                // An empty slot (stamp 0) or else the one idle longest.
+                let mut pick = 0;
+                for i in 1..WAYS {
+                    if stamps[i] < stamps[pick] {
+                        pick = i;
+                    }
+                }
+                if stamps[pick] == 0 {
                     self.len += 1;
                 } else {
                     self.evictions += 1;
                 }
-                slot.key = key;
-                slot.value = V::default();
+                tags[pick] = tag;
+                slots[pick] = Slot {
+                    key,
+                    value: V::default(),
+                };
                 pick
             }
         };
-        let slot = &mut slots[i];
-        slot.last_seen = now;
-        &mut slot.value
+        stamps[i] = now;
+        &mut slots[i].value
     }
 
-    /// The entry for `key`, if present.
+    /// The entry for `key`, if present (does not count as a use).
     pub fn get(&self, key: &K) -> Option<&V> {
-        let bucket = (self.hasher.hash_one(*key) as usize & self.mask) * WAYS;
-        self.slots[bucket..bucket + WAYS]
-            .iter()
-            .find(|s| s.last_seen != 0 && s.key == *key)
-            .map(|s| &s.value)
+        let (bucket, tag) = self.locate(*key);
+        (bucket..bucket + WAYS)
+            .find(|&i| self.tags[i] == tag && self.slots[i].key == *key)
+            .map(|i| &self.slots[i].value)
     }
 
     /// Visits every entry (for summaries at shutdown).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
-        for s in self.slots.iter().filter(|s| s.last_seen != 0) {
+        for (s, _) in self
+            .slots
+            .iter()
+            .zip(self.tags.iter())
+            .filter(|(_, &t)| t != 0)
+        {
             f(&s.key, &s.value);
         }
     }
@@ -194,7 +208,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
 
     /// Bytes held by the slots.
     pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot<K, V>>()
+        self.slots.len() * (std::mem::size_of::<Slot<K, V>>() + 4 + 8)
     }
 }
 

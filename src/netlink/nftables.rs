@@ -181,11 +181,9 @@ impl Nftables {
             IpAddr::V4(_) => Ban { addr },
             IpAddr::V6(a) => {
                 let bits = u128::from(a);
-                let mask = if self.ipv6_prefix >= 128 {
-                    u128::MAX
-                } else {
-                    !(u128::MAX >> self.ipv6_prefix)
-                };
+                let mask = !u128::MAX
+                    .checked_shr(u32::from(self.ipv6_prefix))
+                    .unwrap_or(0);
                 Ban {
                     addr: IpAddr::V6((bits & mask).into()),
                 }
@@ -300,11 +298,7 @@ fn expr(m: &mut Message, name: &str, data: impl FnOnce(&mut Message)) {
 
 /// A /`prefix` mask of 16 bytes.
 fn prefix_mask(prefix: u8) -> Vec<u8> {
-    let bits = if prefix == 0 {
-        0
-    } else {
-        !(u128::MAX >> prefix.min(128))
-    };
+    let bits = !u128::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
     bits.to_be_bytes().to_vec()
 }
 
@@ -377,5 +371,6 @@ mod tests {
         assert_eq!(prefix_mask(64)[..8], [0xff; 8]);
         assert_eq!(prefix_mask(64)[8..], [0; 8]);
         assert_eq!(prefix_mask(128), vec![0xff; 16]);
+        assert_eq!(prefix_mask(0), vec![0; 16]);
     }
 }

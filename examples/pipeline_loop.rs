@@ -1,0 +1,36 @@
+//! Runs the pipeline over `craft::mixed_corpus(256)` ROUNDS times (first argument, default 100):
+//! the workload `benches/callgrind.sh` counts instructions of, under valgrind.
+
+use std::sync::Arc;
+
+use scram::craft;
+use scram::detect::Settings;
+use scram::pipeline::{Interfaces, LinkType, PipelineSet, QueueSizes};
+
+fn main() {
+    let rounds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100);
+    let corpus = craft::mixed_corpus(256);
+    let mut set = PipelineSet::build(
+        1,
+        Arc::new(Settings::default()),
+        LinkType::Ethernet,
+        Arc::new(Interfaces {
+            loopback: vec![false],
+        }),
+        QueueSizes::default(),
+    );
+    let mut rx = set.alert_rx.remove(0);
+    let p = &mut set.pipelines[0];
+    let mut ts = 1_795_341_600_000_000_000u64;
+    for _ in 0..rounds {
+        for f in &corpus {
+            ts += 1_000;
+            p.process(f, ts, 0, None);
+        }
+        while rx.pop().is_ok() {}
+    }
+    println!("{}", rounds * corpus.len() as u64);
+}

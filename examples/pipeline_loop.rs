@@ -1,5 +1,7 @@
-//! Runs the pipeline over `craft::mixed_corpus(256)` ROUNDS times (first argument, default 100):
-//! the workload `benches/callgrind.sh` counts instructions of, under valgrind.
+//! Runs the pipeline over a corpus ROUNDS times (first argument, default 100): the workload
+//! `benches/callgrind.sh` counts instructions of, under valgrind. Second argument: `mixed`
+//! (`craft::mixed_corpus(256)`, default) or `udp64` (64-byte UDP frames from one host to another
+//! with changing source ports, like benches/veth.sh's 64-byte profile).
 
 use std::sync::Arc;
 
@@ -12,7 +14,20 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let corpus = craft::mixed_corpus(256);
+    let corpus = match std::env::args().nth(2).as_deref() {
+        Some("udp64") => (0..4096u16)
+            .map(|i| {
+                craft::udp_frame(
+                    "198.18.0.1".parse().expect("literal"),
+                    "198.18.0.2".parse().expect("literal"),
+                    1024 + i,
+                    53,
+                    &[0; 18],
+                )
+            })
+            .collect(),
+        _ => craft::mixed_corpus(256),
+    };
     let mut set = PipelineSet::build(
         1,
         Arc::new(Settings::default()),

@@ -94,6 +94,9 @@ pub struct Table<K, V> {
     slots: Box<[Slot<K, V>]>,
     tags: Box<[u32]>,
     stamps: Box<[u64]>,
+    /// The slot of the last key looked up: consecutive packets of a flow (or a flood) ask for the
+    /// same key, and then need neither the hash nor the bucket scan.
+    last: usize,
     mask: usize,
     hasher: SeededState,
     len: usize,
@@ -115,6 +118,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
             slots,
             tags: vec![0; slots_n].into_boxed_slice(),
             stamps: vec![0; slots_n].into_boxed_slice(),
+            last: 0,
             mask: slots_n / WAYS - 1,
             hasher,
             len: 0,
@@ -134,6 +138,11 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     /// as the entry's last use.
     pub fn entry(&mut self, key: K, now: u64) -> &mut V {
         let now = now.max(1);
+        let last = self.last;
+        if self.stamps[last] != 0 && self.slots[last].key == key {
+            self.stamps[last] = now;
+            return &mut self.slots[last].value;
+        }
         let (bucket, tag) = self.locate(key);
         let tags = &mut self.tags[bucket..bucket + WAYS];
         let slots = &mut self.slots[bucket..bucket + WAYS];
@@ -163,6 +172,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
             }
         };
         stamps[i] = now;
+        self.last = bucket + i;
         &mut slots[i].value
     }
 

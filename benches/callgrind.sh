@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Instructions per packet of decode + classify + detect, counted by callgrind: stable where
+# wall-clock timings are noisy. Runs examples/pipeline_loop at two round counts and divides the
+# difference by the difference in packets, so set-up (corpus, tables) cancels out.
+#
+#   benches/callgrind.sh            # both corpora: mixed (craft::mixed_corpus) and udp64
+#
+# Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked --quiet --example pipeline_loop
+bin=target/release/examples/pipeline_loop
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+summary=()
+for corpus in mixed udp64; do
+  declare -A ir packets
+  for rounds in 10 60; do
+    packets[$rounds]=$(valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$rounds" "$corpus" 2>"$out/log")
+    ir[$rounds]=$(grep -o 'Collected : [0-9]*' "$out/log" | grep -o '[0-9]*$')
+  done
+  per=$(( (ir[60] - ir[10]) / (packets[60] - packets[10]) ))
+  echo "$corpus: $per instructions per packet (decode + route + detect, every detector on)"
+  summary+=("\"$corpus\": $per")
+done
+echo "SUMMARY {\"instructions_per_packet\": {$(IFS=,; echo "${summary[*]}")}}"

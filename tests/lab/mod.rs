@@ -1,5 +1,5 @@
 //! The systemd lab: systemd 252 booted as PID 1 in fresh namespaces (pid, mount, net, uts, ipc,
-//! cgroup) on an overlay of the host's / whose writable layer is a tmpfs (see boot.sh). A veth
+//! cgroup) on an overlay of the host's / whose writable layer is a tmpfs (see deploy/lab/boot.sh). A veth
 //! pair joins the lab to a namespace of the test's own, the "attacker".
 //!
 //! Nothing outlives a `Lab`: dropping it powers systemd off, waits for it, kills what remains,
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{sh, Netns};
 
-const BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/boot.sh");
+const BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/lab/boot.sh");
 
 /// The address of the attacker's end and of the lab's end of the veth pair.
 pub const ATTACKER: &str = "198.18.0.1";

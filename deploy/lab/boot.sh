@@ -3,11 +3,18 @@
 # is a tmpfs: whatever the lab writes vanishes with it, and the host's /, /tmp, /run and journal
 # are never touched.
 #
-# Run by tests/lab/mod.rs as:
-#   unshare --cgroup --pid --fork --mount --uts --ipc --net tests/lab/boot.sh NAME
+# Run by tests/lab/mod.rs (the test harness around it) as:
+#   unshare --cgroup --pid --fork --mount --uts --ipc --net deploy/lab/boot.sh NAME
 # after moving itself into a cgroup of its own, so the lab's cgroup namespace starts there.
 set -eu
 name="$1"
+
+# Refuse to run anywhere but in the fresh namespaces: on the host this would remount / and
+# pivot the host's root. /proc is still the host's here, so /proc/1 is the host's init.
+if [ "$$" -ne 1 ] || [ "$(readlink /proc/self/ns/mnt)" = "$(readlink /proc/1/ns/mnt)" ]; then
+  echo "boot.sh: run only as PID 1 of new pid and mount namespaces (see the header)" >&2
+  exit 1
+fi
 
 mount --make-rprivate /
 # A scratch tmpfs for the overlay's writable layer and work directory.

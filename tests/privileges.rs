@@ -469,3 +469,41 @@ fn an_unknown_user_exits_78_and_a_root_that_cannot_change_identity_exits_77() {
     assert_eq!(code, 77, "{err}");
     assert!(err.contains("CAP_NET_RAW"), "{err}");
 }
+
+#[test]
+fn a_confined_daemon_survives_a_link_flap_and_a_reload_storm() {
+    if !privileged("rare paths under seccomp") {
+        return;
+    }
+    scram_user();
+    let veth = Veth::new();
+    let scratch = Scratch::new("flap", (0, 0));
+    let cfg = write_config(&scratch, "");
+    let d = Daemon::start(&veth, &[], &cfg, scratch.path("log"));
+    // The link goes down and up: the worker's error path (SO_ERROR, sleep, a warning) runs
+    // under the filter.
+    veth.b.exec(&["ip", "link", "set", VB, "down"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.log().contains("went down") {
+        assert!(
+            Instant::now() < deadline,
+            "no link-down warning: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    veth.b.exec(&["ip", "link", "set", VB, "up"]);
+    // Signals at odd times: several reloads in a row.
+    for _ in 0..5 {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(d.child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    scan_and_expect_alert(&veth, &scratch.path("alerts.json"));
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("capture on vb resumed after a gap"), "{log}");
+}

@@ -101,14 +101,13 @@ pub const ALLOWED: &[(&str, libc::c_long, &str)] = &[
     (
         "getsockopt",
         libc::SYS_getsockopt,
-        "PACKET_STATISTICS, SO_ERROR",
+        "PACKET_STATISTICS, SO_ERROR after a link error",
     ),
     (
-        "setsockopt",
-        libc::SYS_setsockopt,
-        "re-joining fanout after a link comes back",
+        "bind",
+        libc::SYS_bind,
+        "netlink sockets (local addresses for active response)",
     ),
-    ("bind", libc::SYS_bind, "re-binding after a link comes back"),
     // The control loop: tokio's epoll driver, its waker and its signal pipe.
     ("epoll_create1", libc::SYS_epoll_create1, "tokio runtime"),
     ("epoll_ctl", libc::SYS_epoll_ctl, "tokio runtime"),

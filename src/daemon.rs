@@ -83,6 +83,28 @@ pub fn replay(config_path: Option<&std::path::Path>, files: &[PathBuf]) -> Exit 
             }
         }
     }
+    // The capture files are hostile input: read them with no capability, no way to execute or
+    // open anything else, and the daemon's system call filter.
+    let mut plan = sandbox_plan(&config, None, Vec::new());
+    plan.read_exact = files.to_vec();
+    plan.write_files = config
+        .alerts
+        .json
+        .iter()
+        .filter(|j| *j != "-")
+        .map(PathBuf::from)
+        .collect();
+    plan.write_dirs.clear();
+    match crate::sandbox::confine_unprivileged(&plan) {
+        Ok(e) if !e.enforced() && e != crate::sandbox::fs::Enforcement::Disabled => {
+            tracing::warn!("Landlock is not available on this kernel: replay reads unconfined")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!("{e}");
+            return e.exit();
+        }
+    }
     let report = crate::replay::replay(files, Arc::new(config.detect), &mut writer);
     let t = &report.totals;
     tracing::info!(
@@ -373,6 +395,7 @@ pub fn sandbox_plan(
             .collect(),
         write_files: json_files,
         write_dirs: state_dirs.into_iter().filter(|d| d.is_dir()).collect(),
+        read_exact: Vec::new(),
     }
 }
 

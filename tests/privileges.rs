@@ -507,3 +507,53 @@ fn a_confined_daemon_survives_a_link_flap_and_a_reload_storm() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("capture on vb resumed after a gap"), "{log}");
 }
+
+#[test]
+fn replay_reads_its_hostile_input_with_no_capability_and_the_filter_on() {
+    if !privileged("replay confinement") {
+        return;
+    }
+    let scratch = Scratch::new("replay", (0, 0));
+    let fifo = scratch.path("capture.pcap");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Started as root, replay blocks opening the FIFO, after it confined itself.
+    let child = Command::new(SCRAMD)
+        .args(["replay", fifo.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let s = std::fs::read_to_string(&status_path).unwrap();
+        if field(&s, "Seccomp:") == "2" {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replay never confined itself: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    for key in ["CapEff:", "CapPrm:", "CapInh:", "CapAmb:", "CapBnd:"] {
+        assert_eq!(field(&status, key), NONE, "{key} {status}");
+    }
+    assert_eq!(field(&status, "NoNewPrivs:"), "1");
+    // An empty pcap (global header only) through the FIFO: replay ends normally.
+    let mut header = Vec::new();
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&4u16.to_le_bytes());
+    header.extend_from_slice(&[0; 8]);
+    header.extend_from_slice(&65535u32.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&fifo, &header).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

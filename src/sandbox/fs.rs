@@ -97,6 +97,9 @@ pub fn grants(plan: &Plan) -> Vec<Grant> {
         };
         add(scope, access);
     }
+    for f in &plan.read_exact {
+        add(f.clone(), AccessFs::ReadFile.into());
+    }
     for f in &plan.write_files {
         add(f.clone(), AccessFs::WriteFile.into());
     }

@@ -39,6 +39,8 @@ pub struct Plan {
     pub write_files: Vec<PathBuf>,
     /// Directories Landlock lets the daemon write beneath (its state directory).
     pub write_dirs: Vec<PathBuf>,
+    /// Files Landlock lets the process read, exactly these (replay's capture files).
+    pub read_exact: Vec<PathBuf>,
 }
 
 /// How far confinement got, for the start-up log line.
@@ -279,6 +281,50 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
         syscalls::install().map_err(step("seccomp"))?;
     }
     Ok(confined)
+}
+
+/// Confines a process that needs no privilege at all (`scramd replay`): every capability is
+/// dropped (a root caller stays uid 0 but holds nothing), then no-new-privs, Landlock (read only
+/// `plan.read_exact` and `plan.read_files`, write only `plan.write_files`) and seccomp, as in
+/// [`confine`]. Like it, must run before any thread exists.
+pub fn confine_unprivileged(plan: &Plan) -> Result<fs::Enforcement, SandboxError> {
+    let threads = thread_count();
+    if threads != 1 {
+        return Err(SandboxError::Threads(threads));
+    }
+    // 1. Nothing to keep: the bounding set (when allowed), then every other set.
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false) {
+        trim_bounding(&CapsHashSet::new())?;
+    }
+    caps::clear(None, CapSet::Ambient).map_err(step("PR_CAP_AMBIENT_CLEAR_ALL"))?;
+    if !caps::read(None, CapSet::Permitted)
+        .map_err(step("capget"))?
+        .is_empty()
+    {
+        caps::clear(None, CapSet::Effective).map_err(step("capset(effective)"))?;
+        caps::clear(None, CapSet::Permitted).map_err(step("capset(permitted)"))?;
+    }
+    if !caps::read(None, CapSet::Inheritable)
+        .map_err(step("capget"))?
+        .is_empty()
+    {
+        caps::clear(None, CapSet::Inheritable).map_err(step("capset(inheritable)"))?;
+    }
+    // 2. No-new-privs, 3. Landlock, 4. seccomp last.
+    nix::sys::prctl::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
+    let landlock = if plan.sandbox.landlock {
+        let e = fs::restrict(plan).map_err(step("landlock"))?;
+        if plan.sandbox.landlock_required && !e.enforced() {
+            return Err(SandboxError::LandlockUnavailable(e.to_string()));
+        }
+        e
+    } else {
+        fs::Enforcement::Disabled
+    };
+    if plan.sandbox.seccomp {
+        syscalls::install().map_err(step("seccomp"))?;
+    }
+    Ok(landlock)
 }
 
 fn trim_bounding(kept: &CapsHashSet) -> Result<(), SandboxError> {

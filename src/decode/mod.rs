@@ -317,14 +317,16 @@ pub fn decode_ethernet(frame: &[u8], ring_tag: Option<VlanTag>) -> Result<Packet
         frame,
         EthernetPacket::minimum_packet_size(),
     )?;
-    let eth = EthernetPacket::new(frame).ok_or(err(
-        Layer::Ethernet,
-        0,
-        Problem::Truncated {
-            need: 14,
-            have: frame.len(),
-        },
-    ))?;
+    let eth = EthernetPacket::new(frame).ok_or_else(|| {
+        err(
+            Layer::Ethernet,
+            0,
+            Problem::Truncated {
+                need: 14,
+                have: frame.len(),
+            },
+        )
+    })?;
     let mut packet = Packet {
         src_mac: eth.get_source().octets(),
         dst_mac: eth.get_destination().octets(),
@@ -379,14 +381,16 @@ pub fn decode_raw_ip(bytes: &[u8]) -> Result<Packet, DecodeError> {
 
 fn decode_arp(bytes: &[u8], offset: usize) -> Result<Arp, DecodeError> {
     need(Layer::Arp, offset, bytes, ArpPacket::minimum_packet_size())?;
-    let arp = ArpPacket::new(bytes).ok_or(err(
-        Layer::Arp,
-        offset,
-        Problem::Truncated {
-            need: 28,
-            have: bytes.len(),
-        },
-    ))?;
+    let arp = ArpPacket::new(bytes).ok_or_else(|| {
+        err(
+            Layer::Arp,
+            offset,
+            Problem::Truncated {
+                need: 28,
+                have: bytes.len(),
+            },
+        )
+    })?;
     if arp.get_hw_addr_len() != 6
         || arp.get_proto_addr_len() != 4
         || arp.get_protocol_type().0 != ethertype::IPV4
@@ -409,14 +413,16 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         bytes,
         Ipv4Packet::minimum_packet_size(),
     )?;
-    let ip = Ipv4Packet::new(bytes).ok_or(err(
-        Layer::Ipv4,
-        offset,
-        Problem::Truncated {
-            need: 20,
-            have: bytes.len(),
-        },
-    ))?;
+    let ip = Ipv4Packet::new(bytes).ok_or_else(|| {
+        err(
+            Layer::Ipv4,
+            offset,
+            Problem::Truncated {
+                need: 20,
+                have: bytes.len(),
+            },
+        )
+    })?;
     if ip.get_version() != 4 {
         return Err(err(Layer::Ipv4, offset, Problem::Version(ip.get_version())));
     }
@@ -456,14 +462,16 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         bytes,
         Ipv6Packet::minimum_packet_size(),
     )?;
-    let ip = Ipv6Packet::new(bytes).ok_or(err(
-        Layer::Ipv6,
-        offset,
-        Problem::Truncated {
-            need: 40,
-            have: bytes.len(),
-        },
-    ))?;
+    let ip = Ipv6Packet::new(bytes).ok_or_else(|| {
+        err(
+            Layer::Ipv6,
+            offset,
+            Problem::Truncated {
+                need: 40,
+                have: bytes.len(),
+            },
+        )
+    })?;
     if ip.get_version() != 6 {
         return Err(err(Layer::Ipv6, offset, Problem::Version(ip.get_version())));
     }
@@ -534,14 +542,16 @@ fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport,
     Ok(match proto {
         proto::TCP => {
             need(Layer::Tcp, offset, bytes, TcpPacket::minimum_packet_size())?;
-            let tcp = TcpPacket::new(bytes).ok_or(err(
-                Layer::Tcp,
-                offset,
-                Problem::Truncated {
-                    need: 20,
-                    have: bytes.len(),
-                },
-            ))?;
+            let tcp = TcpPacket::new(bytes).ok_or_else(|| {
+                err(
+                    Layer::Tcp,
+                    offset,
+                    Problem::Truncated {
+                        need: 20,
+                        have: bytes.len(),
+                    },
+                )
+            })?;
             let data_offset = usize::from(tcp.get_data_offset()) * 4;
             if data_offset < 20 {
                 return Err(err(Layer::Tcp, offset, Problem::HeaderLength(data_offset)));
@@ -554,14 +564,16 @@ fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport,
         }
         proto::UDP => {
             need(Layer::Udp, offset, bytes, UdpPacket::minimum_packet_size())?;
-            let udp = UdpPacket::new(bytes).ok_or(err(
-                Layer::Udp,
-                offset,
-                Problem::Truncated {
-                    need: 8,
-                    have: bytes.len(),
-                },
-            ))?;
+            let udp = UdpPacket::new(bytes).ok_or_else(|| {
+                err(
+                    Layer::Udp,
+                    offset,
+                    Problem::Truncated {
+                        need: 8,
+                        have: bytes.len(),
+                    },
+                )
+            })?;
             Transport::Udp {
                 sport: udp.get_source(),
                 dport: udp.get_destination(),
@@ -581,14 +593,16 @@ fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport,
                 bytes,
                 IcmpPacket::minimum_packet_size(),
             )?;
-            let icmp = IcmpPacket::new(bytes).ok_or(err(
-                Layer::Icmp,
-                offset,
-                Problem::Truncated {
-                    need: 4,
-                    have: bytes.len(),
-                },
-            ))?;
+            let icmp = IcmpPacket::new(bytes).ok_or_else(|| {
+                err(
+                    Layer::Icmp,
+                    offset,
+                    Problem::Truncated {
+                        need: 4,
+                        have: bytes.len(),
+                    },
+                )
+            })?;
             Transport::Icmp {
                 ty: icmp.get_icmp_type().0,
                 code: icmp.get_icmp_code().0,
@@ -601,14 +615,16 @@ fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport,
                 bytes,
                 Icmpv6Packet::minimum_packet_size(),
             )?;
-            let icmp = Icmpv6Packet::new(bytes).ok_or(err(
-                Layer::Icmpv6,
-                offset,
-                Problem::Truncated {
-                    need: 4,
-                    have: bytes.len(),
-                },
-            ))?;
+            let icmp = Icmpv6Packet::new(bytes).ok_or_else(|| {
+                err(
+                    Layer::Icmpv6,
+                    offset,
+                    Problem::Truncated {
+                        need: 4,
+                        have: bytes.len(),
+                    },
+                )
+            })?;
             Transport::Icmpv6 {
                 ty: icmp.get_icmpv6_type().0,
                 code: icmp.get_icmpv6_code().0,

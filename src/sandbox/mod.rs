@@ -254,15 +254,7 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
     nix::sys::prctl::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
 
     // 7. Landlock: the file system shrinks to the few files the daemon re-reads or writes.
-    let landlock = if plan.sandbox.landlock {
-        let e = fs::restrict(plan).map_err(step("landlock"))?;
-        if plan.sandbox.landlock_required && !e.enforced() {
-            return Err(SandboxError::LandlockUnavailable(e.to_string()));
-        }
-        e
-    } else {
-        fs::Enforcement::Disabled
-    };
+    let landlock = landlock(plan)?;
 
     // 8. Verify the end state while capget is still allowed.
     let capabilities = verify(&kept, inheritable_kept)?;
@@ -312,19 +304,24 @@ pub fn confine_unprivileged(plan: &Plan) -> Result<fs::Enforcement, SandboxError
     }
     // 2. No-new-privs, 3. Landlock, 4. seccomp last.
     nix::sys::prctl::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
-    let landlock = if plan.sandbox.landlock {
-        let e = fs::restrict(plan).map_err(step("landlock"))?;
-        if plan.sandbox.landlock_required && !e.enforced() {
-            return Err(SandboxError::LandlockUnavailable(e.to_string()));
-        }
-        e
-    } else {
-        fs::Enforcement::Disabled
-    };
+    let landlock = landlock(plan)?;
     if plan.sandbox.seccomp {
         syscalls::install().map_err(step("seccomp"))?;
     }
     Ok(landlock)
+}
+
+/// Applies `plan`'s Landlock rules if enabled; a kernel that cannot enforce them is an error only
+/// when the config requires Landlock.
+fn landlock(plan: &Plan) -> Result<fs::Enforcement, SandboxError> {
+    if !plan.sandbox.landlock {
+        return Ok(fs::Enforcement::Disabled);
+    }
+    let e = fs::restrict(plan).map_err(step("landlock"))?;
+    if plan.sandbox.landlock_required && !e.enforced() {
+        return Err(SandboxError::LandlockUnavailable(e.to_string()));
+    }
+    Ok(e)
 }
 
 fn trim_bounding(kept: &CapsHashSet) -> Result<(), SandboxError> {

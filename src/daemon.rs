@@ -534,11 +534,22 @@ impl Daemon {
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     // Only vouch for the workers while they make progress: a stuck worker lets
                     // systemd's watchdog restart the service.
+                    // Every worker must have moved: one stuck worker is enough to withhold it.
                     let progress = self.running.progress();
-                    if self.running.workers_alive() && progress != last_progress {
-                        notify(&[sd_notify::NotifyState::Watchdog]);
+                    let stuck = progress
+                        .iter()
+                        .zip(&last_progress)
+                        .filter(|(now, before)| now == before)
+                        .count();
+                    if !self.running.workers_alive() {
+                        tracing::error!("a capture worker has ended; withholding the watchdog ping");
+                    } else if stuck > 0 {
+                        tracing::warn!(
+                            "{stuck} of {} capture worker(s) made no progress; withholding the watchdog ping",
+                            progress.len()
+                        );
                     } else {
-                        tracing::warn!("capture workers made no progress; withholding the watchdog ping");
+                        notify(&[sd_notify::NotifyState::Watchdog]);
                     }
                     last_progress = progress;
                 }

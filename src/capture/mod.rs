@@ -492,13 +492,13 @@ impl<S> Running<S> {
         self.handles.iter().all(|h| !h.is_finished())
     }
 
-    /// Blocks walked by all workers: grows while capture makes progress, even on an idle link,
-    /// because the kernel retires a block (possibly empty) at every timeout.
-    pub fn progress(&self) -> u64 {
+    /// Each worker's blocks walked plus waits: grows while that worker makes progress, even on
+    /// an idle link (a wait returns at least every poll timeout).
+    pub fn progress(&self) -> Vec<u64> {
         self.counters
             .iter()
             .map(|(_, c)| c.blocks.load(Ordering::Relaxed) + c.waits.load(Ordering::Relaxed))
-            .sum()
+            .collect()
     }
 
     /// Asks the workers to stop, waits for them, reads the kernel counters a last time, and

@@ -110,6 +110,13 @@ pub fn grants(plan: &Plan) -> Vec<Grant> {
         );
     }
     add(PathBuf::from(SYSTEMD_RUN), AccessFs::ResolveUnix.into());
+    // A service manager's notify socket somewhere else (a pathname, not an abstract one).
+    if let Some(dir) = std::env::var_os("NOTIFY_SOCKET")
+        .filter(|s| s.as_encoded_bytes().first() == Some(&b'/'))
+        .and_then(|s| PathBuf::from(s).parent().map(ToOwned::to_owned))
+    {
+        add(dir, AccessFs::ResolveUnix.into());
+    }
     out
 }
 

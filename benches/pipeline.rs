@@ -18,6 +18,7 @@ fn pipeline(c: &mut Criterion) {
         LinkType::Ethernet,
         Arc::new(Interfaces {
             loopback: vec![false],
+            loopback_by_packet: false,
         }),
         QueueSizes::default(),
     );

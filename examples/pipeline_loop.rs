@@ -34,6 +34,7 @@ fn main() {
         LinkType::Ethernet,
         Arc::new(Interfaces {
             loopback: vec![false],
+            loopback_by_packet: false,
         }),
         QueueSizes::default(),
     );

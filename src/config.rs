@@ -119,6 +119,10 @@ pub struct AlertsConfig {
     pub queue_capacity: usize,
     /// Observations each worker may queue for another worker's detector shard.
     pub route_queue_capacity: usize,
+    /// EVE's `host`: the sensor name (the host name when unset).
+    pub sensor_name: Option<String>,
+    /// Community ID seed, as Suricata's `community-id-seed` (0 unless both ends agree otherwise).
+    pub community_id_seed: u16,
 }
 
 impl Default for AlertsConfig {
@@ -127,6 +131,21 @@ impl Default for AlertsConfig {
             json: None,
             queue_capacity: 4096,
             route_queue_capacity: 16_384,
+            sensor_name: None,
+            community_id_seed: 0,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The sensor alerts name, resolved now (the host name is read before confinement).
+    pub fn sensor(&self) -> crate::alert::Sensor {
+        crate::alert::Sensor {
+            name: self
+                .sensor_name
+                .clone()
+                .unwrap_or_else(crate::alert::host_name),
+            community_id_seed: self.community_id_seed,
         }
     }
 }
@@ -234,6 +253,8 @@ struct RawAlerts {
     suppress_seconds: Option<Spanned<i64>>,
     queue_capacity: Option<Spanned<i64>>,
     route_queue_capacity: Option<Spanned<i64>>,
+    sensor_name: Option<Spanned<String>>,
+    community_id_seed: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -548,6 +569,21 @@ impl Config {
                 in_range(&v, 16, 1 << 22, "alerts.route_queue_capacity")
                     .map_err(|m| at(v.span(), m))? as usize;
         }
+        if let Some(v) = a.sensor_name {
+            let name = v.get_ref();
+            if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+                return Err(at(
+                    v.span(),
+                    "alerts.sensor_name must be 1 to 255 characters without control characters"
+                        .into(),
+                ));
+            }
+            config.alerts.sensor_name = Some(v.into_inner());
+        }
+        if let Some(v) = a.community_id_seed {
+            config.alerts.community_id_seed = in_range(&v, 0, 65_535, "alerts.community_id_seed")
+                .map_err(|m| at(v.span(), m))? as u16;
+        }
 
         let mut allow = Vec::new();
         for c in raw.allowlist.cidrs.unwrap_or_default() {
@@ -721,6 +757,11 @@ impl Config {
             a.queue_capacity,
             a.route_queue_capacity
         ));
+        match &a.sensor_name {
+            Some(n) => out.push_str(&format!("sensor_name = {n:?}\n")),
+            None => out.push_str("# sensor_name: the host name\n"),
+        }
+        out.push_str(&format!("community_id_seed = {}\n", a.community_id_seed));
         out.push_str(&format!(
             "\n[allowlist]\n# {} address range(s)\n",
             d.allowlist.ranges()

@@ -73,7 +73,7 @@ pub fn replay(config_path: Option<&std::path::Path>, files: &[PathBuf]) -> Exit 
                 .unwrap_or_default()
         })
         .collect();
-    let mut writer = AlertWriter::new(names);
+    let mut writer = AlertWriter::new(names).with_sensor(config.alerts.sensor());
     writer.add_json_writer("stdout", Box::new(std::io::stdout()));
     if let Some(j) = &config.alerts.json {
         if j != "-" {
@@ -106,29 +106,36 @@ pub fn replay(config_path: Option<&std::path::Path>, files: &[PathBuf]) -> Exit 
         }
     }
     let report = crate::replay::replay(files, Arc::new(config.detect), &mut writer);
+    for f in &report.files {
+        if f.complete() && f.skipped == 0 && f.unsupported.is_empty() {
+            tracing::info!("{}", f.summary());
+        } else if f.complete() {
+            tracing::warn!("{}", f.summary());
+        } else {
+            tracing::error!("{}", f.summary());
+        }
+    }
     let t = &report.totals;
     tracing::info!(
-        packets = report.packets,
+        packets = report.packets(),
         decoded = t.decoded,
         decode_errors = t.decode_errors_total(),
         alerts = report.alerts,
         suppressed = t.suppressed,
-        "replayed {} packets from {} file(s): {} decoded, {} decode errors ({}), {} of unsupported link types, {} alerts, {} repeats suppressed",
-        report.packets,
+        "replayed {} packets from {} file(s): {} decoded ({} tiny first fragments), {} decode errors ({}), {} of unsupported link types, {} alerts, {} repeats suppressed",
+        report.packets(),
         files.len(),
         t.decoded,
+        t.tiny_fragments,
         t.decode_errors_total(),
         t.decode_errors_by_layer(),
-        report.unsupported_link,
+        report.unsupported(),
         report.alerts,
         t.suppressed
     );
-    if report.errors.is_empty() {
+    if report.complete() {
         Exit::Ok
     } else {
-        for e in &report.errors {
-            tracing::error!("{e}");
-        }
         Exit::Input
     }
 }
@@ -221,6 +228,7 @@ pub fn run(opts: RunOptions) -> Exit {
     }
 
     let mut writer = AlertWriter::new(config.capture.interfaces.clone())
+        .with_sensor(config.alerts.sensor())
         .with_journal(crate::logging::to_journal());
     if !crate::logging::to_journal() {
         writer.add_json_writer("stdout", Box::new(std::io::stdout()));
@@ -249,6 +257,7 @@ pub fn run(opts: RunOptions) -> Exit {
     let settings = SettingsCell::new(Arc::new(config.detect.clone()));
     let interfaces = Arc::new(Interfaces {
         loopback: names.iter().map(|n| is_loopback(n)).collect(),
+        loopback_by_packet: false,
     });
     let set = PipelineSet::build(
         capture.ring_count(),

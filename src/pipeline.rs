@@ -44,6 +44,12 @@ pub enum LinkType {
     Ethernet,
     /// Raw IPv4/IPv6 (pcap DLT_RAW and friends).
     RawIp,
+    /// Linux cooked capture v1 (`tcpdump -i any`).
+    LinuxSll,
+    /// Linux cooked capture v2.
+    LinuxSll2,
+    /// BSD loopback (NULL or LOOP: a 4-byte address family).
+    Null,
 }
 
 /// Counters of one pipeline, published once per block.
@@ -63,11 +69,14 @@ pub struct PipelineCounters {
     pub suppressed: AtomicU64,
     /// Detector state entries evicted.
     pub evictions: AtomicU64,
+    /// First fragments too short for their transport header (decoded, counted apart).
+    pub tiny_fragments: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Local {
     decoded: u64,
+    tiny_fragments: u64,
     decode_errors: [u64; Layer::ALL.len()],
     route_overflow: u64,
     alerts_dropped: u64,
@@ -108,6 +117,35 @@ impl SettingsCell {
 pub struct Interfaces {
     /// Per interface slot: is it a loopback device (where 127.0.0.1 is normal)?
     pub loopback: Vec<bool>,
+    /// Capture files: judge a packet as captured on a loopback device when the capture shows
+    /// it (loopback addresses on both ends, or Ethernet addresses both zero, as Linux's `lo`
+    /// writes them). Live capture knows its interfaces and leaves this off.
+    pub loopback_by_packet: bool,
+}
+
+impl Interfaces {
+    /// Was `packet` captured on a loopback device?
+    fn judged_loopback(&self, iface: u16, packet: &Packet) -> bool {
+        if packet.on_loopback
+            || self
+                .loopback
+                .get(usize::from(iface))
+                .copied()
+                .unwrap_or(false)
+        {
+            return true;
+        }
+        if !self.loopback_by_packet {
+            return false;
+        }
+        match &packet.net {
+            Net::Ip(ip) => {
+                (ip.src.is_loopback() && ip.dst.is_loopback())
+                    || (packet.src_mac == [0; 6] && packet.dst_mac == [0; 6])
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One worker's stage: decode, route, detect its shard.
@@ -121,6 +159,8 @@ pub struct Pipeline {
     inboxes: Vec<rtrb::Consumer<Observation>>,
     alerts: rtrb::Producer<Alert>,
     link: LinkType,
+    /// The frames being read now come from a loopback device (replay, by the file's word).
+    link_loopback: bool,
     interfaces: Arc<Interfaces>,
     local: Local,
     counters: Arc<PipelineCounters>,
@@ -199,6 +239,7 @@ impl PipelineSet {
                 inboxes,
                 alerts: atx,
                 link,
+                link_loopback: false,
                 interfaces: Arc::clone(&interfaces),
                 local: Local::default(),
                 counters: c,
@@ -234,8 +275,11 @@ impl Pipeline {
         let decoded = match self.link {
             LinkType::Ethernet => decode::decode_ethernet(frame, ring_tag),
             LinkType::RawIp => decode::decode_raw_ip(frame),
+            LinkType::LinuxSll => decode::decode_sll(frame),
+            LinkType::LinuxSll2 => decode::decode_sll2(frame),
+            LinkType::Null => decode::decode_null(frame),
         };
-        let packet = match decoded {
+        let mut packet = match decoded {
             Ok(p) => p,
             Err(e) => {
                 self.local.decode_errors[e.layer as usize] += 1;
@@ -243,6 +287,14 @@ impl Pipeline {
             }
         };
         self.local.decoded += 1;
+        packet.on_loopback |= self.link_loopback;
+        if let Net::Ip(crate::decode::Ip {
+            transport: Transport::TinyFragment { .. },
+            ..
+        }) = packet.net
+        {
+            self.local.tiny_fragments += 1;
+        }
         let settings = self.shard.settings();
         let (src, dst, flood_candidate) = match &packet.net {
             Net::Ip(ip) => {
@@ -309,12 +361,7 @@ impl Pipeline {
     }
 
     fn observe(&mut self, obs: &Observation) {
-        let loopback = self
-            .interfaces
-            .loopback
-            .get(usize::from(obs.iface))
-            .copied()
-            .unwrap_or(false);
+        let loopback = self.interfaces.judged_loopback(obs.iface, &obs.packet);
         let alerts = &mut self.alerts;
         let dropped = &mut self.local.alerts_dropped;
         self.shard.observe(
@@ -345,6 +392,7 @@ impl Pipeline {
         let c = &self.counters;
         let l = &self.local;
         c.decoded.store(l.decoded, Ordering::Relaxed);
+        c.tiny_fragments.store(l.tiny_fragments, Ordering::Relaxed);
         for (a, v) in c.decode_errors.iter().zip(l.decode_errors) {
             a.store(v, Ordering::Relaxed);
         }
@@ -375,9 +423,11 @@ impl Pipeline {
         }
     }
 
-    /// Sets how the next frames are framed (replay files may differ).
-    pub fn set_link(&mut self, link: LinkType) {
+    /// Sets how the next frames are framed, and whether they were captured on a loopback
+    /// device (replay: files and their interfaces differ).
+    pub fn set_link(&mut self, link: LinkType, loopback: bool) {
         self.link = link;
+        self.link_loopback = loopback;
     }
 
     /// Replaces the detector settings (reload).
@@ -415,6 +465,8 @@ impl FrameSink for Pipeline {
 pub struct PipelineTotals {
     /// Frames decoded.
     pub decoded: u64,
+    /// Of those, first fragments too short for their transport header.
+    pub tiny_fragments: u64,
     /// Decode errors per layer.
     pub decode_errors: [u64; Layer::ALL.len()],
     /// Observations dropped on full shard rings.
@@ -435,6 +487,7 @@ impl PipelineTotals {
         let mut t = PipelineTotals::default();
         for c in counters {
             t.decoded += c.decoded.load(Ordering::Relaxed);
+            t.tiny_fragments += c.tiny_fragments.load(Ordering::Relaxed);
             for (i, e) in c.decode_errors.iter().enumerate() {
                 t.decode_errors[i] += e.load(Ordering::Relaxed);
             }

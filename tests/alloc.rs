@@ -136,6 +136,7 @@ fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
         LinkType::Ethernet,
         Arc::new(Interfaces {
             loopback: vec![false],
+            loopback_by_packet: false,
         }),
         QueueSizes::default(),
     );
@@ -205,6 +206,7 @@ fn a_million_spoofed_sources_stay_within_the_configured_bound() {
         LinkType::Ethernet,
         Arc::new(Interfaces {
             loopback: vec![false],
+            loopback_by_packet: false,
         }),
         QueueSizes::default(),
     );

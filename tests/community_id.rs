@@ -8,9 +8,9 @@
 
 use std::net::IpAddr;
 
-use pcap_file::pcap::PcapReader;
 use scram::alert::community_id::FlowTuple;
 use scram::decode::decode_ethernet;
+use scram::replay::file::Reader;
 use serde_json::Value;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/community-id");
@@ -73,10 +73,9 @@ fn the_spec_pcaps_through_the_decoder_give_the_baseline_ids() {
     let mut decoded = 0;
     for name in ["icmp", "icmp6", "ipv6", "rsvp", "sctp", "tcp", "udp", "arp"] {
         let file = std::fs::File::open(format!("{DATA}/pcaps/{name}.pcap")).unwrap();
-        let mut reader = PcapReader::new(file).unwrap();
-        while let Some(packet) = reader.next_packet() {
-            let packet = packet.unwrap();
-            let p = decode_ethernet(&packet.data, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut reader = Reader::new(file).unwrap();
+        while let Some(packet) = reader.next_record().unwrap() {
+            let p = decode_ethernet(packet.data, None).unwrap_or_else(|e| panic!("{name}: {e}"));
             decoded += 1;
             let Some(tuple) = FlowTuple::of(&p) else {
                 continue;

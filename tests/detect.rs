@@ -8,13 +8,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::DataLink;
 use scram::craft::{self, MAC_A, MAC_B};
 use scram::decode::tcp_flags::{ACK, FIN, PSH, RST, SYN, URG};
 use serde_json::Value;
+
+mod common;
+use common::pcap::{linktype, PcapNg};
 
 const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
 /// 2026-11-22T10:00:00Z
@@ -45,21 +45,7 @@ impl Drop for Scratch {
 }
 
 fn write_pcap(path: &PathBuf, frames: &[(u64, Vec<u8>)]) {
-    let file = std::fs::File::create(path).unwrap();
-    let header = PcapHeader {
-        datalink: DataLink::ETHERNET,
-        ts_correction: 0,
-        ..PcapHeader::default()
-    };
-    let mut w = PcapWriter::with_header(file, header).unwrap();
-    for (ts, f) in frames {
-        w.write_packet(&PcapPacket::new(
-            Duration::from_nanos(*ts),
-            f.len() as u32,
-            f,
-        ))
-        .unwrap();
-    }
+    std::fs::write(path, common::pcap::pcap(linktype::ETHERNET, frames)).unwrap();
 }
 
 /// Replays `frames` with `config` (TOML) and returns the alerts.
@@ -93,7 +79,7 @@ fn replay(name: &str, frames: &[(u64, Vec<u8>)]) -> Vec<Value> {
 fn only(alerts: &[Value], detector: &str) -> Vec<Value> {
     alerts
         .iter()
-        .filter(|a| a["scram"]["detector"] == detector)
+        .filter(|a| a["alert"]["context"]["scram"]["detector"] == detector)
         .cloned()
         .collect()
 }
@@ -122,9 +108,9 @@ fn portscan_fires_once_at_the_threshold() {
     assert_eq!(a["src_ip"], "192.0.2.7");
     assert_eq!(a["dest_ip"], "198.51.100.2");
     assert_eq!(a["proto"], "TCP");
-    assert_eq!(a["scram"]["detector"], "portscan");
-    assert_eq!(a["scram"]["count"], 20);
-    assert_eq!(a["scram"]["window_ms"], 190);
+    assert_eq!(a["alert"]["context"]["scram"]["detector"], "portscan");
+    assert_eq!(a["alert"]["context"]["scram"]["count"], 20);
+    assert_eq!(a["alert"]["context"]["scram"]["window_ms"], 190);
     assert!(
         a.get("src_port").is_none() && a.get("dest_port").is_none(),
         "a scan names no ports"
@@ -214,7 +200,7 @@ fn portsweep_on_one_port_and_by_ping() {
     assert_eq!(a["src_ip"], "192.0.2.7");
     assert_eq!(a["dest_port"], 22);
     assert!(a.get("dest_ip").is_none(), "a sweep has many targets");
-    assert_eq!(a["scram"]["count"], 20);
+    assert_eq!(a["alert"]["context"]["scram"]["count"], 20);
 
     let pings: Vec<_> = (0..25u16)
         .map(|h| {
@@ -266,7 +252,7 @@ fn illegal_tcp_flags() {
     assert_eq!(alerts.len(), combos.len(), "{alerts:#?}");
     for (a, (_, name)) in alerts.iter().zip(combos) {
         assert_eq!(a["alert"]["signature_id"], 1000003);
-        assert_eq!(a["scram"]["flags"], name);
+        assert_eq!(a["alert"]["context"]["scram"]["flags"], name);
         assert_eq!(a["src_port"], 40000);
         assert_eq!(a["dest_port"], 80);
         assert!(a["community_id"].as_str().unwrap().starts_with("1:"));
@@ -317,7 +303,7 @@ fn syn_flood_names_the_target_and_a_dominant_source() {
     assert_eq!(a["alert"]["severity"], 1);
     assert_eq!(a["dest_ip"], "198.51.100.2");
     assert_eq!(a["src_ip"], "192.0.2.66");
-    assert_eq!(a["scram"]["count"], 3001);
+    assert_eq!(a["alert"]["context"]["scram"]["count"], 3001);
 
     let alerts = replay(
         "synflood-spoofed",
@@ -398,8 +384,11 @@ fn arp_spoof_against_learned_and_configured_bindings() {
     let a = &alerts[0];
     assert_eq!(a["alert"]["signature_id"], 1000007);
     assert_eq!(a["src_ip"], "192.0.2.1");
-    assert_eq!(a["scram"]["mac"], "02:ba:d0:00:00:01");
-    assert_eq!(a["scram"]["previous_mac"], "02:00:00:00:00:0a");
+    assert_eq!(a["alert"]["context"]["scram"]["mac"], "02:ba:d0:00:00:01");
+    assert_eq!(
+        a["alert"]["context"]["scram"]["previous_mac"],
+        "02:00:00:00:00:0a"
+    );
 
     // A configured binding is trusted from the first packet.
     let cfg = "[detect.arp-spoof]\nbindings = { \"192.0.2.1\" = \"02:00:00:00:00:0a\" }\n";
@@ -409,7 +398,10 @@ fn arp_spoof_against_learned_and_configured_bindings() {
         &[(T0, craft::arp_frame(2, MAC_X, gw, MAC_B, host))],
     );
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0]["scram"]["previous_mac"], "02:00:00:00:00:0a");
+    assert_eq!(
+        alerts[0]["alert"]["context"]["scram"]["previous_mac"],
+        "02:00:00:00:00:0a"
+    );
 
     // Probes from 0.0.0.0 (RFC 5227) claim nothing.
     let probes = vec![
@@ -457,9 +449,12 @@ fn blocklisted_sources_and_destinations() {
     assert_eq!(alerts.len(), 3, "{alerts:#?}");
     assert!(alerts.iter().all(|a| a["alert"]["signature_id"] == 1000008));
     assert_eq!(alerts[0]["src_ip"], "203.0.113.5");
-    assert_eq!(alerts[0]["scram"]["kind"], "source");
+    assert_eq!(alerts[0]["alert"]["context"]["scram"]["kind"], "source");
     assert_eq!(alerts[1]["dest_ip"], "203.0.113.9");
-    assert_eq!(alerts[1]["scram"]["kind"], "destination");
+    assert_eq!(
+        alerts[1]["alert"]["context"]["scram"]["kind"],
+        "destination"
+    );
     assert_eq!(alerts[2]["src_ip"], "2001:db8:bad::1");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -487,7 +482,12 @@ fn martians_and_legitimate_link_layer_chatter() {
     let alerts = replay("martian", &frames);
     let kinds: Vec<_> = alerts
         .iter()
-        .map(|a| a["scram"]["kind"].as_str().unwrap().to_owned())
+        .map(|a| {
+            a["alert"]["context"]["scram"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -642,9 +642,11 @@ fn repeats_are_suppressed_and_counted() {
     frames.push(xmas(T0 + 61_000 * MS));
     let alerts = replay("suppress", &frames);
     assert_eq!(alerts.len(), 2, "{alerts:#?}");
-    assert!(alerts[0]["scram"].get("suppressed").is_none());
-    assert_eq!(alerts[1]["scram"]["suppressed"], 9);
-    assert!(alerts[1]["scram"]["message"]
+    assert!(alerts[0]["alert"]["context"]["scram"]
+        .get("suppressed")
+        .is_none());
+    assert_eq!(alerts[1]["alert"]["context"]["scram"]["suppressed"], 9);
+    assert!(alerts[1]["alert"]["context"]["scram"]["message"]
         .as_str()
         .unwrap()
         .contains("9 repeats held back"));
@@ -660,7 +662,7 @@ fn detectors_can_be_disabled_and_thresholds_changed() {
     assert!(replay("thr-default", &scan).is_empty());
     let alerts = replay_with("thr-5", "[detect.portscan]\nports = 5\n", &scan);
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0]["scram"]["count"], 5);
+    assert_eq!(alerts[0]["alert"]["context"]["scram"]["count"], 5);
     let scan = syn_scan("192.0.2.7", "198.51.100.2", 40, &[]);
     assert!(replay_with("off", "[detect.portscan]\nenabled = false\n", &scan).is_empty());
 }
@@ -828,31 +830,15 @@ fn unreadable_inputs_exit_65_after_replaying_what_is_readable() {
 
 #[test]
 fn pcapng_replays_like_pcap() {
-    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
-    use pcap_file::pcapng::PcapNgWriter;
     let s = Scratch::new("pcapng");
     let path = s.path("scan.pcapng");
-    let mut w = PcapNgWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
-    w.write_pcapng_block(InterfaceDescriptionBlock {
-        linktype: DataLink::ETHERNET,
-        snaplen: 65535,
-        options: vec![],
-    })
-    .unwrap();
+    let mut w = PcapNg::new();
+    w.interface(1, "eth0", None);
     for (ts, f) in syn_scan("192.0.2.7", "198.51.100.2", 30, &[]) {
         // Default resolution: microseconds.
-        let units = Duration::from_nanos(ts / 1_000);
-        w.write_pcapng_block(EnhancedPacketBlock {
-            interface_id: 0,
-            timestamp: units,
-            original_len: f.len() as u32,
-            data: f.into(),
-            options: vec![],
-        })
-        .unwrap();
+        w.packet(0, ts / 1_000, &f, 0);
     }
-    drop(w);
+    std::fs::write(&path, &w.bytes).unwrap();
     let out = Command::new(SCRAMD)
         .args(["replay", "--config", "/dev/null", path.to_str().unwrap()])
         .output()

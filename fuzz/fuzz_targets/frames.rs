@@ -14,14 +14,14 @@ static SET: OnceLock<Mutex<PipelineSet>> = OnceLock::new();
 fuzz_target!(|data: &[u8]| {
     let set = SET.get_or_init(|| {
         let settings = Settings { table_capacity: 1024, ..Settings::default() };
-        Mutex::new(PipelineSet::build(2, Arc::new(settings), LinkType::Ethernet, Arc::new(Interfaces { loopback: vec![false, true] }), QueueSizes::default()))
+        Mutex::new(PipelineSet::build(2, Arc::new(settings), LinkType::Ethernet, Arc::new(Interfaces { loopback: vec![false, true], loopback_by_packet: true }), QueueSizes::default()))
     });
     let Ok(mut set) = set.lock() else { return };
     let Some((&sel, frame)) = data.split_first() else { return };
     let which = usize::from(sel & 1);
-    let link = if sel & 2 == 0 { LinkType::Ethernet } else { LinkType::RawIp };
+    let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null][usize::from((sel >> 1) & 7) % 5];
     let p = &mut set.pipelines[which];
-    p.set_link(link);
+    p.set_link(link, sel & 0x40 != 0);
     p.process(frame, u64::from(sel) * 1_000_000_000, u16::from(sel >> 7), None);
     for p in &mut set.pipelines {
         p.drain();
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     for rx in &mut set.alert_rx {
         while let Ok(a) = rx.pop() {
             // Formatting every alert exercises the EVE and message code on hostile values.
-            let _ = scram::alert::eve_json(&a, "fuzz");
+            let _ = scram::alert::eve_json(&a, "fuzz", &scram::alert::Sensor { name: "fuzz".into(), community_id_seed: u16::from(sel) });
         }
     }
 });

@@ -13,9 +13,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::decode::proto;
 use crate::detect::{Action, Alert, Detail, Detector, MartianKind};
-use community_id::FlowTuple;
 
 /// `tracing` target of alert events (the journal sink); always enabled whatever the log level.
 pub const TARGET: &str = "scram::alert";
@@ -48,15 +46,161 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Names of IP protocol numbers 0 to 143 as EVE prints them: IANA's keywords, spelled as
+/// Suricata spells them (`IPv6-ICMP`, `IP-in-IP`; `Any` for IANA's unnamed "any ..." entries).
+/// Numbers above carry no name and are printed in decimal.
+const PROTO_NAMES: [&str; 144] = [
+    "HOPOPT",
+    "ICMP",
+    "IGMP",
+    "GGP",
+    "IP-in-IP",
+    "ST",
+    "TCP",
+    "CBT",
+    "EGP",
+    "IGP",
+    "BBN-RCC-MON",
+    "NVP-II",
+    "PUP",
+    "ARGUS",
+    "EMCON",
+    "XNET",
+    "CHAOS",
+    "UDP",
+    "MUX",
+    "DCN-MEAS",
+    "HMP",
+    "PRM",
+    "XNS-IDP",
+    "TRUNK-1",
+    "TRUNK-2",
+    "LEAF-1",
+    "LEAF-2",
+    "RDP",
+    "IRTP",
+    "ISO-TP4",
+    "NETBLT",
+    "MFE-NSP",
+    "MERIT-INP",
+    "DCCP",
+    "3PC",
+    "IDPR",
+    "XTP",
+    "DDP",
+    "IDPR-CMTP",
+    "TP++",
+    "IL",
+    "IPv6",
+    "SDRP",
+    "IPv6-Route",
+    "IPv6-Frag",
+    "IDRP",
+    "RSVP",
+    "GRE",
+    "DSR",
+    "BNA",
+    "ESP",
+    "AH",
+    "I-NLSP",
+    "SwIPe",
+    "NARP",
+    "MOBILE",
+    "TLSP",
+    "SKIP",
+    "IPv6-ICMP",
+    "IPv6-NoNxt",
+    "IPv6-Opts",
+    "Any",
+    "CFTP",
+    "Any",
+    "SAT-EXPAK",
+    "KRYPTOLAN",
+    "RVD",
+    "IPPC",
+    "Any",
+    "SAT-MON",
+    "VISA",
+    "IPCU",
+    "CPNX",
+    "CPHB",
+    "WSN",
+    "PVP",
+    "BR-SAT-MON",
+    "SUN-ND",
+    "WB-MON",
+    "WB-EXPAK",
+    "ISO-IP",
+    "VMTP",
+    "SECURE-VMTP",
+    "VINES",
+    "TTP",
+    "NSFNET-IGP",
+    "DGP",
+    "TCF",
+    "EIGRP",
+    "OSPF",
+    "Sprite-RPC",
+    "LARP",
+    "MTP",
+    "AX.25",
+    "OS",
+    "MICP",
+    "SCC-SP",
+    "ETHERIP",
+    "ENCAP",
+    "Any",
+    "GMTP",
+    "IFMP",
+    "PNNI",
+    "PIM",
+    "ARIS",
+    "SCPS",
+    "QNX",
+    "A/N",
+    "IPComp",
+    "SNP",
+    "Compaq-Peer",
+    "IPX-in-IP",
+    "VRRP",
+    "PGM",
+    "Any",
+    "L2TP",
+    "DDX",
+    "IATP",
+    "STP",
+    "SRP",
+    "UTI",
+    "SMP",
+    "SM",
+    "PTP",
+    "IS-IS",
+    "FIRE",
+    "CRTP",
+    "CRUDP",
+    "SSCOPMCE",
+    "IPLT",
+    "SPS",
+    "PIPE",
+    "SCTP",
+    "FC",
+    "RSVP-E2E-IGNORE",
+    "Mobility",
+    "UDPLite",
+    "MPLS-in-IP",
+    "manet",
+    "HIP",
+    "Shim6",
+    "WESP",
+    "ROHC",
+    "Ethernet",
+];
+
 /// Protocol name as EVE writes it.
 pub fn proto_name(p: u8) -> String {
-    match p {
-        proto::TCP => "TCP".into(),
-        proto::UDP => "UDP".into(),
-        proto::ICMP => "ICMP".into(),
-        proto::ICMPV6 => "IPv6-ICMP".into(),
-        proto::SCTP => "SCTP".into(),
-        other => other.to_string(),
+    match PROTO_NAMES.get(usize::from(p)) {
+        Some(name) => (*name).to_owned(),
+        None => p.to_string(),
     }
 }
 
@@ -71,17 +215,30 @@ fn secs(ms: u64) -> String {
     format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
 }
 
-/// The Community ID of the alert's flow, where it is about one flow (or one pair of hosts).
-pub fn community_id(a: &Alert) -> Option<String> {
-    let (src, dst, p) = (a.src?, a.dst?, a.proto?);
-    if a.detector == Detector::ArpSpoof {
-        return None;
-    }
-    let tuple = match (a.icmp, a.sport.zip(a.dport)) {
-        (Some((ty, code)), _) => FlowTuple::icmp(src, dst, p, ty, code),
-        (None, ports) => FlowTuple::new(src, dst, p, ports),
-    };
-    Some(tuple.community_id(0))
+/// Who writes the records, and how flows are named: the fields a fleet needs to tell sensors
+/// apart and to join alerts with other tools' flow logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sensor {
+    /// EVE's `host` (Suricata's `sensor-name`): the host name unless configured.
+    pub name: String,
+    /// The Community ID seed (Suricata's `community-id-seed`).
+    pub community_id_seed: u16,
+}
+
+/// The kernel's host name (UTS namespace), or `localhost` where it cannot be read.
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The Community ID of the flow of the packet that raised the alert: ports included for TCP,
+/// UDP and SCTP, ICMP types mapped, as Suricata and Zeek compute it for that flow. `None` where
+/// there is no IP flow (ARP) or its ports are unknown.
+pub fn community_id(a: &Alert, seed: u16) -> Option<String> {
+    a.trigger.map(|t| t.community_id(seed))
 }
 
 fn endpoint(ip: Option<IpAddr>, port: Option<u16>) -> String {
@@ -188,6 +345,7 @@ pub fn message(a: &Alert, iface: &str) -> String {
 struct Eve<'a> {
     timestamp: String,
     event_type: &'static str,
+    host: &'a str,
     in_iface: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     src_ip: Option<String>,
@@ -200,9 +358,12 @@ struct Eve<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     proto: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     community_id: Option<String>,
     alert: EveAlert,
-    scram: EveScram,
 }
 
 #[derive(Serialize)]
@@ -214,6 +375,13 @@ struct EveAlert {
     signature: String,
     category: &'static str,
     severity: u8,
+    /// Suricata leaves `alert.context` to the producer; scram's own fields live under `scram`.
+    context: EveContext,
+}
+
+#[derive(Serialize)]
+struct EveContext {
+    scram: EveScram,
 }
 
 #[derive(Serialize)]
@@ -246,7 +414,7 @@ fn action_name(a: Action) -> &'static str {
 }
 
 /// The EVE JSON record (one line, no newline).
-pub fn eve_json(a: &Alert, iface: &str) -> String {
+pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
     let (mac_new, mac_prev) = match a.detail {
         Detail::Arp {
             mac: m,
@@ -257,17 +425,17 @@ pub fn eve_json(a: &Alert, iface: &str) -> String {
     let record = Eve {
         timestamp: eve_timestamp(a.ts_ns),
         event_type: "alert",
+        host: &sensor.name,
         in_iface: iface,
         src_ip: a.src.map(|s| s.to_string()),
         src_port: a.sport,
         dest_ip: a.dst.map(|s| s.to_string()),
         dest_port: a.dport,
-        proto: if a.detector == Detector::ArpSpoof {
-            Some("ARP".into())
-        } else {
-            a.proto.map(proto_name)
-        },
-        community_id: community_id(a),
+        // No IP packet, no protocol: ARP has no name among IP protocols.
+        proto: a.proto.map(proto_name),
+        icmp_type: a.icmp.map(|i| i.0),
+        icmp_code: a.icmp.map(|i| i.1),
+        community_id: community_id(a, sensor.community_id_seed),
         alert: EveAlert {
             action: action_name(a.action),
             gid: 1,
@@ -276,27 +444,29 @@ pub fn eve_json(a: &Alert, iface: &str) -> String {
             signature: format!("SCRAM {}", a.detector.name()),
             category: a.detector.category(),
             severity: a.detector.severity(),
-        },
-        scram: EveScram {
-            detector: a.detector.name(),
-            count: a.count,
-            window_ms: a.window_ms,
-            mac: mac_new,
-            previous_mac: mac_prev,
-            flags: match a.detail {
-                Detail::Flags(combo, _) => Some(combo.name().into()),
-                _ => None,
+            context: EveContext {
+                scram: EveScram {
+                    detector: a.detector.name(),
+                    count: a.count,
+                    window_ms: a.window_ms,
+                    mac: mac_new,
+                    previous_mac: mac_prev,
+                    flags: match a.detail {
+                        Detail::Flags(combo, _) => Some(combo.name().into()),
+                        _ => None,
+                    },
+                    kind: match a.detail {
+                        Detail::Martian(MartianKind::Land) => Some("land"),
+                        Detail::Martian(MartianKind::LoopbackSource) => Some("loopback-source"),
+                        Detail::Martian(MartianKind::MulticastSource) => Some("multicast-source"),
+                        Detail::Blocklisted { source: true } => Some("source"),
+                        Detail::Blocklisted { source: false } => Some("destination"),
+                        _ => None,
+                    },
+                    suppressed: a.suppressed,
+                    message: message(a, iface),
+                },
             },
-            kind: match a.detail {
-                Detail::Martian(MartianKind::Land) => Some("land"),
-                Detail::Martian(MartianKind::LoopbackSource) => Some("loopback-source"),
-                Detail::Martian(MartianKind::MulticastSource) => Some("multicast-source"),
-                Detail::Blocklisted { source: true } => Some("source"),
-                Detail::Blocklisted { source: false } => Some("destination"),
-                _ => None,
-            },
-            suppressed: a.suppressed,
-            message: message(a, iface),
         },
     };
     serde_json::to_string(&record)
@@ -333,7 +503,7 @@ macro_rules! journal_event {
 
 /// Sends the alert to the journal through `tracing` (tracing-journald maps the fields to
 /// upper-case journal fields and the level to PRIORITY: severity 1 -> 3, 2 -> 4, 3 -> 5).
-pub fn journal(a: &Alert, iface: &str) {
+pub fn journal(a: &Alert, iface: &str, seed: u16) {
     let msg = message(a, iface);
     let macs = match a.detail {
         Detail::Arp {
@@ -342,7 +512,7 @@ pub fn journal(a: &Alert, iface: &str) {
         } => (Some(mac(m)), Some(mac(previous_mac))),
         _ => (None, None),
     };
-    let cid = community_id(a);
+    let cid = community_id(a, seed);
     match a.detector.severity() {
         1 => journal_event!(tracing::Level::ERROR, a, iface, msg, macs, cid),
         2 => journal_event!(tracing::Level::WARN, a, iface, msg, macs, cid),
@@ -353,6 +523,7 @@ pub fn journal(a: &Alert, iface: &str) {
 /// Where alerts go.
 pub struct AlertWriter {
     iface_names: Vec<String>,
+    sensor: Sensor,
     journal: bool,
     json: Vec<(String, Box<dyn Write + Send>)>,
     written: u64,
@@ -373,15 +544,26 @@ impl std::fmt::Debug for AlertWriter {
 }
 
 impl AlertWriter {
-    /// A writer naming interfaces by slot.
+    /// A writer naming interfaces by slot; the sensor is `localhost`, seed 0, until
+    /// [`AlertWriter::with_sensor`].
     pub fn new(iface_names: Vec<String>) -> Self {
         AlertWriter {
             iface_names,
+            sensor: Sensor {
+                name: "localhost".into(),
+                community_id_seed: 0,
+            },
             journal: false,
             json: Vec::new(),
             written: 0,
             write_errors: 0,
         }
+    }
+
+    /// Names the sensor and seeds Community IDs as configured.
+    pub fn with_sensor(mut self, sensor: Sensor) -> Self {
+        self.sensor = sensor;
+        self
     }
 
     /// Also send alerts to the journal.
@@ -419,10 +601,10 @@ impl AlertWriter {
             .map(String::as_str)
             .unwrap_or("?");
         if self.journal {
-            journal(a, iface);
+            journal(a, iface, self.sensor.community_id_seed);
         }
         if !self.json.is_empty() {
-            let line = eve_json(a, iface);
+            let line = eve_json(a, iface, &self.sensor);
             for (name, w) in &mut self.json {
                 if let Err(e) = writeln!(w, "{line}") {
                     self.write_errors += 1;
@@ -456,6 +638,7 @@ impl AlertWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use community_id::FlowTuple;
 
     #[test]
     fn timestamps_are_utc_with_microseconds() {
@@ -471,32 +654,116 @@ mod tests {
         );
     }
 
+    fn sensor() -> Sensor {
+        Sensor {
+            name: "web1".into(),
+            community_id_seed: 0,
+        }
+    }
+
     #[test]
     fn eve_record_has_the_contract_shape() {
+        let (src, dst) = (
+            "192.0.2.7".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
         let a = Alert {
             ts_ns: 1_795_341_600_123_456_000,
             detector: Detector::Portscan,
-            src: Some("192.0.2.7".parse().unwrap()),
-            dst: Some("198.51.100.2".parse().unwrap()),
+            src: Some(src),
+            dst: Some(dst),
             proto: Some(6),
+            trigger: Some(FlowTuple::new(src, dst, 6, Some((40000, 22)))),
             count: 25,
             window_ms: 3100,
             ..Alert::default()
         };
-        let line = eve_json(&a, "eth0");
-        assert!(line.starts_with(
-            "{\"timestamp\":\"2026-11-22T10:00:00.123456+0000\",\"event_type\":\"alert\",\"in_iface\":\"eth0\",\
-             \"src_ip\":\"192.0.2.7\",\"dest_ip\":\"198.51.100.2\",\"proto\":\"TCP\",\"community_id\":\"1:"
-        ), "{line}");
+        let line = eve_json(&a, "eth0", &sensor());
+        let cid = FlowTuple::new(src, dst, 6, Some((40000, 22))).community_id(0);
+        assert!(
+            line.starts_with(&format!(
+                "{{\"timestamp\":\"2026-11-22T10:00:00.123456+0000\",\"event_type\":\"alert\",\
+             \"host\":\"web1\",\"in_iface\":\"eth0\",\"src_ip\":\"192.0.2.7\",\
+             \"dest_ip\":\"198.51.100.2\",\"proto\":\"TCP\",\"community_id\":\"{cid}\","
+            )),
+            "{line}"
+        );
         assert!(line.contains(
             "\"alert\":{\"action\":\"allowed\",\"gid\":1,\"signature_id\":1000001,\"rev\":1,\
-             \"signature\":\"SCRAM portscan\",\"category\":\"Attempted Information Leak\",\"severity\":2},\
-             \"scram\":{\"detector\":\"portscan\",\"count\":25,\"window_ms\":3100,"
+             \"signature\":\"SCRAM portscan\",\"category\":\"Attempted Information Leak\",\"severity\":2,\
+             \"context\":{\"scram\":{\"detector\":\"portscan\",\"count\":25,\"window_ms\":3100,"
         ), "{line}");
         assert!(!line.contains("src_port"), "no ports on a scan: {line}");
         assert_eq!(
             message(&a, "eth0"),
             "portscan: 192.0.2.7 probed 25 ports of 198.51.100.2 in 3.1 s"
         );
+        let seeded = Sensor {
+            community_id_seed: 1,
+            ..sensor()
+        };
+        assert!(eve_json(&a, "eth0", &seeded).contains(&format!(
+            "\"community_id\":\"{}\"",
+            FlowTuple::new(src, dst, 6, Some((40000, 22))).community_id(1)
+        )));
+    }
+
+    #[test]
+    fn protocol_names_are_suricatas() {
+        for (n, name) in [
+            (1, "ICMP"),
+            (2, "IGMP"),
+            (6, "TCP"),
+            (17, "UDP"),
+            (41, "IPv6"),
+            (47, "GRE"),
+            (50, "ESP"),
+            (51, "AH"),
+            (58, "IPv6-ICMP"),
+            (89, "OSPF"),
+            (103, "PIM"),
+            (112, "VRRP"),
+            (132, "SCTP"),
+            (143, "Ethernet"),
+            (144, "144"),
+            (253, "253"),
+        ] {
+            assert_eq!(proto_name(n), name);
+        }
+    }
+
+    #[test]
+    fn icmp_alerts_carry_type_and_code_and_arp_alerts_no_protocol() {
+        let (src, dst) = (
+            "192.0.2.7".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let a = Alert {
+            detector: Detector::IcmpFlood,
+            src: Some(src),
+            dst: Some(dst),
+            proto: Some(1),
+            icmp: Some((8, 0)),
+            trigger: Some(FlowTuple::icmp(src, dst, 1, 8, 0)),
+            ..Alert::default()
+        };
+        let line = eve_json(&a, "eth0", &sensor());
+        assert!(
+            line.contains("\"proto\":\"ICMP\",\"icmp_type\":8,\"icmp_code\":0,\"community_id\""),
+            "{line}"
+        );
+        let arp = Alert {
+            detector: Detector::ArpSpoof,
+            src: Some(src),
+            detail: Detail::Arp {
+                mac: [2, 0, 0, 0, 0, 1],
+                previous_mac: [2, 0, 0, 0, 0, 2],
+            },
+            ..Alert::default()
+        };
+        let line = eve_json(&arp, "eth0", &sensor());
+        assert!(!line.contains("\"proto\""), "{line}");
+        assert!(!line.contains("community_id"), "{line}");
+        assert!(line.contains("\"mac\":\"02:00:00:00:00:01\""), "{line}");
     }
 }

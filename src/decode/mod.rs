@@ -1,9 +1,12 @@
 //! Decode: turns a frame (borrowed from the ring or a pcap file) into a [`Packet`], a small `Copy`
 //! summary of what the detectors look at.
 //!
-//! Layers: Ethernet, 802.1Q/802.1ad tags (in the frame and from the ring header), ARP, IPv4
-//! (options skipped, fragments: ports from first fragments only), IPv6 (extension headers walked to
-//! the transport header), TCP, UDP, ICMP, ICMPv6. Fields are read through `pnet_packet` views over
+//! Link layers: Ethernet, Linux cooked capture v1 and v2, BSD loopback (NULL and LOOP) and raw
+//! IP. Then up to [`MAX_VLAN_TAGS`] 802.1Q/802.1ad tags (in the frame and from the ring header),
+//! ARP, IPv4 (options skipped; a total length of 0, as TCP segmentation offload leaves it, means
+//! "the captured length"; fragments: ports from first fragments only), IPv6 (extension headers
+//! walked to the transport header), TCP, UDP, SCTP, ICMP, ICMPv6. A first fragment too short to
+//! hold its transport header is a [`Transport::TinyFragment`], not an error. Fields are read through `pnet_packet` views over
 //! the frame's bytes; every length is checked before a view is made or a payload sliced, so any
 //! byte pattern yields a [`Packet`] or a [`DecodeError`] naming the layer, the offset and what was
 //! wrong. Never allocates, never copies the frame, never panics.
@@ -72,12 +75,27 @@ pub mod tcp_flags {
 pub struct Packet {
     /// Source MAC (zero for link types without one).
     pub src_mac: [u8; 6],
-    /// Destination MAC.
+    /// Destination MAC (zero where the link layer does not carry it).
     pub dst_mac: [u8; 6],
-    /// VLAN ids, outermost first (up to two).
+    /// VLAN ids, outermost first (the first two of up to [`MAX_VLAN_TAGS`]).
     pub vlans: [Option<u16>; 2],
+    /// The link layer says the frame was captured on a loopback device (a cooked capture's
+    /// ARPHRD_LOOPBACK), where loopback addresses are normal.
+    pub on_loopback: bool,
     /// What the frame carries.
     pub net: Net,
+}
+
+impl Packet {
+    fn new() -> Packet {
+        Packet {
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
+            vlans: [None; 2],
+            on_loopback: false,
+            net: Net::Other(0),
+        }
+    }
 }
 
 /// The network layer.
@@ -128,6 +146,9 @@ pub struct Ip {
     pub proto: u8,
     /// Fragment position.
     pub fragment: Fragment,
+    /// The datagram's identification (IPv4's, or the IPv6 fragment header's); joins a later
+    /// fragment to the first one's ports.
+    pub frag_id: u32,
     /// The transport header.
     pub transport: Transport,
 }
@@ -172,17 +193,26 @@ pub enum Transport {
         /// Code.
         code: u8,
     },
+    /// A first fragment that ends inside its TCP, UDP or SCTP header (RFC 1858's tiny fragment:
+    /// `nmap -f` cuts TCP after 8 bytes, so the flags travel in the second fragment). Carries
+    /// the ports when the fragment holds them.
+    TinyFragment {
+        /// Source and destination port, when the first four bytes are there.
+        ports: Option<(u16, u16)>,
+    },
     /// Another protocol, or a later fragment, or ESP: no header scram reads.
     None,
 }
 
 impl Transport {
-    /// Source and destination ports, for TCP and UDP.
+    /// Source and destination ports, for TCP, UDP and SCTP (and a tiny first fragment of them
+    /// that holds its ports).
     pub fn ports(&self) -> Option<(u16, u16)> {
         match *self {
             Transport::Tcp { sport, dport, .. }
             | Transport::Udp { sport, dport }
             | Transport::Sctp { sport, dport } => Some((sport, dport)),
+            Transport::TinyFragment { ports } => ports,
             _ => None,
         }
     }
@@ -194,6 +224,8 @@ impl Transport {
 pub enum Layer {
     /// Ethernet header.
     Ethernet,
+    /// A capture file's own link header (Linux cooked capture, BSD loopback).
+    Cooked,
     /// VLAN tag.
     Vlan,
     /// ARP.
@@ -218,8 +250,9 @@ pub enum Layer {
 
 impl Layer {
     /// Every layer, in counter order.
-    pub const ALL: [Layer; 11] = [
+    pub const ALL: [Layer; 12] = [
         Layer::Ethernet,
+        Layer::Cooked,
         Layer::Vlan,
         Layer::Arp,
         Layer::Ipv4,
@@ -236,6 +269,7 @@ impl Layer {
     pub fn name(self) -> &'static str {
         match self {
             Layer::Ethernet => "ethernet",
+            Layer::Cooked => "link-header",
             Layer::Vlan => "vlan",
             Layer::Arp => "arp",
             Layer::Ipv4 => "ipv4",
@@ -264,7 +298,7 @@ pub enum Problem {
     Version(u8),
     /// A header length field is impossible (too small, or larger than the packet).
     HeaderLength(usize),
-    /// More VLAN tags than scram follows (two in the frame plus one from the ring header).
+    /// More VLAN tags than scram follows ([`MAX_VLAN_TAGS`], the ring header's included).
     TooManyTags,
     /// More IPv6 extension headers than scram walks.
     TooManyExtensions,
@@ -309,6 +343,10 @@ fn need(layer: Layer, offset: usize, bytes: &[u8], n: usize) -> Result<(), Decod
 /// Most IPv6 extension headers walked before giving up.
 const MAX_EXTENSIONS: usize = 8;
 
+/// Most VLAN tags followed (the ring header's included): QinQ carriers stack two or three;
+/// more is a frame built to exhaust a parser.
+pub const MAX_VLAN_TAGS: usize = 8;
+
 /// Decodes an Ethernet frame; `ring_tag` is the outer tag the kernel moved into the ring header.
 pub fn decode_ethernet(frame: &[u8], ring_tag: Option<VlanTag>) -> Result<Packet, DecodeError> {
     need(
@@ -330,26 +368,37 @@ pub fn decode_ethernet(frame: &[u8], ring_tag: Option<VlanTag>) -> Result<Packet
     let mut packet = Packet {
         src_mac: eth.get_source().octets(),
         dst_mac: eth.get_destination().octets(),
-        vlans: [None; 2],
-        net: Net::Other(0),
+        ..Packet::new()
     };
     let mut tags = 0;
     if let Some(tag) = ring_tag {
         packet.vlans[0] = Some(tag.vid());
         tags = 1;
     }
-    let mut ethertype = eth.get_ethertype().0;
-    let mut offset = 14;
+    decode_ethertype(frame, 14, eth.get_ethertype().0, tags, packet)
+}
+
+/// Follows VLAN tags from `offset`, where a header of `ethertype` starts, then decodes the
+/// network layer into `packet` (which already counts `tags` tags).
+fn decode_ethertype(
+    frame: &[u8],
+    mut offset: usize,
+    mut ethertype: u16,
+    mut tags: usize,
+    mut packet: Packet,
+) -> Result<Packet, DecodeError> {
     while matches!(
         ethertype,
         ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
     ) {
         let tag = frame.get(offset..).unwrap_or_default();
         need(Layer::Vlan, offset, tag, 4)?;
-        if tags == packet.vlans.len() {
+        if tags == MAX_VLAN_TAGS {
             return Err(err(Layer::Vlan, offset, Problem::TooManyTags));
         }
-        packet.vlans[tags] = Some(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff);
+        if let Some(slot) = packet.vlans.get_mut(tags) {
+            *slot = Some(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff);
+        }
         tags += 1;
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         offset += 4;
@@ -364,6 +413,62 @@ pub fn decode_ethernet(frame: &[u8], ring_tag: Option<VlanTag>) -> Result<Packet
     Ok(packet)
 }
 
+/// ARPHRD_ETHER, ARPHRD_LOOPBACK: the device types of a cooked capture's header whose address is
+/// a MAC, and which marks a loopback device.
+const ARPHRD_ETHER: u16 = 1;
+const ARPHRD_LOOPBACK: u16 = 772;
+
+/// Decodes a Linux cooked capture v1 frame (LINKTYPE_LINUX_SLL, `tcpdump -i any`): packet type,
+/// device type, address length, 8 address bytes, protocol (an EtherType for IP, ARP and VLAN).
+pub fn decode_sll(frame: &[u8]) -> Result<Packet, DecodeError> {
+    need(Layer::Cooked, 0, frame, 16)?;
+    let hatype = u16::from_be_bytes([frame[2], frame[3]]);
+    let addr_len = u16::from_be_bytes([frame[4], frame[5]]);
+    let protocol = u16::from_be_bytes([frame[14], frame[15]]);
+    let packet = cooked_packet(hatype, addr_len, &frame[6..14]);
+    decode_ethertype(frame, 16, protocol, 0, packet)
+}
+
+/// Decodes a Linux cooked capture v2 frame (LINKTYPE_LINUX_SLL2): protocol, reserved, interface
+/// index, device type, packet type, address length, 8 address bytes.
+pub fn decode_sll2(frame: &[u8]) -> Result<Packet, DecodeError> {
+    need(Layer::Cooked, 0, frame, 20)?;
+    let protocol = u16::from_be_bytes([frame[0], frame[1]]);
+    let hatype = u16::from_be_bytes([frame[8], frame[9]]);
+    let addr_len = u16::from(frame[11]);
+    let packet = cooked_packet(hatype, addr_len, &frame[12..20]);
+    decode_ethertype(frame, 20, protocol, 0, packet)
+}
+
+fn cooked_packet(hatype: u16, addr_len: u16, addr: &[u8]) -> Packet {
+    let mut packet = Packet::new();
+    if hatype == ARPHRD_ETHER && addr_len == 6 {
+        packet.src_mac.copy_from_slice(&addr[..6]);
+    }
+    packet.on_loopback = hatype == ARPHRD_LOOPBACK;
+    packet
+}
+
+/// Decodes a BSD loopback frame (LINKTYPE_NULL in the capturing host's byte order, LINKTYPE_LOOP
+/// in network order): a 4-byte address family, then the IP packet. AF_INET is 2 everywhere;
+/// AF_INET6 is 10 on Linux, 24, 28 or 30 on the BSDs and macOS.
+pub fn decode_null(frame: &[u8]) -> Result<Packet, DecodeError> {
+    need(Layer::Cooked, 0, frame, 4)?;
+    let le = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    let family = if le & 0xffff_0000 != 0 {
+        le.swap_bytes()
+    } else {
+        le
+    };
+    let ethertype = match family {
+        2 => ethertype::IPV4,
+        10 | 24 | 28 | 30 => ethertype::IPV6,
+        // Not an IP family: counted as another protocol (no EtherType stands for it).
+        _ => 0,
+    };
+    decode_ethertype(frame, 4, ethertype, 0, Packet::new())
+}
+
 /// Decodes a raw IP packet (pcap link types RAW, IPV4, IPV6), choosing the version from its
 /// first nibble.
 pub fn decode_raw_ip(bytes: &[u8]) -> Result<Packet, DecodeError> {
@@ -372,10 +477,8 @@ pub fn decode_raw_ip(bytes: &[u8]) -> Result<Packet, DecodeError> {
         _ => decode_ipv4(bytes, 0)?,
     };
     Ok(Packet {
-        src_mac: [0; 6],
-        dst_mac: [0; 6],
-        vlans: [None; 2],
         net: Net::Ip(net),
+        ..Packet::new()
     })
 }
 
@@ -427,7 +530,11 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         return Err(err(Layer::Ipv4, offset, Problem::Version(ip.get_version())));
     }
     let header_len = usize::from(ip.get_header_length()) * 4;
-    let total_len = usize::from(ip.get_total_length());
+    let total_len = match usize::from(ip.get_total_length()) {
+        // Segmentation offload hands the capture one large segment before the NIC cuts it up.
+        0 => bytes.len(),
+        n => n,
+    };
     if header_len < 20 || header_len > bytes.len() || total_len < header_len {
         return Err(err(Layer::Ipv4, offset, Problem::HeaderLength(header_len)));
     }
@@ -441,16 +548,13 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         _ => Fragment::Later,
     };
     let proto = ip.get_next_level_protocol().0;
-    let transport = if fragment == Fragment::Later {
-        Transport::None
-    } else {
-        decode_transport(proto, payload, offset + header_len)?
-    };
+    let transport = transport_of(fragment, proto, payload, offset + header_len)?;
     Ok(Ip {
         src: IpAddr::V4(ip.get_source()),
         dst: IpAddr::V4(ip.get_destination()),
         proto,
         fragment,
+        frag_id: u32::from(ip.get_identification()),
         transport,
     })
 }
@@ -481,6 +585,7 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
     let mut next = ip.get_next_header().0;
     let mut at = 40;
     let mut fragment = Fragment::No;
+    let mut frag_id = 0;
     let mut walked = 0;
     loop {
         match next {
@@ -499,6 +604,7 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
                 need(Layer::Ipv6Ext, offset + at, h, 8)?;
                 let frag_offset = u16::from_be_bytes([h[2], h[3]]) >> 3;
                 let more = h[3] & 1 != 0;
+                frag_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
                 fragment = match (frag_offset, more) {
                     (0, false) => Fragment::No,
                     (0, true) => Fragment::First,
@@ -524,18 +630,45 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         }
     }
     let payload = bytes.get(at..end).unwrap_or_default();
-    let transport = if fragment == Fragment::Later {
-        Transport::None
-    } else {
-        decode_transport(next, payload, offset + at)?
-    };
+    let transport = transport_of(fragment, next, payload, offset + at)?;
     Ok(Ip {
         src: IpAddr::V6(src),
         dst: IpAddr::V6(dst),
         proto: next,
         fragment,
+        frag_id,
         transport,
     })
+}
+
+/// The transport header of an IP payload: none in later fragments; a first fragment too short
+/// for its header is a tiny fragment.
+fn transport_of(
+    fragment: Fragment,
+    proto: u8,
+    payload: &[u8],
+    offset: usize,
+) -> Result<Transport, DecodeError> {
+    match fragment {
+        Fragment::Later => Ok(Transport::None),
+        Fragment::No => decode_transport(proto, payload, offset),
+        Fragment::First => match decode_transport(proto, payload, offset) {
+            Err(DecodeError {
+                problem: Problem::Truncated { .. },
+                ..
+            }) if matches!(proto, proto::TCP | proto::UDP | proto::SCTP) => {
+                Ok(Transport::TinyFragment {
+                    ports: (payload.len() >= 4).then(|| {
+                        (
+                            u16::from_be_bytes([payload[0], payload[1]]),
+                            u16::from_be_bytes([payload[2], payload[3]]),
+                        )
+                    }),
+                })
+            }
+            other => other,
+        },
+    }
 }
 
 fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport, DecodeError> {

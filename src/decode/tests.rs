@@ -170,18 +170,192 @@ fn vlan_tags_in_frame_and_from_ring_header() {
     )
     .unwrap();
     assert_eq!(p.vlans, [Some(200), Some(300)]);
-    // Three tags is more than scram follows.
+    // Three stacked tags (a carrier's QinQ over a customer tag) decode; the first two are kept.
     let f = craft::ip_frame(
         v4("192.0.2.1"),
         v4("192.0.2.2"),
         17,
-        &[],
+        &craft::udp(1, 2, &[]),
         &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)],
     );
+    let p = decode_ethernet(&f, None).unwrap();
+    assert_eq!(p.vlans, [Some(1), Some(2)]);
+    assert!(matches!(p.net, Net::Ip(_)));
+    // Up to the bound, the ring header's tag included; one more is an error.
+    let tags: Vec<(u16, u16)> = (0..MAX_VLAN_TAGS as u16 - 1).map(|i| (0x8100, i)).collect();
+    let ring = Some(VlanTag {
+        tci: 7,
+        tpid: 0x8100,
+    });
+    let f = craft::ip_frame(
+        v4("192.0.2.1"),
+        v4("192.0.2.2"),
+        17,
+        &craft::udp(1, 2, &[]),
+        &tags,
+    );
+    assert!(decode_ethernet(&f, ring).is_ok());
+    let tags: Vec<(u16, u16)> = (0..MAX_VLAN_TAGS as u16).map(|i| (0x8100, i)).collect();
+    let f = craft::ip_frame(
+        v4("192.0.2.1"),
+        v4("192.0.2.2"),
+        17,
+        &craft::udp(1, 2, &[]),
+        &tags,
+    );
     assert_eq!(
-        decode_ethernet(&f, None).unwrap_err().problem,
+        decode_ethernet(&f, ring).unwrap_err().problem,
         Problem::TooManyTags
     );
+}
+
+/// The IP packet of an untagged Ethernet frame.
+fn ip_of(frame: &[u8]) -> &[u8] {
+    &frame[14..]
+}
+
+#[test]
+fn cooked_captures_v1_and_v2() {
+    let f = craft::tcp_frame(
+        v4("192.0.2.7"),
+        v4("198.51.100.2"),
+        40000,
+        22,
+        tcp_flags::SYN,
+    );
+    let expect = decode_ethernet(&f, None).unwrap().net;
+    // v1: outgoing (4), ARPHRD_ETHER, 6-byte address, protocol IPv4.
+    let mut sll = vec![0, 4, 0, 1, 0, 6];
+    sll.extend_from_slice(&craft::MAC_A);
+    sll.extend_from_slice(&[0, 0, 0x08, 0x00]);
+    sll.extend_from_slice(ip_of(&f));
+    let p = decode_sll(&sll).unwrap();
+    assert_eq!(
+        (p.net, p.src_mac, p.on_loopback),
+        (expect, craft::MAC_A, false)
+    );
+    // v2: protocol, reserved, ifindex, ARPHRD_LOOPBACK, packet type, address length, address.
+    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0x03, 0x04, 0, 6];
+    sll2.extend_from_slice(&[0; 8]);
+    sll2.extend_from_slice(ip_of(&f));
+    let p = decode_sll2(&sll2).unwrap();
+    assert_eq!((p.net, p.on_loopback), (expect, true));
+    // A VLAN tag inside a cooked capture is followed like Ethernet's.
+    let tagged = craft::ip_frame(
+        v4("192.0.2.7"),
+        v4("198.51.100.2"),
+        6,
+        &craft::tcp(40000, 22, tcp_flags::SYN),
+        &[(0x8100, 42)],
+    );
+    let mut sll = vec![0, 0, 0, 1, 0, 6];
+    sll.extend_from_slice(&craft::MAC_A);
+    sll.extend_from_slice(&[0, 0]);
+    sll.extend_from_slice(&tagged[12..]);
+    let p = decode_sll(&sll).unwrap();
+    assert_eq!((p.net, p.vlans[0]), (expect, Some(42)));
+    assert_eq!(decode_sll(&sll[..10]).unwrap_err().layer, Layer::Cooked);
+    assert_eq!(decode_sll2(&sll2[..19]).unwrap_err().layer, Layer::Cooked);
+}
+
+#[test]
+fn bsd_loopback_in_either_byte_order() {
+    let f4 = craft::udp_frame(v4("127.0.0.1"), v4("127.0.0.1"), 5353, 53, b"q");
+    let f6 = craft::ethernet(
+        craft::MAC_A,
+        craft::MAC_B,
+        &[],
+        ethertype::IPV6,
+        &craft::ipv6(
+            "::1".parse().unwrap(),
+            "::1".parse().unwrap(),
+            17,
+            &craft::udp(1, 2, &[]),
+        ),
+    );
+    for (family, frame) in [(2u32, &f4), (10, &f6), (24, &f6), (28, &f6), (30, &f6)] {
+        for header in [family.to_le_bytes(), family.to_be_bytes()] {
+            let mut bytes = header.to_vec();
+            bytes.extend_from_slice(ip_of(frame));
+            let p = decode_null(&bytes).unwrap();
+            assert_eq!(
+                p.net,
+                decode_ethernet(frame, None).unwrap().net,
+                "family {family}"
+            );
+        }
+    }
+    // Another family is another protocol, not an error.
+    let mut bytes = 7u32.to_le_bytes().to_vec();
+    bytes.extend_from_slice(ip_of(&f4));
+    assert_eq!(decode_null(&bytes).unwrap().net, Net::Other(0));
+}
+
+#[test]
+fn segmentation_offload_leaves_a_total_length_of_zero() {
+    let mut f = craft::tcp_frame(
+        v4("192.0.2.7"),
+        v4("198.51.100.2"),
+        40000,
+        443,
+        tcp_flags::ACK,
+    );
+    f[16] = 0;
+    f[17] = 0;
+    let Net::Ip(ip) = decode_ethernet(&f, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!(ip.transport.ports(), Some((40000, 443)));
+}
+
+#[test]
+fn a_tiny_first_fragment_is_what_it_is() {
+    let tcp = craft::tcp(40000, 22, tcp_flags::SYN);
+    // nmap -f: the first fragment carries 8 bytes of the TCP header (ports and sequence).
+    let ip = craft::ipv4(
+        "192.0.2.7".parse().unwrap(),
+        "198.51.100.2".parse().unwrap(),
+        proto::TCP,
+        (0, true),
+        &tcp[..8],
+    );
+    let f = craft::ethernet(craft::MAC_A, craft::MAC_B, &[], ethertype::IPV4, &ip);
+    let Net::Ip(ip) = decode_ethernet(&f, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!(
+        (ip.fragment, ip.transport),
+        (
+            Fragment::First,
+            Transport::TinyFragment {
+                ports: Some((40000, 22))
+            }
+        )
+    );
+    assert_eq!(ip.frag_id, 0x1234);
+    // Two bytes: not even the ports.
+    let ip = craft::ipv4(
+        "192.0.2.7".parse().unwrap(),
+        "198.51.100.2".parse().unwrap(),
+        proto::TCP,
+        (0, true),
+        &tcp[..2],
+    );
+    let f = craft::ethernet(craft::MAC_A, craft::MAC_B, &[], ethertype::IPV4, &ip);
+    let Net::Ip(ip) = decode_ethernet(&f, None).unwrap().net else {
+        panic!()
+    };
+    assert_eq!(ip.transport, Transport::TinyFragment { ports: None });
+    // An unfragmented packet cut the same way is still a decode error.
+    let ip = craft::ipv4(
+        "192.0.2.7".parse().unwrap(),
+        "198.51.100.2".parse().unwrap(),
+        proto::TCP,
+        (0, false),
+        &tcp[..8],
+    );
+    let f = craft::ethernet(craft::MAC_A, craft::MAC_B, &[], ethertype::IPV4, &ip);
+    assert_eq!(decode_ethernet(&f, None).unwrap_err().layer, Layer::Tcp);
 }
 
 #[test]

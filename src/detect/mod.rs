@@ -15,7 +15,8 @@ pub mod table;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use crate::decode::{proto, tcp_flags, Net, Packet, Transport};
+use crate::alert::community_id::FlowTuple;
+use crate::decode::{proto, tcp_flags, Fragment, Net, Packet, Transport};
 use prefix::PrefixSet;
 use table::{SeededState, Table};
 
@@ -237,8 +238,11 @@ pub struct Alert {
     pub dport: Option<u16>,
     /// IP protocol of the triggering packet.
     pub proto: Option<u8>,
-    /// ICMP type and code, for the Community ID of ICMP alerts.
+    /// ICMP type and code of the packet that raised it (ICMP and ICMPv6 alerts).
     pub icmp: Option<(u8, u8)>,
+    /// The flow of the packet that raised it, for its Community ID; `None` where there is no
+    /// IP packet (ARP) or its ports are not known (a later fragment whose first was not seen).
+    pub trigger: Option<FlowTuple>,
     /// How many (ports, hosts, packets) the detector counted.
     pub count: u64,
     /// Over how long, in ms.
@@ -463,6 +467,8 @@ struct State {
     sweeps: Table<(AddrKey, u16, u8), CountState<u32>>,
     floods: Table<(AddrKey, u8), FloodState>,
     arp: Table<u32, ArpBinding>,
+    /// Ports of first fragments, so later fragments name their flow as peers do.
+    frag_ports: Table<(AddrKey, AddrKey, u32, u8), (u16, u16)>,
     suppress: Table<(u8, AddrKey, AddrKey), SuppressState>,
     hasher: SeededState,
     alerts: u64,
@@ -496,6 +502,7 @@ impl Shard {
                 sweeps: Table::new(cap, hasher),
                 floods: Table::new(cap, hasher),
                 arp: Table::new(cap, hasher),
+                frag_ports: Table::new(cap.min(FRAGMENT_ENTRIES), hasher),
                 suppress: Table::new(cap, hasher),
                 hasher,
                 alerts: 0,
@@ -524,6 +531,7 @@ impl Shard {
                 + self.state.sweeps.evictions()
                 + self.state.floods.evictions()
                 + self.state.arp.evictions()
+                + self.state.frag_ports.evictions()
                 + self.state.suppress.evictions(),
         }
     }
@@ -534,6 +542,7 @@ impl Shard {
             + self.state.sweeps.memory_bytes()
             + self.state.floods.memory_bytes()
             + self.state.arp.memory_bytes()
+            + self.state.frag_ports.memory_bytes()
             + self.state.suppress.memory_bytes()
     }
 
@@ -556,7 +565,27 @@ impl Shard {
                 }
             }
             Net::Ip(ip) => {
-                let origin = Origin { ts_ns, iface, ip };
+                let ports = match ip.fragment {
+                    Fragment::No => ip.transport.ports(),
+                    // Fragments of a datagram share its source, so they meet in this shard.
+                    Fragment::First => {
+                        let ports = ip.transport.ports();
+                        if let (true, Some(p)) = (roles.src, ports) {
+                            *state.frag_ports.entry(fragment_key(ip), ts_ns) = p;
+                        }
+                        ports
+                    }
+                    Fragment::Later if has_ports(ip.proto) => {
+                        state.frag_ports.get(&fragment_key(ip)).copied()
+                    }
+                    Fragment::Later => None,
+                };
+                let origin = Origin {
+                    ts_ns,
+                    iface,
+                    ip,
+                    ports,
+                };
                 if roles.src {
                     state.source_detectors(ip, loopback, origin, s, emit);
                 }
@@ -579,6 +608,19 @@ impl Shard {
     }
 }
 
+/// First-fragment ports remembered per shard (a fragmented datagram's later fragments find
+/// them here): fragments are rare, and one entry lives for the seconds a datagram takes.
+const FRAGMENT_ENTRIES: usize = 4096;
+
+fn fragment_key(ip: &crate::decode::Ip) -> (AddrKey, AddrKey, u32, u8) {
+    (addr_key(ip.src), addr_key(ip.dst), ip.frag_id, ip.proto)
+}
+
+/// Protocols whose flows have ports (a Community ID without them would match no peer's).
+fn has_ports(p: u8) -> bool {
+    matches!(p, proto::TCP | proto::UDP | proto::SCTP)
+}
+
 /// Where an observation came from. The alert it may raise is only built when a detector fires:
 /// an `Alert` is large, and most packets raise none.
 #[derive(Clone, Copy)]
@@ -586,32 +628,44 @@ struct Origin<'a> {
     ts_ns: u64,
     iface: u16,
     ip: &'a crate::decode::Ip,
+    /// The flow's ports: the packet's own, or a later fragment's first fragment's.
+    ports: Option<(u16, u16)>,
 }
 
 impl Origin<'_> {
-    /// The alert about the packet's hosts (no ports).
+    /// The alert about the packet's hosts (no ports shown; the trigger keeps its flow).
     fn base(&self) -> Alert {
+        let ip = self.ip;
+        let (icmp, trigger) = match ip.transport {
+            Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => (
+                Some((ty, code)),
+                Some(FlowTuple::icmp(ip.src, ip.dst, ip.proto, ty, code)),
+            ),
+            _ if has_ports(ip.proto) => (
+                None,
+                self.ports
+                    .map(|p| FlowTuple::new(ip.src, ip.dst, ip.proto, Some(p))),
+            ),
+            _ => (None, Some(FlowTuple::new(ip.src, ip.dst, ip.proto, None))),
+        };
         Alert {
             ts_ns: self.ts_ns,
             iface: self.iface,
-            src: Some(self.ip.src),
-            dst: Some(self.ip.dst),
-            proto: Some(self.ip.proto),
+            src: Some(ip.src),
+            dst: Some(ip.dst),
+            proto: Some(ip.proto),
+            icmp,
+            trigger,
             count: 1,
             ..Alert::default()
         }
     }
 
-    /// The alert about the packet's flow (ports, ICMP type and code).
+    /// The alert about the packet's flow (its ports shown).
     fn flow(&self) -> Alert {
-        let t = self.ip.transport;
         Alert {
-            sport: t.ports().map(|p| p.0),
-            dport: t.ports().map(|p| p.1),
-            icmp: match t {
-                Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => Some((ty, code)),
-                _ => None,
-            },
+            sport: self.ports.map(|p| p.0),
+            dport: self.ports.map(|p| p.1),
             ..self.base()
         }
     }

@@ -66,10 +66,15 @@ fn replay_with(name: &str, config: &str, frames: &[(u64, Vec<u8>)]) -> Vec<Value
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    String::from_utf8_lossy(&out.stdout)
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+        .collect();
+    // Every alert the detector tests raise is a record Suricata's schema accepts.
+    for a in &alerts {
+        common::eve::assert_valid(a);
+    }
+    alerts
 }
 
 fn replay(name: &str, frames: &[(u64, Vec<u8>)]) -> Vec<Value> {

@@ -211,8 +211,10 @@ fn mac(m: [u8; 6]) -> String {
     )
 }
 
+/// Seconds with one decimal, rounded (190 ms is "0.2 s").
 fn secs(ms: u64) -> String {
-    format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
+    let tenths = (ms + 50) / 100;
+    format!("{}.{} s", tenths / 10, tenths % 10)
 }
 
 /// Who writes the records, and how flows are named: the fields a fleet needs to tell sensors

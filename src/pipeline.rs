@@ -20,9 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::capture::{FrameMeta, FrameSink};
-use crate::decode::{self, tcp_flags, Layer, Net, Packet, Transport};
-use crate::detect::table::SeededState;
-use crate::detect::{addr_key, Alert, Roles, Settings, Shard};
+use crate::decode::{self, tcp_flags, Fragment, Ip, Layer, Net, Packet, Transport};
+use crate::detect::table::{SeededState, Table};
+use crate::detect::{addr_key, AddrKey, Alert, Roles, Settings, Shard};
+
+/// First fragments remembered per worker; one lives for the moments a datagram takes.
+const FRAGMENT_ENTRIES: usize = 1024;
 
 /// A decoded packet on its way to a shard.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +164,8 @@ pub struct Pipeline {
     link: LinkType,
     /// The frames being read now come from a loopback device (replay, by the file's word).
     link_loopback: bool,
+    /// First fragments' ports, so a later fragment names its datagram's flow as peers do.
+    fragments: Table<(AddrKey, AddrKey, u16, u8), (u16, u16)>,
     interfaces: Arc<Interfaces>,
     local: Local,
     counters: Arc<PipelineCounters>,
@@ -240,6 +245,7 @@ impl PipelineSet {
                 alerts: atx,
                 link,
                 link_loopback: false,
+                fragments: Table::new(FRAGMENT_ENTRIES, SeededState::random()),
                 interfaces: Arc::clone(&interfaces),
                 local: Local::default(),
                 counters: c,
@@ -287,13 +293,10 @@ impl Pipeline {
             }
         };
         self.local.decoded += 1;
-        packet.on_loopback |= self.link_loopback;
-        if let Net::Ip(crate::decode::Ip {
-            transport: Transport::TinyFragment { .. },
-            ..
-        }) = packet.net
-        {
-            self.local.tiny_fragments += 1;
+        if let Net::Ip(ip) = &mut packet.net {
+            if ip.fragment != Fragment::No {
+                self.fragment(ip, ts_ns);
+            }
         }
         let settings = self.shard.settings();
         let (src, dst, flood_candidate) = match &packet.net {
@@ -348,6 +351,31 @@ impl Pipeline {
         }
     }
 
+    /// Fragment bookkeeping, off the common path (live capture defragments in the kernel, so
+    /// fragments come from capture files): counts tiny first fragments, remembers first
+    /// fragments' ports and gives them to the later fragments of the same datagram.
+    #[cold]
+    #[inline(never)]
+    fn fragment(&mut self, ip: &mut Ip, ts_ns: u64) {
+        let key = (addr_key(ip.src), addr_key(ip.dst), ip.frag_id, ip.proto);
+        match (ip.fragment, ip.transport) {
+            (Fragment::First, t) => {
+                if let Transport::TinyFragment { .. } = t {
+                    self.local.tiny_fragments += 1;
+                }
+                if let Some(p) = t.ports() {
+                    *self.fragments.entry(key, ts_ns) = p;
+                }
+            }
+            (Fragment::Later, Transport::None) => {
+                if let Some(&(sport, dport)) = self.fragments.get(&key) {
+                    ip.transport = Transport::LaterFragment { sport, dport };
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn deliver(&mut self, shard: usize, obs: &Observation) {
         if shard == self.index {
             self.observe(obs);
@@ -361,7 +389,10 @@ impl Pipeline {
     }
 
     fn observe(&mut self, obs: &Observation) {
-        let loopback = self.interfaces.judged_loopback(obs.iface, &obs.packet);
+        // Replay's one shard observes its own packets, so the file's word about the current
+        // interface applies; live capture never sets it.
+        let loopback =
+            self.link_loopback || self.interfaces.judged_loopback(obs.iface, &obs.packet);
         let alerts = &mut self.alerts;
         let dropped = &mut self.local.alerts_dropped;
         self.shard.observe(

@@ -37,10 +37,8 @@ impl Scratch {
     fn new(name: &str) -> Scratch {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "scram-replay-{}-{n}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("scram-replay-{}-{n}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
@@ -166,7 +164,10 @@ fn the_checker_rejects_what_the_schema_rejects() {
 
 // ---- the reader ----------------------------------------------------------------------------
 
-fn read_all(bytes: &[u8]) -> (Vec<(u64, u32, usize)>, Result<(), FileError>) {
+/// (timestamp ns, original length, captured length) of a record.
+type Seen = (u64, u32, usize);
+
+fn read_all(bytes: &[u8]) -> (Vec<Seen>, Result<(), FileError>) {
     let mut r = match Reader::new(bytes) {
         Ok(r) => r,
         Err(e) => return (Vec::new(), Err(e)),

@@ -146,9 +146,9 @@ pub struct Ip {
     pub proto: u8,
     /// Fragment position.
     pub fragment: Fragment,
-    /// The datagram's identification (IPv4's, or the IPv6 fragment header's); joins a later
-    /// fragment to the first one's ports.
-    pub frag_id: u32,
+    /// The datagram's identification (IPv4's, or the IPv6 fragment header's folded to 16 bits);
+    /// with the addresses and protocol it joins a later fragment to the first one's ports.
+    pub frag_id: u16,
     /// The transport header.
     pub transport: Transport,
 }
@@ -200,6 +200,14 @@ pub enum Transport {
         /// Source and destination port, when the first four bytes are there.
         ports: Option<(u16, u16)>,
     },
+    /// A later fragment of a datagram whose first fragment was seen: no header of its own, but
+    /// the datagram's ports (filled in by the pipeline, which remembers first fragments).
+    LaterFragment {
+        /// The datagram's source port.
+        sport: u16,
+        /// The datagram's destination port.
+        dport: u16,
+    },
     /// Another protocol, or a later fragment, or ESP: no header scram reads.
     None,
 }
@@ -213,6 +221,7 @@ impl Transport {
             | Transport::Udp { sport, dport }
             | Transport::Sctp { sport, dport } => Some((sport, dport)),
             Transport::TinyFragment { ports } => ports,
+            Transport::LaterFragment { sport, dport } => Some((sport, dport)),
             _ => None,
         }
     }
@@ -554,7 +563,7 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         dst: IpAddr::V4(ip.get_destination()),
         proto,
         fragment,
-        frag_id: u32::from(ip.get_identification()),
+        frag_id: ip.get_identification(),
         transport,
     })
 }
@@ -604,7 +613,7 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
                 need(Layer::Ipv6Ext, offset + at, h, 8)?;
                 let frag_offset = u16::from_be_bytes([h[2], h[3]]) >> 3;
                 let more = h[3] & 1 != 0;
-                frag_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                frag_id = u16::from_be_bytes([h[4], h[5]]) ^ u16::from_be_bytes([h[6], h[7]]);
                 fragment = match (frag_offset, more) {
                     (0, false) => Fragment::No,
                     (0, true) => Fragment::First,

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use crate::alert::community_id::FlowTuple;
-use crate::decode::{proto, tcp_flags, Fragment, Net, Packet, Transport};
+use crate::decode::{proto, tcp_flags, Net, Packet, Transport};
 use prefix::PrefixSet;
 use table::{SeededState, Table};
 
@@ -467,8 +467,6 @@ struct State {
     sweeps: Table<(AddrKey, u16, u8), CountState<u32>>,
     floods: Table<(AddrKey, u8), FloodState>,
     arp: Table<u32, ArpBinding>,
-    /// Ports of first fragments, so later fragments name their flow as peers do.
-    frag_ports: Table<(AddrKey, AddrKey, u32, u8), (u16, u16)>,
     suppress: Table<(u8, AddrKey, AddrKey), SuppressState>,
     hasher: SeededState,
     alerts: u64,
@@ -502,7 +500,6 @@ impl Shard {
                 sweeps: Table::new(cap, hasher),
                 floods: Table::new(cap, hasher),
                 arp: Table::new(cap, hasher),
-                frag_ports: Table::new(cap.min(FRAGMENT_ENTRIES), hasher),
                 suppress: Table::new(cap, hasher),
                 hasher,
                 alerts: 0,
@@ -531,7 +528,6 @@ impl Shard {
                 + self.state.sweeps.evictions()
                 + self.state.floods.evictions()
                 + self.state.arp.evictions()
-                + self.state.frag_ports.evictions()
                 + self.state.suppress.evictions(),
         }
     }
@@ -542,7 +538,6 @@ impl Shard {
             + self.state.sweeps.memory_bytes()
             + self.state.floods.memory_bytes()
             + self.state.arp.memory_bytes()
-            + self.state.frag_ports.memory_bytes()
             + self.state.suppress.memory_bytes()
     }
 
@@ -565,27 +560,7 @@ impl Shard {
                 }
             }
             Net::Ip(ip) => {
-                let ports = match ip.fragment {
-                    Fragment::No => ip.transport.ports(),
-                    // Fragments of a datagram share its source, so they meet in this shard.
-                    Fragment::First => {
-                        let ports = ip.transport.ports();
-                        if let (true, Some(p)) = (roles.src, ports) {
-                            *state.frag_ports.entry(fragment_key(ip), ts_ns) = p;
-                        }
-                        ports
-                    }
-                    Fragment::Later if has_ports(ip.proto) => {
-                        state.frag_ports.get(&fragment_key(ip)).copied()
-                    }
-                    Fragment::Later => None,
-                };
-                let origin = Origin {
-                    ts_ns,
-                    iface,
-                    ip,
-                    ports,
-                };
+                let origin = Origin { ts_ns, iface, ip };
                 if roles.src {
                     state.source_detectors(ip, loopback, origin, s, emit);
                 }
@@ -608,14 +583,6 @@ impl Shard {
     }
 }
 
-/// First-fragment ports remembered per shard (a fragmented datagram's later fragments find
-/// them here): fragments are rare, and one entry lives for the seconds a datagram takes.
-const FRAGMENT_ENTRIES: usize = 4096;
-
-fn fragment_key(ip: &crate::decode::Ip) -> (AddrKey, AddrKey, u32, u8) {
-    (addr_key(ip.src), addr_key(ip.dst), ip.frag_id, ip.proto)
-}
-
 /// Protocols whose flows have ports (a Community ID without them would match no peer's).
 fn has_ports(p: u8) -> bool {
     matches!(p, proto::TCP | proto::UDP | proto::SCTP)
@@ -628,8 +595,6 @@ struct Origin<'a> {
     ts_ns: u64,
     iface: u16,
     ip: &'a crate::decode::Ip,
-    /// The flow's ports: the packet's own, or a later fragment's first fragment's.
-    ports: Option<(u16, u16)>,
 }
 
 impl Origin<'_> {
@@ -643,7 +608,8 @@ impl Origin<'_> {
             ),
             _ if has_ports(ip.proto) => (
                 None,
-                self.ports
+                ip.transport
+                    .ports()
                     .map(|p| FlowTuple::new(ip.src, ip.dst, ip.proto, Some(p))),
             ),
             _ => (None, Some(FlowTuple::new(ip.src, ip.dst, ip.proto, None))),
@@ -661,11 +627,13 @@ impl Origin<'_> {
         }
     }
 
-    /// The alert about the packet's flow (its ports shown).
+    /// The alert about the packet's flow (its ports shown: a later fragment's are those of its
+    /// first fragment, where the pipeline saw it).
     fn flow(&self) -> Alert {
+        let ports = self.ip.transport.ports();
         Alert {
-            sport: self.ports.map(|p| p.0),
-            dport: self.ports.map(|p| p.1),
+            sport: ports.map(|p| p.0),
+            dport: ports.map(|p| p.1),
             ..self.base()
         }
     }

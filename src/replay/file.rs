@@ -402,7 +402,7 @@ impl<R: Read> Reader<R> {
             };
             let block_type = u32_at(&head, 0, swapped);
             let total = u32_at(&head, 4, swapped) as usize;
-            if total < 12 || total % 4 != 0 || total > MAX_RECORD {
+            if total < 12 || !total.is_multiple_of(4) || total > MAX_RECORD {
                 return Err(FileError::Corrupt {
                     record: self.number,
                     what: format!("block length {total} is impossible"),
@@ -542,12 +542,9 @@ impl<R: Read> Reader<R> {
 
 impl Interface {
     fn nanos(&self, units: u64) -> u64 {
-        let per_second = u128::from(self.units_per_second);
-        let ns = if per_second == 0 {
-            0
-        } else {
-            u128::from(units) * 1_000_000_000 / per_second
-        };
+        let ns = (u128::from(units) * 1_000_000_000)
+            .checked_div(u128::from(self.units_per_second))
+            .unwrap_or(0);
         let offset = i128::from(self.offset_seconds) * 1_000_000_000;
         u64::try_from((ns as i128 + offset).max(0)).unwrap_or(u64::MAX)
     }

@@ -92,7 +92,7 @@ impl PcapNg {
     /// Any block.
     pub fn block(&mut self, kind: u32, body: &[u8]) -> &mut Self {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let total = (body.len() + 12) as u32;
@@ -123,7 +123,7 @@ impl PcapNg {
             body.extend(code.to_le_bytes());
             body.extend((value.len() as u16).to_le_bytes());
             body.extend_from_slice(value);
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
         };

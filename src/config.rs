@@ -168,6 +168,178 @@ impl Default for Config {
     }
 }
 
+/// How a change to a part of the configuration takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// Applied on SIGHUP (`systemctl reload scram`).
+    Live,
+    /// Read once at start: applied at the next restart.
+    Restart,
+}
+
+/// One part of the configuration and how a change to it takes effect.
+#[derive(Debug)]
+pub struct Part {
+    /// The keys, as the file spells them.
+    pub keys: &'static str,
+    /// Live or at restart.
+    pub reload: Reload,
+    /// Does `new` differ from `old` in this part?
+    pub changed: fn(old: &Config, new: &Config) -> bool,
+    /// Takes this part from `new` into the running configuration (live parts only).
+    pub adopt: fn(running: &mut Config, new: &Config),
+}
+
+/// Every part of the configuration, with how a change to it takes effect: what SIGHUP applies
+/// and reports, what `check-config` and the README say.
+pub const RELOAD: &[Part] = &[
+    Part {
+        keys: "[capture] (all keys)",
+        reload: Reload::Restart,
+        changed: |o, n| o.capture != n.capture || o.stats_interval != n.stats_interval,
+        adopt: |_, _| {},
+    },
+    Part {
+        keys: "[alerts] json, queue_capacity, route_queue_capacity, sensor_name, community_id_seed",
+        reload: Reload::Restart,
+        changed: |o, n| o.alerts != n.alerts,
+        adopt: |_, _| {},
+    },
+    Part {
+        keys: "[alerts] suppress_seconds",
+        reload: Reload::Live,
+        changed: |o, n| o.detect.suppress_ms != n.detect.suppress_ms,
+        adopt: |r, n| r.detect.suppress_ms = n.detect.suppress_ms,
+    },
+    Part {
+        keys: "[allowlist] cidrs",
+        reload: Reload::Live,
+        changed: |o, n| o.detect.allowlist != n.detect.allowlist,
+        adopt: |r, n| r.detect.allowlist = n.detect.allowlist.clone(),
+    },
+    Part {
+        keys: "[blocklist] files (and the files' contents)",
+        reload: Reload::Live,
+        changed: |o, n| {
+            o.blocklist_files != n.blocklist_files || o.detect.blocklisted != n.detect.blocklisted
+        },
+        adopt: |r, n| {
+            r.blocklist_files = n.blocklist_files.clone();
+            r.detect.blocklisted = n.detect.blocklisted.clone();
+        },
+    },
+    Part {
+        keys: "[detect] table_capacity",
+        reload: Reload::Restart,
+        changed: |o, n| o.detect.table_capacity != n.detect.table_capacity,
+        adopt: |_, _| {},
+    },
+    Part {
+        keys: "[detect.*] (every detector's switch and thresholds)",
+        reload: Reload::Live,
+        changed: |o, n| detectors_only(&o.detect) != detectors_only(&n.detect),
+        adopt: |r, n| {
+            let kept = r.detect.clone();
+            r.detect = Settings {
+                table_capacity: kept.table_capacity,
+                suppress_ms: kept.suppress_ms,
+                allowlist: kept.allowlist,
+                blocklisted: kept.blocklisted,
+                ..n.detect.clone()
+            };
+        },
+    },
+    Part {
+        keys: "[response] action, ipv6_prefix, forward",
+        reload: Reload::Restart,
+        changed: |o, n| {
+            (
+                o.response.nftables,
+                o.response.ipv6_prefix,
+                o.response.forward,
+            ) != (
+                n.response.nftables,
+                n.response.ipv6_prefix,
+                n.response.forward,
+            )
+        },
+        adopt: |_, _| {},
+    },
+    Part {
+        keys: "[response] detectors, ban_seconds, remove_on_exit",
+        reload: Reload::Live,
+        changed: |o, n| {
+            (
+                &o.response.detectors,
+                o.response.ban_seconds,
+                o.response.remove_on_exit,
+            ) != (
+                &n.response.detectors,
+                n.response.ban_seconds,
+                n.response.remove_on_exit,
+            )
+        },
+        adopt: |r, n| {
+            r.response.detectors = n.response.detectors.clone();
+            r.response.ban_seconds = n.response.ban_seconds;
+            r.response.remove_on_exit = n.response.remove_on_exit;
+        },
+    },
+    Part {
+        keys: "[privileges] user",
+        reload: Reload::Restart,
+        changed: |o, n| o.privileges != n.privileges,
+        adopt: |_, _| {},
+    },
+    Part {
+        keys: "[sandbox] (all keys)",
+        reload: Reload::Restart,
+        changed: |o, n| o.sandbox != n.sandbox,
+        adopt: |_, _| {},
+    },
+];
+
+/// The detector switches and thresholds alone (what `[detect.*]` holds).
+fn detectors_only(s: &Settings) -> Settings {
+    Settings {
+        table_capacity: 0,
+        suppress_ms: 0,
+        allowlist: PrefixSet::default(),
+        blocklisted: PrefixSet::default(),
+        ..s.clone()
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Live parts that changed and were taken into the running configuration.
+    pub applied: Vec<&'static str>,
+    /// Parts that changed but take effect at the next restart (the running value is kept).
+    pub pending: Vec<&'static str>,
+}
+
+impl Config {
+    /// Takes every live part that differs in `new` into `self`; restart-only parts keep their
+    /// running values and are listed as pending.
+    pub fn reload_from(&mut self, new: &Config) -> Reloaded {
+        let mut r = Reloaded::default();
+        for part in RELOAD {
+            if !(part.changed)(self, new) {
+                continue;
+            }
+            match part.reload {
+                Reload::Live => {
+                    (part.adopt)(self, new);
+                    r.applied.push(part.keys);
+                }
+                Reload::Restart => r.pending.push(part.keys),
+            }
+        }
+        r
+    }
+}
+
 fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -682,6 +854,21 @@ impl Config {
 
     /// The effective configuration as TOML (what `check-config` prints).
     pub fn to_toml(&self) -> String {
+        let mut head = String::from("# On SIGHUP (systemctl reload scram):\n");
+        for part in RELOAD {
+            head.push_str(&format!(
+                "#   {:<8} {}\n",
+                match part.reload {
+                    Reload::Live => "applied",
+                    Reload::Restart => "restart",
+                },
+                part.keys
+            ));
+        }
+        head + "\n" + &self.sections_toml()
+    }
+
+    fn sections_toml(&self) -> String {
         let c = &self.capture;
         let fanout = match c.fanout {
             FanoutKind::Hash => "hash",
@@ -763,8 +950,13 @@ impl Config {
         }
         out.push_str(&format!("community_id_seed = {}\n", a.community_id_seed));
         out.push_str(&format!(
-            "\n[allowlist]\n# {} address range(s)\n",
-            d.allowlist.ranges()
+            "\n[allowlist]\ncidrs = [{}]\n",
+            d.allowlist
+                .cidrs()
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         out.push_str(&format!(
             "\n[blocklist]\nfiles = [{}]\n# {} address range(s) loaded\n",
@@ -921,6 +1113,73 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(text, Path::new("scram.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reload_applies_live_parts_and_keeps_restart_parts() {
+        let mut running = parse("[detect]\ntable_capacity = 1024\n").unwrap();
+        let new = parse(
+            "[detect]\ntable_capacity = 4096\n[detect.portscan]\nports = 5\n\
+             [allowlist]\ncidrs = [\"192.0.2.0/24\"]\n\
+             [response]\naction = \"nftables\"\nban_seconds = 60\n[sandbox]\nseccomp = false\n",
+        )
+        .unwrap();
+        let done = running.reload_from(&new);
+        assert_eq!(
+            done.applied,
+            [
+                "[allowlist] cidrs",
+                "[detect.*] (every detector's switch and thresholds)",
+                "[response] detectors, ban_seconds, remove_on_exit",
+            ]
+        );
+        assert_eq!(
+            done.pending,
+            [
+                "[detect] table_capacity",
+                "[response] action, ipv6_prefix, forward",
+                "[sandbox] (all keys)",
+            ]
+        );
+        assert_eq!(
+            running.detect.table_capacity, 1024,
+            "tables keep their size"
+        );
+        assert_eq!(running.detect.portscan.threshold, 5);
+        assert!(running
+            .detect
+            .allowlist
+            .contains("192.0.2.9".parse().unwrap()));
+        assert_eq!(running.response.ban_seconds, 60);
+        assert!(
+            !running.response.nftables,
+            "the table is set up at start only"
+        );
+        assert!(running.sandbox.seccomp);
+        // Nothing changed the second time but what is still pending.
+        let again = running.reload_from(&new);
+        assert!(again.applied.is_empty());
+        assert_eq!(again.pending.len(), 3);
+    }
+
+    #[test]
+    fn every_part_is_documented_as_the_daemon_treats_it() {
+        let readme = include_str!("../README.md");
+        for part in RELOAD {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| {} |", part.keys)))
+                .unwrap_or_else(|| panic!("README has no row for {}", part.keys));
+            let word = match part.reload {
+                Reload::Live => "| applied",
+                Reload::Restart => "| restart",
+            };
+            assert!(row.contains(word), "{row}");
+        }
+        let shown = Config::default().to_toml();
+        for part in RELOAD {
+            assert!(shown.contains(part.keys), "{shown}");
+        }
     }
 
     #[test]

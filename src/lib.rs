@@ -2,14 +2,14 @@
 //!
 //! Frames flow from the kernel's TPACKET_V3 rings ([`capture`]) to the next stage through the
 //! [`capture::FrameSink`] seam. [`sys`] fences every `unsafe` system call; [`config`] reads the
-//! TOML configuration; [`daemon`] runs it all under systemd or by hand; [`exit`] maps failures to
-//! the exit codes operators and units rely on. See ARCHITECTURE.md for the map and invariants.
+//! TOML configuration; [`cmd`] holds the commands (`run` under systemd or by hand, `replay`,
+//! `self-check`, `check-config`) and maps their failures to the exit codes of [`exit`]. See ARCHITECTURE.md for the map and invariants.
 
 pub mod alert;
 pub mod capture;
+pub mod cmd;
 pub mod config;
 pub mod craft;
-pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod exit;
@@ -19,4 +19,5 @@ pub mod pipeline;
 pub mod replay;
 pub mod response;
 pub mod sandbox;
+pub mod stats;
 pub mod sys;

@@ -114,6 +114,16 @@ impl Responder {
         Some(candidate)
     }
 
+    /// Applies reloaded settings: which detectors ban, for how long, the allowlist, and whether
+    /// the table goes at exit. `action`, `ipv6_prefix` and `forward` shape the table itself and
+    /// take effect at the next start ([`crate::config::RELOAD`] says so to the operator).
+    pub fn update(&mut self, config: &ResponseConfig, allowlist: PrefixSet) {
+        self.config.detectors = config.detectors.clone();
+        self.config.ban_seconds = config.ban_seconds;
+        self.config.remove_on_exit = config.remove_on_exit;
+        self.allowlist = allowlist;
+    }
+
     /// What it did so far.
     pub fn counters(&self) -> ResponseCounters {
         self.counters

@@ -18,6 +18,26 @@ use scram::capture::{
 };
 use scram::sys::packet::RingGeometry;
 
+/// One sink per ring, each made by `make`.
+trait StartEach {
+    fn start_each<S: FrameSink + Send + 'static>(
+        self,
+        make: impl FnMut() -> S,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Running<S>>;
+}
+
+impl StartEach for Capture {
+    fn start_each<S: FrameSink + Send + 'static>(
+        self,
+        mut make: impl FnMut() -> S,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Running<S>> {
+        let sinks = (0..self.ring_count()).map(|_| make()).collect();
+        self.start(sinks, stop)
+    }
+}
+
 /// Records test frames as (interface slot, flow, seq); counts everything else.
 #[derive(Default)]
 struct Collect {
@@ -135,8 +155,8 @@ fn every_frame_at_full_rate_is_seen_or_counted_as_a_ring_drop() {
     let rx_before = veth.b.rx_packets(VB);
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = capture
-        .start(
-            |_, _| Collect {
+        .start_each(
+            || Collect {
                 frames: Vec::with_capacity(200_000),
                 spin: Duration::from_micros(2),
                 ..Default::default()
@@ -186,8 +206,8 @@ fn paced_traffic_is_captured_without_loss_and_in_order() {
     let rx_before = veth.b.rx_packets(VB);
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = capture
-        .start(
-            |_, _| Collect {
+        .start_each(
+            || Collect {
                 frames: Vec::with_capacity(200_000),
                 ..Default::default()
             },
@@ -217,8 +237,8 @@ fn two_workers_see_each_frame_once_and_keep_flows_together() {
     let rx_before = veth.b.rx_packets(VB);
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = capture
-        .start(
-            |_, _| Collect {
+        .start_each(
+            || Collect {
                 frames: Vec::with_capacity(64_000),
                 ..Default::default()
             },
@@ -276,7 +296,7 @@ fn two_interfaces_are_captured_at_once() {
     assert_eq!(capture.interface_names(), [VB, "vb2"]);
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = capture
-        .start(|_, _| Collect::default(), stop)
+        .start_each(Collect::default, stop)
         .expect("workers start");
     send(&veth.a, VA, 4, 0, 5_000, 0, 50_000);
     send(&veth.a, "va2", 4, 100, 7_000, 0, 50_000);
@@ -317,10 +337,10 @@ fn vlan_and_qinq_tags_come_out_of_the_frame_or_the_ring_header() {
     let tx = open_in(&veth.a, config(&[VA], 1));
     let stop = Arc::new(AtomicBool::new(false));
     let mut rx = rx
-        .start(|_, _| Raw::default(), Arc::clone(&stop))
+        .start_each(Raw::default, Arc::clone(&stop))
         .expect("start");
     let tx = tx
-        .start(|_, _| Raw::default(), Arc::clone(&stop))
+        .start_each(Raw::default, Arc::clone(&stop))
         .expect("start");
 
     let dot1q = udp_frame(1, 1, &[(0x8100, (3 << 13) | 100)]);
@@ -411,7 +431,7 @@ fn a_lone_frame_arrives_within_the_block_timeout() {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let running = capture
-        .start(|_, _| Arrivals(tx.clone()), stop)
+        .start_each(|| Arrivals(tx.clone()), stop)
         .expect("start");
     let sender = veth.a.spawn(|| Sender::open(VA)).join().expect("sender");
     for seq in 0..5 {
@@ -438,9 +458,7 @@ fn capture_resumes_after_the_interface_goes_down_and_up() {
     let veth = Veth::new();
     let capture = open_in(&veth.b, config(&[VB], 2));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut running = capture
-        .start(|_, _| Collect::default(), stop)
-        .expect("start");
+    let mut running = capture.start_each(Collect::default, stop).expect("start");
     send(&veth.a, VA, 8, 0, 1_000, 0, 50_000);
     settle(&mut running, &veth.b, VB, 0);
     veth.b.exec(&["ip", "link", "set", VB, "down"]);

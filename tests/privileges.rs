@@ -291,11 +291,21 @@ fn a_reload_after_confinement_re_reads_the_config_and_refuses_a_bad_one() {
     let next = scratch.path("scram.toml.new");
     std::fs::write(
         &next,
-        std::fs::read_to_string(&cfg).unwrap() + "\n[detect.portscan]\nports = 5\n",
+        std::fs::read_to_string(&cfg).unwrap()
+            + "\n[allowlist]\ncidrs = [\"192.0.2.0/24\"]\n[detect]\ntable_capacity = 4096\n[detect.portscan]\nports = 5\n",
     )
     .unwrap();
     std::fs::rename(&next, &cfg).unwrap();
-    hup(&d, "re-read; detector settings applied");
+    hup(
+        &d,
+        "re-read; applied [allowlist] cidrs; [detect.*] (every detector's switch and thresholds)",
+    );
+    assert!(
+        d.log()
+            .contains("changes to [detect] table_capacity take effect at the next restart"),
+        "{}",
+        d.log()
+    );
     std::fs::write(&cfg, "[detect.portscan]\nports = \"many\"\n").unwrap();
     hup(&d, "SIGHUP: keeping the running configuration");
     let (code, log) = d.stop();

@@ -206,7 +206,7 @@ fn reload_applies_a_new_threshold_and_keeps_the_old_config_when_the_new_one_is_b
         "the reload",
         10,
         "journalctl -u scramd --no-pager -o cat",
-        |s| s.contains("re-read; detector settings applied"),
+        |s| s.contains("re-read; applied [detect.*]"),
     );
     // Eight ports: an alert at all means the new threshold is in force (workers pick a reload up
     // at their next block, so the count at the crossing may be a little above 5).

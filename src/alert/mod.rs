@@ -6,6 +6,7 @@
 //! rings.
 
 pub mod community_id;
+pub mod stage;
 
 use std::fmt::Write as _;
 use std::io::Write;

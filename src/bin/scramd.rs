@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scram::config::Config;
-use scram::daemon::{self, RunOptions};
+use scram::cmd::{self, run::RunOptions};
 use scram::exit::Exit;
 
 /// Network defense daemon: captures on AF_PACKET rings, detects attacks, reports to the journal.
@@ -80,30 +79,27 @@ fn main() -> ExitCode {
             alerts_json,
         } => {
             scram::logging::init();
-            daemon::run(RunOptions {
+            cmd::exit(cmd::run::run(RunOptions {
                 config,
                 interfaces: iface,
                 alerts_json,
-            })
-            .into()
+            }))
         }
         Command::Replay { config, files } => {
             scram::logging::init_stderr();
-            daemon::replay(config.as_deref(), &files).into()
+            cmd::exit(cmd::replay::replay(config.as_deref(), &files))
         }
         Command::SelfCheck { config } => {
             scram::logging::init_stderr();
-            daemon::self_check(config.as_deref()).into()
+            cmd::exit(cmd::self_check::self_check(config.as_deref()))
         }
-        Command::CheckConfig { path } => match Config::load(&path) {
-            Ok(c) => {
-                print!("{}", c.to_toml());
-                Exit::Ok.into()
-            }
+        Command::CheckConfig { path } => match cmd::check_config::check_config(&path) {
+            Ok(()) => Exit::Ok,
             Err(e) => {
                 eprintln!("scramd: {e}");
-                Exit::Config.into()
+                e.exit()
             }
         },
     }
+    .into()
 }

@@ -172,20 +172,31 @@ impl Capture {
         self.interfaces.iter().map(|i| i.name.clone()).collect()
     }
 
-    /// Starts one worker thread per ring. `make_sink(iface, worker)` builds each worker's sink on
-    /// the calling thread. Workers run until `stop` is set.
-    pub fn start<S, F>(self, mut make_sink: F, stop: Arc<AtomicBool>) -> std::io::Result<Running<S>>
+    /// Starts one worker thread per ring, each with its sink from `sinks` (one per ring, in
+    /// [`Capture::ring_count`] order: interface by interface, worker by worker). Workers run
+    /// until `stop` is set.
+    pub fn start<S>(self, sinks: Vec<S>, stop: Arc<AtomicBool>) -> std::io::Result<Running<S>>
     where
         S: FrameSink + Send + 'static,
-        F: FnMut(u16, usize) -> S,
     {
+        if sinks.len() != self.ring_count() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{} sinks for {} capture rings",
+                    sinks.len(),
+                    self.ring_count()
+                ),
+            ));
+        }
+        let mut sinks = sinks.into_iter();
         let mut counters_all = Vec::new();
         let mut handles = Vec::new();
         let mut interfaces = Vec::new();
         for (slot, iface) in self.interfaces.into_iter().enumerate() {
             let slot = slot as u16;
             let mut sockets = Vec::new();
-            for (w, rs) in iface.rings.into_iter().enumerate() {
+            for ((w, rs), mut sink) in iface.rings.into_iter().enumerate().zip(&mut sinks) {
                 sockets.push(Arc::clone(&rs.socket));
                 let counters = Arc::new(WorkerCounters::default());
                 let worker = Worker {
@@ -197,7 +208,6 @@ impl Capture {
                     stop: Arc::clone(&stop),
                     poll_timeout: self.poll_timeout,
                 };
-                let mut sink = make_sink(slot, w);
                 let handle = std::thread::Builder::new()
                     .name(format!("scram-{}-{w}", iface.name))
                     .spawn(move || {

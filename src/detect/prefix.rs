@@ -58,6 +58,23 @@ impl PrefixSet {
         }
     }
 
+    /// The set as the fewest CIDR prefixes that cover exactly its addresses (what
+    /// `check-config` prints): overlapping and adjacent prefixes come out merged.
+    pub fn cidrs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for &(lo, hi) in &self.v4 {
+            cover(u128::from(lo), u128::from(hi), 32, &mut |a, len| {
+                out.push(format!("{}/{len}", std::net::Ipv4Addr::from(a as u32)))
+            });
+        }
+        for &(lo, hi) in &self.v6 {
+            cover(lo, hi, 128, &mut |a, len| {
+                out.push(format!("{}/{len}", std::net::Ipv6Addr::from(a)))
+            });
+        }
+        out
+    }
+
     /// Parses a blocklist file: one prefix a line, `#` starts a comment. Errors name the line
     /// and column.
     pub fn parse_file(text: &str) -> Result<Self, (usize, usize, String)> {
@@ -135,12 +152,53 @@ mod num_like {
     }
 }
 
+/// Calls `f(start, len)` for the largest aligned blocks that tile `lo..=hi` in a `bits`-wide
+/// address space.
+fn cover(mut lo: u128, hi: u128, bits: u32, f: &mut impl FnMut(u128, u32)) {
+    let mask = |size: u32| {
+        if size >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << size) - 1
+        }
+    };
+    loop {
+        // The largest block aligned at `lo` that does not pass `hi`.
+        let mut size = lo.trailing_zeros().min(bits);
+        while mask(size) > hi - lo {
+            size -= 1;
+        }
+        f(lo, bits - size);
+        let last = lo + mask(size);
+        if last >= hi {
+            return;
+        }
+        lo = last + 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidrs_print_the_effective_set() {
+        let set = PrefixSet::parse_file(
+            "10.0.0.0/8\n10.1.0.0/16\n192.0.2.0/25\n192.0.2.128/25\n198.51.100.7\n2001:db8::/32\n::/0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            set.cidrs(),
+            ["10.0.0.0/8", "192.0.2.0/24", "198.51.100.7/32", "::/0"]
+        );
+        let odd = PrefixSet::new([(ip("192.0.2.1"), 32), (ip("192.0.2.2"), 31)]);
+        assert_eq!(odd.cidrs(), ["192.0.2.1/32", "192.0.2.2/31"]);
+        assert_eq!(PrefixSet::new([(ip("0.0.0.0"), 0)]).cidrs(), ["0.0.0.0/0"]);
+        assert!(PrefixSet::default().cidrs().is_empty());
     }
 
     #[test]

@@ -20,7 +20,6 @@ use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid, User};
 
 use crate::config::SandboxConfig;
-use crate::exit::Exit;
 
 /// The two capabilities the running daemon keeps: CAP_NET_RAW for AF_PACKET, CAP_NET_ADMIN for
 /// promiscuous mode and nftables.
@@ -109,20 +108,6 @@ pub enum SandboxError {
          boot with lsm=...,landlock or set landlock_required = false"
     )]
     LandlockUnavailable(String),
-}
-
-impl SandboxError {
-    /// How the process exits on this error.
-    pub fn exit(&self) -> Exit {
-        match self {
-            SandboxError::UnknownUser(_) | SandboxError::RootUser(_) => Exit::Config,
-            SandboxError::Privilege { .. } => Exit::NoPermission,
-            SandboxError::Threads(_) | SandboxError::Verify(_) => Exit::Software,
-            SandboxError::UserLookup { .. }
-            | SandboxError::Step { .. }
-            | SandboxError::LandlockUnavailable(_) => Exit::Os,
-        }
-    }
 }
 
 fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> SandboxError {

@@ -179,7 +179,7 @@ fn child(plan: &Plan, attempt: Attempt, to_parent: OwnedFd, from_parent: OwnedFd
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(out, "E{e}");
-            std::process::exit(e.exit() as i32);
+            std::process::exit(crate::cmd::Error::Sandbox(e).exit() as i32);
         }
     };
     // Confined: let the parent read our status, wait for its go, then try.

@@ -1,0 +1,108 @@
+//! Counters as operators read them: the periodic and final log lines, systemd's `STATUS=`, and
+//! the held-back summary at shutdown. Reads counters; never on the packet path.
+
+use crate::capture::InterfaceStats;
+use crate::detect::AddrKey;
+use crate::pipeline::PipelineTotals;
+
+/// The one-line `STATUS=` systemd shows in `systemctl status`.
+pub fn status_line(stats: &[InterfaceStats], t: &PipelineTotals) -> String {
+    let frames: u64 = stats.iter().map(|s| s.frames).sum();
+    let drops: u64 = stats.iter().map(|s| s.kernel_drops).sum();
+    let names: Vec<&str> = stats.iter().map(|s| s.name.as_str()).collect();
+    format!(
+        "capturing on {}: {frames} frames, {drops} kernel drops, {} alerts, {} suppressed, {} decode errors",
+        names.join(", "),
+        t.alerts,
+        t.suppressed,
+        t.decode_errors_total()
+    )
+}
+
+/// Logs one line per interface (with several interfaces, a total) and the pipeline's counters.
+pub fn log(what: &str, stats: &[InterfaceStats], t: &PipelineTotals) {
+    log_capture(what, stats);
+    tracing::info!(
+        decoded = t.decoded,
+        decode_errors = t.decode_errors_total(),
+        alerts = t.alerts,
+        alerts_suppressed = t.suppressed,
+        alerts_dropped = t.alerts_dropped,
+        route_overflow = t.route_overflow,
+        state_evictions = t.evictions,
+        "{what} pipeline: {} decoded, {} decode errors ({}), {} alerts, {} suppressed, {} dropped (alert queue full), {} observations dropped (shard queue full), {} state evictions",
+        t.decoded,
+        t.decode_errors_total(),
+        t.decode_errors_by_layer(),
+        t.alerts,
+        t.suppressed,
+        t.alerts_dropped,
+        t.route_overflow,
+        t.evictions
+    );
+}
+
+fn log_capture(what: &str, stats: &[InterfaceStats]) {
+    let mut total = InterfaceStats {
+        name: "total".into(),
+        ..Default::default()
+    };
+    for s in stats {
+        log_interface(what, s);
+        total.frames += s.frames;
+        total.bytes += s.bytes;
+        total.blocks += s.blocks;
+        total.bad_blocks += s.bad_blocks;
+        total.kernel_packets += s.kernel_packets;
+        total.kernel_drops += s.kernel_drops;
+        total.kernel_freezes += s.kernel_freezes;
+    }
+    if stats.len() > 1 {
+        log_interface(what, &total);
+    }
+}
+
+fn log_interface(what: &str, s: &InterfaceStats) {
+    tracing::info!(
+        iface = %s.name,
+        frames = s.frames,
+        bytes = s.bytes,
+        blocks = s.blocks,
+        bad_blocks = s.bad_blocks,
+        kernel_packets = s.kernel_packets,
+        kernel_drops = s.kernel_drops,
+        kernel_freezes = s.kernel_freezes,
+        "{what} {}: {} frames, {} bytes, {} kernel drops, {} queue freezes, {} malformed blocks",
+        s.name,
+        s.frames,
+        s.bytes,
+        s.kernel_drops,
+        s.kernel_freezes,
+        s.bad_blocks
+    );
+}
+
+/// Logs the repeats each alert key held back since it was last reported (at shutdown).
+pub fn log_held_back(pipelines: &[crate::pipeline::Pipeline]) {
+    for p in pipelines {
+        p.shard().held_back(|d, src, dst, held| {
+            tracing::info!(
+                "{}: {held} repeat(s) of the alert {} -> {} held back since it was last reported",
+                d.name(),
+                key_addr(src),
+                key_addr(dst)
+            );
+        });
+    }
+}
+
+fn key_addr(k: AddrKey) -> String {
+    if k == 0 {
+        return "-".into();
+    }
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => v4.to_string(),
+        None => v6.to_string(),
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use scram::craft;
 use scram::detect::Settings;
-use scram::pipeline::{Interfaces, LinkType, PipelineSet, QueueSizes};
+use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
 
 fn pipeline(c: &mut Criterion) {
     let corpus = craft::mixed_corpus(256);
@@ -20,7 +20,7 @@ fn pipeline(c: &mut Criterion) {
             loopback: vec![false],
             loopback_by_packet: false,
         }),
-        QueueSizes::default(),
+        Sizes::default(),
     );
     let mut rx = set.alert_rx.remove(0);
     let p = &mut set.pipelines[0];

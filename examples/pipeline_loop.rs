@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use scram::craft;
 use scram::detect::Settings;
-use scram::pipeline::{Interfaces, LinkType, PipelineSet, QueueSizes};
+use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
 
 fn main() {
     let rounds: u64 = std::env::args()
@@ -36,7 +36,7 @@ fn main() {
             loopback: vec![false],
             loopback_by_packet: false,
         }),
-        QueueSizes::default(),
+        Sizes::default(),
     );
     let mut rx = set.alert_rx.remove(0);
     let p = &mut set.pipelines[0];

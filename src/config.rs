@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use crate::capture::{CaptureConfig, FanoutKind};
 use crate::detect::prefix::{parse_cidr, PrefixSet};
-use crate::detect::{CountSettings, Detector, FloodSettings, Settings, MAX_DISTINCT};
+use crate::detect::{Detector, RawDetect, Settings};
 use crate::sys::packet::RingGeometry;
 
 /// Where the daemon looks when no `--config` is given.
@@ -24,8 +24,11 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// How often counters are logged.
     pub stats_interval: Duration,
-    /// Detector settings (allowlist and loaded blocklists included).
+    /// Detector settings (allowlist and loaded blocklists included): live, a reload replaces
+    /// them.
     pub detect: Settings,
+    /// `[detect] table_capacity`: entries per state table per shard, fixed at start.
+    pub table_capacity: usize,
     /// Blocklist files the prefixes were read from (re-read on reload).
     pub blocklist_files: Vec<PathBuf>,
     /// Alert output.
@@ -159,6 +162,7 @@ impl Default for Config {
             },
             stats_interval: Duration::from_secs(60),
             detect: Settings::default(),
+            table_capacity: 16_384,
             blocklist_files: Vec::new(),
             alerts: AlertsConfig::default(),
             privileges: PrivilegesConfig::default(),
@@ -221,17 +225,18 @@ pub const RELOAD: &[Part] = &[
         keys: "[blocklist] files (and the files' contents)",
         reload: Reload::Live,
         changed: |o, n| {
-            o.blocklist_files != n.blocklist_files || o.detect.blocklisted != n.detect.blocklisted
+            o.blocklist_files != n.blocklist_files
+                || o.detect.blocklist.prefixes != n.detect.blocklist.prefixes
         },
         adopt: |r, n| {
             r.blocklist_files = n.blocklist_files.clone();
-            r.detect.blocklisted = n.detect.blocklisted.clone();
+            r.detect.blocklist.prefixes = n.detect.blocklist.prefixes.clone();
         },
     },
     Part {
         keys: "[detect] table_capacity",
         reload: Reload::Restart,
-        changed: |o, n| o.detect.table_capacity != n.detect.table_capacity,
+        changed: |o, n| o.table_capacity != n.table_capacity,
         adopt: |_, _| {},
     },
     Part {
@@ -240,13 +245,10 @@ pub const RELOAD: &[Part] = &[
         changed: |o, n| detectors_only(&o.detect) != detectors_only(&n.detect),
         adopt: |r, n| {
             let kept = r.detect.clone();
-            r.detect = Settings {
-                table_capacity: kept.table_capacity,
-                suppress_ms: kept.suppress_ms,
-                allowlist: kept.allowlist,
-                blocklisted: kept.blocklisted,
-                ..n.detect.clone()
-            };
+            r.detect = n.detect.clone();
+            r.detect.suppress_ms = kept.suppress_ms;
+            r.detect.allowlist = kept.allowlist;
+            r.detect.blocklist.prefixes = kept.blocklist.prefixes;
         },
     },
     Part {
@@ -301,13 +303,11 @@ pub const RELOAD: &[Part] = &[
 
 /// The detector switches and thresholds alone (what `[detect.*]` holds).
 fn detectors_only(s: &Settings) -> Settings {
-    Settings {
-        table_capacity: 0,
-        suppress_ms: 0,
-        allowlist: PrefixSet::default(),
-        blocklisted: PrefixSet::default(),
-        ..s.clone()
-    }
+    let mut only = s.clone();
+    only.suppress_ms = 0;
+    only.allowlist = PrefixSet::default();
+    only.blocklist.prefixes = PrefixSet::default();
+    only
 }
 
 /// What a reload did.
@@ -439,63 +439,6 @@ struct RawAllowlist {
 #[serde(deny_unknown_fields)]
 struct RawBlocklist {
     files: Option<Vec<Spanned<String>>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDetect {
-    table_capacity: Option<Spanned<i64>>,
-    portscan: Option<RawCount>,
-    portsweep: Option<RawSweep>,
-    #[serde(rename = "tcp-flags")]
-    tcp_flags: Option<RawToggle>,
-    #[serde(rename = "syn-flood")]
-    syn_flood: Option<RawFlood>,
-    #[serde(rename = "udp-flood")]
-    udp_flood: Option<RawFlood>,
-    #[serde(rename = "icmp-flood")]
-    icmp_flood: Option<RawFlood>,
-    #[serde(rename = "arp-spoof")]
-    arp_spoof: Option<RawArp>,
-    blocklist: Option<RawToggle>,
-    martian: Option<RawToggle>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawToggle {
-    enabled: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCount {
-    enabled: Option<bool>,
-    ports: Option<Spanned<i64>>,
-    window_seconds: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSweep {
-    enabled: Option<bool>,
-    hosts: Option<Spanned<i64>>,
-    window_seconds: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFlood {
-    enabled: Option<bool>,
-    pps: Option<Spanned<i64>>,
-    window_ms: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawArp {
-    enabled: Option<bool>,
-    bindings: Option<std::collections::BTreeMap<String, Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -776,79 +719,19 @@ impl Config {
                 ),
                 other => other,
             })?;
-            config.detect.blocklisted.extend(&set);
+            config.detect.blocklist.prefixes.extend(&set);
             config.blocklist_files.push(file);
         }
 
-        let d = raw.detect;
-        let det = &mut config.detect;
-        if let Some(v) = d.table_capacity {
-            det.table_capacity = in_range(&v, 64, 1 << 24, "detect.table_capacity")
+        let mut d = raw.detect;
+        if let Some(v) = d.table_capacity.take() {
+            config.table_capacity = in_range(&v, 64, 1 << 24, "detect.table_capacity")
                 .map_err(|m| at(v.span(), m))? as usize;
         }
-        if let Some(p) = d.portscan {
-            count(
-                &mut det.portscan,
-                p.enabled,
-                p.ports,
-                p.window_seconds,
-                "detect.portscan.ports",
-                "detect.portscan.window_seconds",
-            )
-            .map_err(|(sp, m)| at(sp, m))?;
-        }
-        if let Some(p) = d.portsweep {
-            count(
-                &mut det.portsweep,
-                p.enabled,
-                p.hosts,
-                p.window_seconds,
-                "detect.portsweep.hosts",
-                "detect.portsweep.window_seconds",
-            )
-            .map_err(|(sp, m)| at(sp, m))?;
-        }
-        for (raw, target, name) in [
-            (d.syn_flood, &mut det.syn_flood, "detect.syn-flood"),
-            (d.udp_flood, &mut det.udp_flood, "detect.udp-flood"),
-            (d.icmp_flood, &mut det.icmp_flood, "detect.icmp-flood"),
-        ] {
-            if let Some(f) = raw {
-                flood(target, f, name).map_err(|(sp, m)| at(sp, m))?;
-            }
-        }
-        for (raw, target) in [
-            (d.tcp_flags, &mut det.tcp_flags),
-            (d.blocklist, &mut det.blocklist),
-            (d.martian, &mut det.martian),
-        ] {
-            if let Some(enabled) = raw.and_then(|t| t.enabled) {
-                *target = enabled;
-            }
-        }
-        if let Some(arp) = d.arp_spoof {
-            if let Some(e) = arp.enabled {
-                det.arp_spoof = e;
-            }
-            for (ip, mac) in arp.bindings.unwrap_or_default() {
-                let addr: std::net::Ipv4Addr = ip.parse().map_err(|_| {
-                    at(
-                        mac.span(),
-                        format!("detect.arp-spoof.bindings: {ip:?} is not an IPv4 address"),
-                    )
-                })?;
-                let m = parse_mac(mac.get_ref()).ok_or_else(|| {
-                    at(
-                        mac.span(),
-                        format!(
-                            "detect.arp-spoof.bindings: {:?} is not a MAC address",
-                            mac.get_ref()
-                        ),
-                    )
-                })?;
-                det.arp_bindings.push((addr, m));
-            }
-        }
+        config
+            .detect
+            .configure(d)
+            .map_err(|(span, m)| at(span, m))?;
         Ok(config)
     }
 
@@ -965,115 +848,15 @@ impl Config {
                 .map(|f| format!("{:?}", f.display().to_string()))
                 .collect::<Vec<_>>()
                 .join(", "),
-            d.blocklisted.ranges()
+            d.blocklist.prefixes.ranges()
         ));
         out.push_str(&format!(
             "\n[detect]\ntable_capacity = {}\n",
-            d.table_capacity
+            self.table_capacity
         ));
-        let c = |name: &str, key: &str, s: &CountSettings| {
-            format!(
-                "\n[detect.{name}]\nenabled = {}\n{key} = {}\nwindow_seconds = {}\n",
-                s.enabled,
-                s.threshold,
-                s.window_ms / 1000
-            )
-        };
-        out.push_str(&c("portscan", "ports", &d.portscan));
-        out.push_str(&c("portsweep", "hosts", &d.portsweep));
-        out.push_str(&format!(
-            "\n[detect.tcp-flags]\nenabled = {}\n",
-            d.tcp_flags
-        ));
-        for (name, f) in [
-            ("syn-flood", &d.syn_flood),
-            ("udp-flood", &d.udp_flood),
-            ("icmp-flood", &d.icmp_flood),
-        ] {
-            out.push_str(&format!(
-                "\n[detect.{name}]\nenabled = {}\npps = {}\nwindow_ms = {}\n",
-                f.enabled, f.pps, f.window_ms
-            ));
-        }
-        out.push_str(&format!(
-            "\n[detect.arp-spoof]\nenabled = {}\n",
-            d.arp_spoof
-        ));
-        if !d.arp_bindings.is_empty() {
-            out.push_str("bindings = { ");
-            let b: Vec<String> = d
-                .arp_bindings
-                .iter()
-                .map(|(ip, m)| {
-                    format!(
-                        "\"{ip}\" = \"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
-                        m[0], m[1], m[2], m[3], m[4], m[5]
-                    )
-                })
-                .collect();
-            out.push_str(&b.join(", "));
-            out.push_str(" }\n");
-        }
-        out.push_str(&format!(
-            "\n[detect.blocklist]\nenabled = {}\n",
-            d.blocklist
-        ));
-        out.push_str(&format!("\n[detect.martian]\nenabled = {}\n", d.martian));
+        out.push_str(&d.toml());
         out
     }
-}
-
-type SpanErr = (std::ops::Range<usize>, String);
-
-fn count(
-    target: &mut CountSettings,
-    enabled: Option<bool>,
-    threshold: Option<Spanned<i64>>,
-    window: Option<Spanned<i64>>,
-    threshold_key: &str,
-    window_key: &str,
-) -> Result<(), SpanErr> {
-    if let Some(e) = enabled {
-        target.enabled = e;
-    }
-    if let Some(v) = threshold {
-        target.threshold = in_range(&v, 2, MAX_DISTINCT as i64, threshold_key)
-            .map_err(|m| (v.span(), m))? as usize;
-    }
-    if let Some(v) = window {
-        target.window_ms =
-            in_range(&v, 1, 86_400, window_key).map_err(|m| (v.span(), m))? as u64 * 1000;
-    }
-    Ok(())
-}
-
-fn flood(target: &mut FloodSettings, raw: RawFlood, name: &str) -> Result<(), SpanErr> {
-    if let Some(e) = raw.enabled {
-        target.enabled = e;
-    }
-    if let Some(v) = raw.pps {
-        target.pps =
-            in_range(&v, 1, 1 << 40, &format!("{name}.pps")).map_err(|m| (v.span(), m))? as u64;
-    }
-    if let Some(v) = raw.window_ms {
-        target.window_ms = in_range(&v, 10, 60_000, &format!("{name}.window_ms"))
-            .map_err(|m| (v.span(), m))? as u64;
-    }
-    Ok(())
-}
-
-/// `02:00:5e:10:00:01` (or with `-`).
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in &mut out {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 /// Reads a blocklist file (one CIDR a line, `#` comments).
@@ -1090,7 +873,8 @@ pub fn load_blocklist(path: &Path) -> Result<PrefixSet, ConfigError> {
     })
 }
 
-fn in_range(v: &Spanned<i64>, min: i64, max: i64, key: &str) -> Result<i64, String> {
+/// `v` when it lies in `min..=max`, else a message naming `key`.
+pub(crate) fn in_range(v: &Spanned<i64>, min: i64, max: i64, key: &str) -> Result<i64, String> {
     let n = *v.get_ref();
     if (min..=max).contains(&n) {
         Ok(n)
@@ -1141,11 +925,8 @@ mod tests {
                 "[sandbox] (all keys)",
             ]
         );
-        assert_eq!(
-            running.detect.table_capacity, 1024,
-            "tables keep their size"
-        );
-        assert_eq!(running.detect.portscan.threshold, 5);
+        assert_eq!(running.table_capacity, 1024, "tables keep their size");
+        assert_eq!(running.detect.scans.portscan.threshold, 5);
         assert!(running
             .detect
             .allowlist

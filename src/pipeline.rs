@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::capture::{FrameMeta, FrameSink};
-use crate::decode::{self, tcp_flags, Fragment, Ip, Layer, Net, Packet, Transport};
+use crate::decode::{self, Fragment, Ip, Layer, Net, Packet, Transport};
 use crate::detect::table::{SeededState, Table};
 use crate::detect::{addr_key, AddrKey, Alert, Roles, Settings, Shard};
 
@@ -184,20 +184,23 @@ pub struct PipelineSet {
     pub counters: Vec<Arc<PipelineCounters>>,
 }
 
-/// Sizes of the rings.
+/// Sizes fixed at start: the rings and the detector tables.
 #[derive(Debug, Clone, Copy)]
-pub struct QueueSizes {
+pub struct Sizes {
     /// Observations per worker-to-shard ring.
     pub route: usize,
     /// Alerts per worker-to-alert-thread ring.
     pub alerts: usize,
+    /// Entries per detector state table per shard (`detect.table_capacity`).
+    pub tables: usize,
 }
 
-impl Default for QueueSizes {
+impl Default for Sizes {
     fn default() -> Self {
-        QueueSizes {
+        Sizes {
             route: 16_384,
             alerts: 4_096,
+            tables: 16_384,
         }
     }
 }
@@ -209,7 +212,7 @@ impl PipelineSet {
         settings: Arc<Settings>,
         link: LinkType,
         interfaces: Arc<Interfaces>,
-        sizes: QueueSizes,
+        sizes: Sizes,
     ) -> PipelineSet {
         let n = n.max(1);
         let hasher = SeededState::random();
@@ -239,7 +242,7 @@ impl PipelineSet {
                 index,
                 shards: n,
                 route_hasher: hasher,
-                shard: Shard::new(Arc::clone(&settings), SeededState::random()),
+                shard: Shard::new(Arc::clone(&settings), sizes.tables, SeededState::random()),
                 outboxes,
                 inboxes,
                 alerts: atx,
@@ -298,36 +301,19 @@ impl Pipeline {
                 self.fragment(ip, ts_ns);
             }
         }
-        let settings = self.shard.settings();
-        let (src, dst, flood_candidate) = match &packet.net {
-            Net::Ip(ip) => {
-                if !settings.allowlist.is_empty()
-                    && (settings.allowlist.contains(ip.src) || settings.allowlist.contains(ip.dst))
-                {
-                    return;
-                }
-                let flood = match ip.transport {
-                    Transport::Tcp { flags, .. } => {
-                        flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0
-                    }
-                    Transport::Udp { .. } | Transport::Icmp { .. } | Transport::Icmpv6 { .. } => {
-                        true
-                    }
-                    _ => false,
-                };
-                (ip.src, ip.dst, flood)
-            }
+        if self.shard.settings().ignores(&packet) {
+            return;
+        }
+        let (src, dst) = match &packet.net {
+            Net::Ip(ip) => (ip.src, ip.dst),
             Net::Arp(arp) => {
                 let sender = std::net::IpAddr::V4(arp.sender_ip);
-                if !settings.allowlist.is_empty() && settings.allowlist.contains(sender) {
-                    return;
-                }
-                (sender, sender, false)
+                (sender, sender)
             }
             Net::Other(_) => return,
         };
         let src_shard = self.shard_of(src);
-        let dst_shard = if flood_candidate {
+        let dst_shard = if Roles::wants_destination(&packet) {
             Some(self.shard_of(dst))
         } else {
             None
@@ -580,7 +566,7 @@ mod tests {
                 Arc::new(Settings::default()),
                 LinkType::Ethernet,
                 Arc::new(Interfaces::default()),
-                QueueSizes::default(),
+                Sizes::default(),
             );
             let src = "192.0.2.7".parse().unwrap();
             let dst = "198.51.100.2".parse().unwrap();
@@ -632,9 +618,10 @@ mod tests {
 
     #[test]
     fn a_full_shard_ring_drops_and_counts() {
-        let sizes = QueueSizes {
+        let sizes = Sizes {
             route: 16,
             alerts: 16,
+            tables: 1024,
         };
         let mut set = PipelineSet::build(
             2,

@@ -24,7 +24,7 @@ use scram::capture::{Direction, FrameMeta, FrameSink};
 use scram::craft;
 use scram::decode::tcp_flags::SYN;
 use scram::detect::Settings;
-use scram::pipeline::{Interfaces, LinkType, PipelineSet, PipelineTotals, QueueSizes};
+use scram::pipeline::{Interfaces, LinkType, PipelineSet, PipelineTotals, Sizes};
 use scram::sys::ring::Ring;
 
 struct Counting;
@@ -138,7 +138,7 @@ fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
             loopback: vec![false],
             loopback_by_packet: false,
         }),
-        QueueSizes::default(),
+        Sizes::default(),
     );
     let mut ring = Ring::anonymous(BLOCK, 2).unwrap();
     let mut alerts = std::mem::take(&mut set.alert_rx);
@@ -196,19 +196,18 @@ fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
 
 #[test]
 fn a_million_spoofed_sources_stay_within_the_configured_bound() {
-    let settings = Settings {
-        table_capacity: 4096,
-        ..Settings::default()
-    };
     let mut set = PipelineSet::build(
         1,
-        Arc::new(settings),
+        Arc::new(Settings::default()),
         LinkType::Ethernet,
         Arc::new(Interfaces {
             loopback: vec![false],
             loopback_by_packet: false,
         }),
-        QueueSizes::default(),
+        Sizes {
+            tables: 4096,
+            ..Sizes::default()
+        },
     );
     let mut p = set.pipelines.remove(0);
     let bound = p.shard().memory_bytes();

@@ -7,14 +7,13 @@ use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
 use scram::detect::Settings;
-use scram::pipeline::{Interfaces, LinkType, PipelineSet, QueueSizes};
+use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
 
 static SET: OnceLock<Mutex<PipelineSet>> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let set = SET.get_or_init(|| {
-        let settings = Settings { table_capacity: 1024, ..Settings::default() };
-        Mutex::new(PipelineSet::build(2, Arc::new(settings), LinkType::Ethernet, Arc::new(Interfaces { loopback: vec![false, true], loopback_by_packet: true }), QueueSizes::default()))
+        Mutex::new(PipelineSet::build(2, Arc::new(Settings::default()), LinkType::Ethernet, Arc::new(Interfaces { loopback: vec![false, true], loopback_by_packet: true }), Sizes { tables: 1024, ..Sizes::default() }))
     });
     let Ok(mut set) = set.lock() else { return };
     let Some((&sel, frame)) = data.split_first() else { return };

@@ -7,14 +7,15 @@
 
 pub mod community_id;
 pub mod stage;
+pub mod text;
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::detect::{Action, Alert, Detail, Detector, MartianKind};
+use crate::detect::{Action, Alert, Detail};
+pub use text::{mac, proto_name, secs};
 
 /// `tracing` target of alert events (the journal sink); always enabled whatever the log level.
 pub const TARGET: &str = "scram::alert";
@@ -47,177 +48,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Names of IP protocol numbers 0 to 143 as EVE prints them: IANA's keywords, spelled as
-/// Suricata spells them (`IPv6-ICMP`, `IP-in-IP`; `Any` for IANA's unnamed "any ..." entries).
-/// Numbers above carry no name and are printed in decimal.
-const PROTO_NAMES: [&str; 144] = [
-    "HOPOPT",
-    "ICMP",
-    "IGMP",
-    "GGP",
-    "IP-in-IP",
-    "ST",
-    "TCP",
-    "CBT",
-    "EGP",
-    "IGP",
-    "BBN-RCC-MON",
-    "NVP-II",
-    "PUP",
-    "ARGUS",
-    "EMCON",
-    "XNET",
-    "CHAOS",
-    "UDP",
-    "MUX",
-    "DCN-MEAS",
-    "HMP",
-    "PRM",
-    "XNS-IDP",
-    "TRUNK-1",
-    "TRUNK-2",
-    "LEAF-1",
-    "LEAF-2",
-    "RDP",
-    "IRTP",
-    "ISO-TP4",
-    "NETBLT",
-    "MFE-NSP",
-    "MERIT-INP",
-    "DCCP",
-    "3PC",
-    "IDPR",
-    "XTP",
-    "DDP",
-    "IDPR-CMTP",
-    "TP++",
-    "IL",
-    "IPv6",
-    "SDRP",
-    "IPv6-Route",
-    "IPv6-Frag",
-    "IDRP",
-    "RSVP",
-    "GRE",
-    "DSR",
-    "BNA",
-    "ESP",
-    "AH",
-    "I-NLSP",
-    "SwIPe",
-    "NARP",
-    "MOBILE",
-    "TLSP",
-    "SKIP",
-    "IPv6-ICMP",
-    "IPv6-NoNxt",
-    "IPv6-Opts",
-    "Any",
-    "CFTP",
-    "Any",
-    "SAT-EXPAK",
-    "KRYPTOLAN",
-    "RVD",
-    "IPPC",
-    "Any",
-    "SAT-MON",
-    "VISA",
-    "IPCU",
-    "CPNX",
-    "CPHB",
-    "WSN",
-    "PVP",
-    "BR-SAT-MON",
-    "SUN-ND",
-    "WB-MON",
-    "WB-EXPAK",
-    "ISO-IP",
-    "VMTP",
-    "SECURE-VMTP",
-    "VINES",
-    "TTP",
-    "NSFNET-IGP",
-    "DGP",
-    "TCF",
-    "EIGRP",
-    "OSPF",
-    "Sprite-RPC",
-    "LARP",
-    "MTP",
-    "AX.25",
-    "OS",
-    "MICP",
-    "SCC-SP",
-    "ETHERIP",
-    "ENCAP",
-    "Any",
-    "GMTP",
-    "IFMP",
-    "PNNI",
-    "PIM",
-    "ARIS",
-    "SCPS",
-    "QNX",
-    "A/N",
-    "IPComp",
-    "SNP",
-    "Compaq-Peer",
-    "IPX-in-IP",
-    "VRRP",
-    "PGM",
-    "Any",
-    "L2TP",
-    "DDX",
-    "IATP",
-    "STP",
-    "SRP",
-    "UTI",
-    "SMP",
-    "SM",
-    "PTP",
-    "IS-IS",
-    "FIRE",
-    "CRTP",
-    "CRUDP",
-    "SSCOPMCE",
-    "IPLT",
-    "SPS",
-    "PIPE",
-    "SCTP",
-    "FC",
-    "RSVP-E2E-IGNORE",
-    "Mobility",
-    "UDPLite",
-    "MPLS-in-IP",
-    "manet",
-    "HIP",
-    "Shim6",
-    "WESP",
-    "ROHC",
-    "Ethernet",
-];
-
-/// Protocol name as EVE writes it.
-pub fn proto_name(p: u8) -> String {
-    match PROTO_NAMES.get(usize::from(p)) {
-        Some(name) => (*name).to_owned(),
-        None => p.to_string(),
-    }
-}
-
-fn mac(m: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
-/// Seconds with one decimal, rounded (190 ms is "0.2 s").
-fn secs(ms: u64) -> String {
-    let tenths = (ms + 50) / 100;
-    format!("{}.{} s", tenths / 10, tenths % 10)
-}
-
 /// Who writes the records, and how flows are named: the fields a fleet needs to tell sensors
 /// apart and to join alerts with other tools' flow logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,93 +74,10 @@ pub fn community_id(a: &Alert, seed: u16) -> Option<String> {
     a.trigger.map(|t| t.community_id(seed))
 }
 
-fn endpoint(ip: Option<IpAddr>, port: Option<u16>) -> String {
-    match (ip, port) {
-        (Some(IpAddr::V6(v6)), Some(p)) => format!("[{v6}]:{p}"),
-        (Some(ip), Some(p)) => format!("{ip}:{p}"),
-        (Some(ip), None) => ip.to_string(),
-        (None, _) => "?".into(),
-    }
-}
-
-/// The one human sentence: who, what, to whom, how many, over what time.
+/// The one human sentence: who, what, to whom, how many, over what time (the detector's own
+/// words), then what response did and what was held back.
 pub fn message(a: &Alert, iface: &str) -> String {
-    let src = a.src.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
-    let dst = a.dst.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
-    let proto = a.proto.map(proto_name).unwrap_or_default();
-    let mut m = match (a.detector, a.detail) {
-        (Detector::Portscan, _) => format!(
-            "portscan: {src} probed {} ports of {dst} in {}",
-            a.count,
-            secs(a.window_ms)
-        ),
-        (Detector::Portsweep, _) => match a.dport {
-            Some(port) => format!(
-                "portsweep: {src} probed {} hosts on {proto} port {port} in {}",
-                a.count,
-                secs(a.window_ms)
-            ),
-            None => format!(
-                "portsweep: {src} pinged {} hosts in {}",
-                a.count,
-                secs(a.window_ms)
-            ),
-        },
-        (Detector::TcpFlags, Detail::Flags(combo, flags)) => format!(
-            "tcp-flags: {} sent a TCP segment with illegal flags {} (0x{flags:02x}) to {}",
-            endpoint(a.src, a.sport),
-            combo.name(),
-            endpoint(a.dst, a.dport)
-        ),
-        (Detector::SynFlood | Detector::UdpFlood | Detector::IcmpFlood, _) => {
-            let what = match a.detector {
-                Detector::SynFlood => "TCP SYNs",
-                Detector::UdpFlood => "UDP packets",
-                _ => "ICMP packets",
-            };
-            let from = match a.src {
-                Some(s) => format!("mostly from {s}"),
-                None => "from many sources".into(),
-            };
-            format!(
-                "{}: {dst} received {} {what} in {}, {from}",
-                a.detector.name(),
-                a.count,
-                secs(a.window_ms)
-            )
-        }
-        (
-            Detector::ArpSpoof,
-            Detail::Arp {
-                mac: new,
-                previous_mac,
-            },
-        ) => format!(
-            "arp-spoof: {} claims {src}, which is bound to {}",
-            mac(new),
-            mac(previous_mac)
-        ),
-        (Detector::Blocklist, Detail::Blocklisted { source }) => {
-            let listed = if source { &src } else { &dst };
-            format!(
-                "blocklist: {proto} traffic from {} to {} ({listed} is blocklisted)",
-                endpoint(a.src, a.sport),
-                endpoint(a.dst, a.dport)
-            )
-        }
-        (Detector::Martian, Detail::Martian(kind)) => match kind {
-            MartianKind::Land => {
-                format!("martian: land attack, {proto} packet from {src} to itself")
-            }
-            MartianKind::LoopbackSource => {
-                format!("martian: loopback source {src} on {iface}, to {dst}")
-            }
-            MartianKind::MulticastSource => {
-                format!("martian: multicast source {src} on {iface}, to {dst}")
-            }
-        },
-        (d, _) => format!("{}: {src} -> {dst}", d.name()),
-    };
+    let mut m = (a.detector.entry().describe)(a, iface);
     if a.action == Action::Blocked {
         m.push_str("; blocked");
     }
@@ -419,7 +166,7 @@ fn action_name(a: Action) -> &'static str {
 /// The EVE JSON record (one line, no newline).
 pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
     let (mac_new, mac_prev) = match a.detail {
-        Detail::Arp {
+        Detail::Macs {
             mac: m,
             previous_mac,
         } => (Some(mac(m)), Some(mac(previous_mac))),
@@ -455,15 +202,11 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
                     mac: mac_new,
                     previous_mac: mac_prev,
                     flags: match a.detail {
-                        Detail::Flags(combo, _) => Some(combo.name().into()),
+                        Detail::Flags(combo, _) => Some(combo.into()),
                         _ => None,
                     },
                     kind: match a.detail {
-                        Detail::Martian(MartianKind::Land) => Some("land"),
-                        Detail::Martian(MartianKind::LoopbackSource) => Some("loopback-source"),
-                        Detail::Martian(MartianKind::MulticastSource) => Some("multicast-source"),
-                        Detail::Blocklisted { source: true } => Some("source"),
-                        Detail::Blocklisted { source: false } => Some("destination"),
+                        Detail::Kind(kind) => Some(kind),
                         _ => None,
                     },
                     suppressed: a.suppressed,
@@ -509,7 +252,7 @@ macro_rules! journal_event {
 pub fn journal(a: &Alert, iface: &str, seed: u16) {
     let msg = message(a, iface);
     let macs = match a.detail {
-        Detail::Arp {
+        Detail::Macs {
             mac: m,
             previous_mac,
         } => (Some(mac(m)), Some(mac(previous_mac))),
@@ -641,6 +384,7 @@ impl AlertWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::Detector;
     use community_id::FlowTuple;
 
     #[test]
@@ -758,7 +502,7 @@ mod tests {
         let arp = Alert {
             detector: Detector::ArpSpoof,
             src: Some(src),
-            detail: Detail::Arp {
+            detail: Detail::Macs {
                 mac: [2, 0, 0, 0, 0, 1],
                 previous_mac: [2, 0, 0, 0, 0, 2],
             },

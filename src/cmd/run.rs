@@ -18,8 +18,8 @@ use crate::alert::AlertWriter;
 use crate::capture::{self, Capture, CaptureError, Running};
 use crate::config::Config;
 use crate::pipeline::{
-    Interfaces, LinkType, Pipeline, PipelineCounters, PipelineSet, PipelineTotals, QueueSizes,
-    SettingsCell,
+    Interfaces, LinkType, Pipeline, PipelineCounters, PipelineSet, PipelineTotals, SettingsCell,
+    Sizes,
 };
 use crate::response::Responder;
 use crate::stats;
@@ -69,9 +69,10 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
             loopback: names.iter().map(|n| is_loopback(n)).collect(),
             loopback_by_packet: false,
         }),
-        QueueSizes {
+        Sizes {
             route: config.alerts.route_queue_capacity,
             alerts: config.alerts.queue_capacity,
+            tables: config.table_capacity,
         },
     );
     let settings = SettingsCell::new(Arc::new(config.detect.clone()));

@@ -136,6 +136,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     /// The entry for `key`, created (with `V::default()`) if absent, evicting the bucket's
     /// least recently seen entry if the bucket is full. `now` must be non-zero and is recorded
     /// as the entry's last use.
+    #[inline]
     pub fn entry(&mut self, key: K, now: u64) -> &mut V {
         let now = now.max(1);
         let last = self.last;

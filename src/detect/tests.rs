@@ -29,7 +29,7 @@ fn ip(s: &str) -> IpAddr {
 
 #[test]
 fn time_going_backwards_is_survived() {
-    let mut shard = Shard::new(Arc::new(Settings::default()), SeededState::random());
+    let mut shard = Shard::new(Arc::new(Settings::default()), 16_384, SeededState::random());
     // Probes whose timestamps jump back and forth (out-of-order captures, cross-worker routing).
     let frames: Vec<_> = (0..60u16)
         .map(|p| {
@@ -45,7 +45,7 @@ fn time_going_backwards_is_survived() {
                     ip("198.51.100.2"),
                     1,
                     1 + p,
-                    tcp_flags::SYN,
+                    crate::decode::tcp_flags::SYN,
                 ),
             )
         })
@@ -76,30 +76,6 @@ fn time_going_backwards_is_survived() {
 }
 
 #[test]
-fn flag_combinations() {
-    use tcp_flags::*;
-    assert_eq!(FlagCombo::of(0), Some(FlagCombo::Null));
-    assert_eq!(FlagCombo::of(FIN | PSH | URG), Some(FlagCombo::Xmas));
-    assert_eq!(FlagCombo::of(FIN | PSH | URG | ACK), Some(FlagCombo::Xmas));
-    assert_eq!(FlagCombo::of(SYN | FIN), Some(FlagCombo::SynFin));
-    assert_eq!(FlagCombo::of(SYN | RST), Some(FlagCombo::SynRst));
-    assert_eq!(FlagCombo::of(FIN), Some(FlagCombo::FinWithoutAck));
-    for legal in [
-        SYN,
-        SYN | ACK,
-        ACK,
-        FIN | ACK,
-        RST,
-        RST | ACK,
-        PSH | ACK,
-        0x40 | SYN,
-        0x80 | SYN | ACK,
-    ] {
-        assert_eq!(FlagCombo::of(legal), None, "{legal:#x}");
-    }
-}
-
-#[test]
 fn detector_metadata_matches_the_contract() {
     let names: Vec<_> = Detector::ALL
         .iter()
@@ -126,10 +102,9 @@ fn detector_metadata_matches_the_contract() {
         .all(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())));
     assert_eq!(Detector::from_name("arp-spoof"), Some(Detector::ArpSpoof));
 }
-
 #[test]
 fn martian_is_quiet_on_loopback_interfaces() {
-    let mut shard = Shard::new(Arc::new(Settings::default()), SeededState::random());
+    let mut shard = Shard::new(Arc::new(Settings::default()), 16_384, SeededState::random());
     let f = craft::udp_frame(ip("127.0.0.1"), ip("127.0.0.1"), 1, 2, b"");
     let p = decode_ethernet(&f, None).expect("valid");
     let mut n = 0;

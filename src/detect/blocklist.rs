@@ -1,0 +1,94 @@
+//! `blocklist`: traffic from or to a listed prefix (`[blocklist] files`, one CIDR a line).
+//! Keyed on the source.
+
+use super::family::{Entry, Family, Key, Out, Seen, SpanError};
+use super::prefix::PrefixSet;
+use super::record::{Alert, Detail};
+use super::table::SeededState;
+use super::toggle::{self, RawToggle};
+use super::Detector;
+use crate::alert::text::{addr, endpoint, proto_name};
+
+/// `blocklist`'s catalogue entry.
+pub const BLOCKLIST: Entry = Entry {
+    name: "blocklist",
+    signature_id: 1_000_008,
+    category: "Potentially Bad Traffic",
+    severity: 2,
+    message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b508",
+    describe: |a, _| {
+        let listed = if a.detail == Detail::Kind(SOURCE) {
+            addr(a.src)
+        } else {
+            addr(a.dst)
+        };
+        format!(
+            "blocklist: {} traffic from {} to {} ({listed} is blocklisted)",
+            a.proto.map(proto_name).unwrap_or_default(),
+            endpoint(a.src, a.sport),
+            endpoint(a.dst, a.dport)
+        )
+    },
+};
+
+/// `kind` when the source is listed.
+pub const SOURCE: &str = "source";
+/// `kind` when the destination is listed.
+pub const DESTINATION: &str = "destination";
+
+/// `[detect.blocklist]` and the prefixes `[blocklist] files` hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// On or off.
+    pub enabled: bool,
+    /// The listed prefixes.
+    pub prefixes: PrefixSet,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: true,
+            prefixes: PrefixSet::default(),
+        }
+    }
+}
+
+/// Stateless.
+#[derive(Debug)]
+pub struct Blocklist;
+
+impl Family for Blocklist {
+    type Settings = Settings;
+    type Raw = (Option<RawToggle>,);
+    const KEY: Key = Key::Source;
+
+    fn new(_capacity: usize, _hasher: SeededState) -> Self {
+        Blocklist
+    }
+
+    #[inline]
+    fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
+        if !s.enabled || s.prefixes.is_empty() {
+            return;
+        }
+        let Some(ip) = seen.ip() else { return };
+        let source = s.prefixes.contains(ip.src);
+        if source || s.prefixes.contains(ip.dst) {
+            out.send(Alert {
+                detector: Detector::Blocklist,
+                detail: Detail::Kind(if source { SOURCE } else { DESTINATION }),
+                ..seen.flow(ip)
+            });
+        }
+    }
+
+    fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
+        toggle::configure(&mut s.enabled, raw);
+        Ok(())
+    }
+
+    fn toml(s: &Settings) -> String {
+        toggle::toml("blocklist", s.enabled)
+    }
+}

@@ -1,0 +1,199 @@
+//! What every detector family is made of: the [`Family`] trait, the catalogue [`Entry`] of each
+//! detector, the packet a family sees ([`Seen`]), and the suppressing outlet its alerts leave
+//! through ([`Out`]).
+
+use std::net::IpAddr;
+
+use super::record::Alert;
+use super::suppress::Suppressor;
+use super::table::SeededState;
+use crate::alert::community_id::FlowTuple;
+use crate::decode::{proto, Ip, Net, Packet, Transport};
+
+/// Whose shard runs a family: with several workers, an address's state lives in one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// The shard of the packet's source (scans, per-source anomalies, ARP claims).
+    Source,
+    /// The shard of the packet's destination (floods: many sources, one victim).
+    Destination,
+}
+
+/// A detector as operators see it: the contract's name and signature, the journal's message id,
+/// and the one sentence its alerts say.
+#[derive(Debug)]
+pub struct Entry {
+    /// The contract's name (`alert.context.scram.detector`, `SCRAM_DETECTOR`, config table).
+    pub name: &'static str,
+    /// EVE `signature_id`.
+    pub signature_id: u32,
+    /// Suricata-style classification.
+    pub category: &'static str,
+    /// 1 high, 2 medium, 3 low.
+    pub severity: u8,
+    /// The journal MESSAGE_ID (documented in the message catalog).
+    pub message_id: &'static str,
+    /// The human sentence for one of its alerts seen on interface `iface`: who, what, to whom,
+    /// how many, over what time.
+    pub describe: fn(alert: &Alert, iface: &str) -> String,
+}
+
+/// A detector family: its own file, its state, its settings, its keying, its catalogue entries.
+/// Registered once, in the list in `detect/mod.rs`.
+pub trait Family: Sized {
+    /// What it is configured with (its `[detect.NAME]` tables).
+    type Settings: std::fmt::Debug + Clone + PartialEq + Eq + Default;
+    /// Its configuration tables as read from the file, in the order they are registered.
+    type Raw;
+    /// Whose shard runs it.
+    const KEY: Key;
+
+    /// Its state, every table sized `capacity` entries, fixed from now on.
+    fn new(capacity: usize, hasher: SeededState) -> Self;
+
+    /// A destination-keyed family: must this packet reach the destination's shard? Asked by
+    /// the router for every packet (keep it to a few comparisons); a source-keyed family sees
+    /// every packet in its source's shard and is not asked.
+    fn wants(_packet: &Packet) -> bool {
+        false
+    }
+
+    /// Runs on one packet, in the shard the family keys on.
+    fn observe(&mut self, seen: &Seen<'_>, settings: &Self::Settings, out: &mut Out<'_>);
+
+    /// Entries its tables evicted to make room.
+    fn evictions(&self) -> u64 {
+        0
+    }
+
+    /// Bytes its tables hold (fixed at construction).
+    fn memory_bytes(&self) -> usize {
+        0
+    }
+
+    /// Validates its tables into `settings`: errors carry the span of the offending value.
+    fn configure(settings: &mut Self::Settings, raw: Self::Raw) -> Result<(), SpanError>;
+
+    /// Its tables as TOML (what `check-config` prints).
+    fn toml(settings: &Self::Settings) -> String;
+}
+
+/// A configuration error at a byte span of the file.
+pub type SpanError = (std::ops::Range<usize>, String);
+
+/// One packet, as a family sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// Packet time, ns since the epoch: the detectors' clock.
+    pub ts_ns: u64,
+    /// Interface slot.
+    pub iface: u16,
+    /// Captured on a loopback device (where 127.0.0.1 is normal).
+    pub loopback: bool,
+    /// The packet.
+    pub packet: &'a Packet,
+}
+
+impl<'a> Seen<'a> {
+    /// `packet` at `ts_ns` on interface `iface`.
+    #[inline]
+    pub fn new(ts_ns: u64, iface: u16, loopback: bool, packet: &'a Packet) -> Self {
+        Seen {
+            ts_ns,
+            iface,
+            loopback,
+            packet,
+        }
+    }
+
+    /// The IP layer, if it is an IP packet.
+    #[inline]
+    pub fn ip(&self) -> Option<&'a Ip> {
+        match &self.packet.net {
+            Net::Ip(ip) => Some(ip),
+            _ => None,
+        }
+    }
+
+    /// The alert about this packet's hosts (no ports shown; the trigger keeps its flow). Built
+    /// only when a detector fires: an `Alert` is large, and most packets raise none.
+    pub fn base(&self, ip: &Ip) -> Alert {
+        let (icmp, trigger) = match ip.transport {
+            Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => (
+                Some((ty, code)),
+                Some(FlowTuple::icmp(ip.src, ip.dst, ip.proto, ty, code)),
+            ),
+            _ if has_ports(ip.proto) => (
+                None,
+                ip.transport
+                    .ports()
+                    .map(|p| FlowTuple::new(ip.src, ip.dst, ip.proto, Some(p))),
+            ),
+            _ => (None, Some(FlowTuple::new(ip.src, ip.dst, ip.proto, None))),
+        };
+        Alert {
+            ts_ns: self.ts_ns,
+            iface: self.iface,
+            src: Some(ip.src),
+            dst: Some(ip.dst),
+            proto: Some(ip.proto),
+            icmp,
+            trigger,
+            count: 1,
+            ..Alert::default()
+        }
+    }
+
+    /// The alert about this packet's flow (its ports shown: a later fragment's are those of its
+    /// first fragment, where the pipeline saw it).
+    pub fn flow(&self, ip: &Ip) -> Alert {
+        let ports = ip.transport.ports();
+        Alert {
+            sport: ports.map(|p| p.0),
+            dport: ports.map(|p| p.1),
+            ..self.base(ip)
+        }
+    }
+}
+
+/// Protocols whose flows have ports (a Community ID without them would match no peer's).
+fn has_ports(p: u8) -> bool {
+    matches!(p, proto::TCP | proto::UDP | proto::SCTP)
+}
+
+/// Where a family's alerts go: through suppression to the shard's outlet.
+pub struct Out<'a> {
+    pub(super) suppressor: &'a mut Suppressor,
+    pub(super) suppress_ms: u64,
+    pub(super) emit: &'a mut dyn FnMut(Alert),
+}
+
+impl Out<'_> {
+    /// Sends `alert` unless it repeats one sent within the suppression window (then counted,
+    /// and reported with the next one that goes out).
+    pub fn send(&mut self, alert: Alert) {
+        if let Some(a) = self.suppressor.pass(alert, self.suppress_ms) {
+            (self.emit)(a);
+        }
+    }
+}
+
+/// Is `a` a destination that scans, sweeps and floods ignore (link-layer chatter)?
+#[inline]
+pub fn chatter_destination(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => {
+            v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified() || v4.octets()[3] == 255
+        }
+        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
+    }
+}
+
+/// A link-local address (169.254/16, fe80::/10).
+#[inline]
+pub fn link_local(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    }
+}

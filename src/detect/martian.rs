@@ -1,0 +1,97 @@
+//! `martian`: source addresses no packet on the wire may carry: the destination itself (land
+//! attack), loopback, multicast. Quiet on loopback interfaces, where 127.0.0.1 is normal. Keyed
+//! on the source.
+
+use super::family::{Entry, Family, Key, Out, Seen, SpanError};
+use super::record::{Alert, Detail};
+use super::table::SeededState;
+use super::toggle::{self, RawToggle};
+use super::Detector;
+use crate::alert::text::{addr, proto_name};
+
+/// `martian`'s catalogue entry.
+pub const MARTIAN: Entry = Entry {
+    name: "martian",
+    signature_id: 1_000_009,
+    category: "Misc Attack",
+    severity: 2,
+    message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b509",
+    describe: |a, iface| {
+        let (src, dst) = (addr(a.src), addr(a.dst));
+        match a.detail {
+            Detail::Kind(LAND) => format!(
+                "martian: land attack, {} packet from {src} to itself",
+                a.proto.map(proto_name).unwrap_or_default()
+            ),
+            Detail::Kind(LOOPBACK_SOURCE) => {
+                format!("martian: loopback source {src} on {iface}, to {dst}")
+            }
+            _ => format!("martian: multicast source {src} on {iface}, to {dst}"),
+        }
+    },
+};
+
+/// `kind` of a land attack (source equals destination).
+pub const LAND: &str = "land";
+/// `kind` of a loopback source on the wire.
+pub const LOOPBACK_SOURCE: &str = "loopback-source";
+/// `kind` of a multicast source.
+pub const MULTICAST_SOURCE: &str = "multicast-source";
+
+/// `[detect.martian]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// On or off.
+    pub enabled: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { enabled: true }
+    }
+}
+
+/// Stateless.
+#[derive(Debug)]
+pub struct Martian;
+
+impl Family for Martian {
+    type Settings = Settings;
+    type Raw = (Option<RawToggle>,);
+    const KEY: Key = Key::Source;
+
+    fn new(_capacity: usize, _hasher: SeededState) -> Self {
+        Martian
+    }
+
+    #[inline]
+    fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
+        if !s.enabled || seen.loopback {
+            return;
+        }
+        let Some(ip) = seen.ip() else { return };
+        let kind = if ip.src == ip.dst && !ip.src.is_unspecified() {
+            LAND
+        } else if ip.src.is_loopback() {
+            LOOPBACK_SOURCE
+        } else if ip.src.is_multicast() {
+            MULTICAST_SOURCE
+        } else {
+            return;
+        };
+        out.send(Alert {
+            detector: Detector::Martian,
+            detail: Detail::Kind(kind),
+            ..seen.flow(ip)
+        });
+    }
+
+    fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
+        toggle::configure(&mut s.enabled, raw);
+        Ok(())
+    }
+
+    fn toml(s: &Settings) -> String {
+        toggle::toml("martian", s.enabled)
+    }
+}

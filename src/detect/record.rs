@@ -1,0 +1,73 @@
+//! The alert record: `Copy` and fixed-size, so it crosses the alert queue without allocation.
+
+use std::net::IpAddr;
+
+use super::Detector;
+use crate::alert::community_id::FlowTuple;
+
+/// Extra facts an alert carries, for its sentence and `alert.context.scram`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// Nothing more.
+    #[default]
+    None,
+    /// Which variety of the detector's finding (`kind`: a martian's `land`, a blocklist hit's
+    /// `source`).
+    Kind(&'static str),
+    /// An illegal TCP flag combination by name (`flags`), and the raw flags.
+    Flags(&'static str, u8),
+    /// A link-layer claim: the claimant's MAC (`mac`) and the one the address was bound to
+    /// (`previous_mac`).
+    Macs {
+        /// The claimant.
+        mac: [u8; 6],
+        /// The earlier binding.
+        previous_mac: [u8; 6],
+    },
+}
+
+/// What active response did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Nothing blocked.
+    #[default]
+    Allowed,
+    /// The offender was blocked.
+    Blocked,
+}
+
+/// One alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Alert {
+    /// Packet time of the packet that raised it, ns since the epoch.
+    pub ts_ns: u64,
+    /// Which detector.
+    pub detector: Detector,
+    /// Interface slot.
+    pub iface: u16,
+    /// Source (the prober, the claimed address for ARP, the dominant flooder if any).
+    pub src: Option<IpAddr>,
+    /// Destination (the target).
+    pub dst: Option<IpAddr>,
+    /// Source port, where the alert is about one flow.
+    pub sport: Option<u16>,
+    /// Destination port, where the alert is about one flow.
+    pub dport: Option<u16>,
+    /// IP protocol of the triggering packet.
+    pub proto: Option<u8>,
+    /// ICMP type and code of the packet that raised it (ICMP and ICMPv6 alerts).
+    pub icmp: Option<(u8, u8)>,
+    /// The flow of the packet that raised it, for its Community ID; `None` where there is no
+    /// IP packet (ARP) or its ports are not known (a later fragment whose first was not seen).
+    pub trigger: Option<FlowTuple>,
+    /// How many (ports, hosts, packets) the detector counted.
+    pub count: u64,
+    /// Over how long, in ms.
+    pub window_ms: u64,
+    /// Repeats of this alert held back since it was last sent.
+    pub suppressed: u64,
+    /// What active response did.
+    pub action: Action,
+    /// Detector-specific facts.
+    pub detail: Detail,
+}

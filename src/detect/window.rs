@@ -1,0 +1,137 @@
+//! The counting window scans and sweeps share: distinct items (ports, hosts) seen from one key
+//! within a window, firing once when they reach a threshold.
+
+use toml::Spanned;
+
+use super::family::SpanError;
+use crate::config::in_range;
+
+/// Most distinct ports or hosts a window tracks (the highest usable threshold).
+pub const MAX_DISTINCT: usize = 64;
+
+/// Settings of a counting detector (distinct ports or hosts in a window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountSettings {
+    /// On or off.
+    pub enabled: bool,
+    /// Distinct items at which it fires (at most [`MAX_DISTINCT`]).
+    pub threshold: usize,
+    /// Window length in ms.
+    pub window_ms: u64,
+}
+
+impl CountSettings {
+    /// On, firing at `threshold` items within a minute.
+    pub const fn per_minute(threshold: usize) -> Self {
+        CountSettings {
+            enabled: true,
+            threshold,
+            window_ms: 60_000,
+        }
+    }
+
+    /// Applies `[detect.NAME]` with its threshold under `key` (`ports`, `hosts`).
+    pub fn configure(
+        &mut self,
+        table: &str,
+        key: &str,
+        raw: Option<RawCount>,
+    ) -> Result<(), SpanError> {
+        let Some(raw) = raw else { return Ok(()) };
+        if let Some(e) = raw.enabled {
+            self.enabled = e;
+        }
+        if let Some(v) = raw.threshold {
+            self.threshold = in_range(&v, 2, MAX_DISTINCT as i64, &format!("{table}.{key}"))
+                .map_err(|m| (v.span(), m))? as usize;
+        }
+        if let Some(v) = raw.window_seconds {
+            self.window_ms = in_range(&v, 1, 86_400, &format!("{table}.window_seconds"))
+                .map_err(|m| (v.span(), m))? as u64
+                * 1000;
+        }
+        Ok(())
+    }
+
+    /// `[detect.NAME]` as TOML.
+    pub fn toml(&self, name: &str, key: &str) -> String {
+        format!(
+            "\n[detect.{name}]\nenabled = {}\n{key} = {}\nwindow_seconds = {}\n",
+            self.enabled,
+            self.threshold,
+            self.window_ms / 1000
+        )
+    }
+}
+
+/// A counting detector's table as read: `enabled`, its threshold, `window_seconds`.
+#[derive(Debug, Default)]
+pub struct RawCount {
+    /// `enabled`.
+    pub enabled: Option<bool>,
+    /// `ports` or `hosts`.
+    pub threshold: Option<Spanned<i64>>,
+    /// `window_seconds`.
+    pub window_seconds: Option<Spanned<i64>>,
+}
+
+/// A small exact set of distinct values (ports, address hashes) for one window.
+#[derive(Debug, Clone, Copy)]
+struct Distinct<T: Copy + Default + PartialEq> {
+    items: [T; MAX_DISTINCT],
+    len: u8,
+}
+
+impl<T: Copy + Default + PartialEq> Default for Distinct<T> {
+    fn default() -> Self {
+        Distinct {
+            items: [T::default(); MAX_DISTINCT],
+            len: 0,
+        }
+    }
+}
+
+/// One key's window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountWindow<T: Copy + Default + PartialEq> {
+    start_ns: u64,
+    seen: Distinct<T>,
+    fired: bool,
+}
+
+/// A window that just reached its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crossed {
+    /// Distinct items counted.
+    pub count: u64,
+    /// Since the window opened, in ms.
+    pub window_ms: u64,
+}
+
+impl<T: Copy + Default + PartialEq> CountWindow<T> {
+    /// Counts `item` at `ts_ns` (a new window when the old one is over); `Some` once, when the
+    /// distinct items reach the threshold.
+    #[inline(always)]
+    pub fn count(&mut self, item: T, ts_ns: u64, s: &CountSettings) -> Option<Crossed> {
+        if self.start_ns == 0 || ts_ns.saturating_sub(self.start_ns) > s.window_ms * 1_000_000 {
+            *self = CountWindow {
+                start_ns: ts_ns,
+                ..Default::default()
+            };
+        }
+        let seen = &mut self.seen;
+        let n = usize::from(seen.len);
+        if n < MAX_DISTINCT && !seen.items[..n].contains(&item) {
+            seen.items[n] = item;
+            seen.len += 1;
+        }
+        if self.fired || usize::from(seen.len) < s.threshold {
+            return None;
+        }
+        self.fired = true;
+        Some(Crossed {
+            count: u64::from(seen.len),
+            window_ms: ts_ns.saturating_sub(self.start_ns) / 1_000_000,
+        })
+    }
+}

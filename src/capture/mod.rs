@@ -526,3 +526,142 @@ impl<S> Running<S> {
         (stats, sinks)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The set-up paths that answer the kernel's refusals, scripted through `sys::fake`: no
+    //! root, no refusing kernel needed.
+
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::sys::fake::{self, Call};
+
+    fn config(workers: usize) -> CaptureConfig {
+        CaptureConfig {
+            interfaces: vec!["lo".into()],
+            workers,
+            ..CaptureConfig::default()
+        }
+    }
+
+    /// Opens with `script`, returning what was opened and every call made.
+    fn open(
+        config: &CaptureConfig,
+        mut script: impl FnMut(Call) -> fake::Answer + 'static,
+    ) -> (Result<Capture, CaptureError>, Vec<Call>) {
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let log = Rc::clone(&calls);
+        let result = fake::with(
+            move |call| {
+                log.borrow_mut().push(call);
+                script(call)
+            },
+            || Capture::open(config),
+        );
+        let calls = calls.borrow().clone();
+        (result, calls)
+    }
+
+    fn geometries(c: &Capture) -> Vec<(usize, usize)> {
+        c.interfaces[0]
+            .rings
+            .iter()
+            .map(|r| (r.ring.block_count(), r.ring.block_size()))
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_ring_is_retried_smaller_until_the_kernel_agrees() {
+        // The kernel finds at most 4 MiB: 32 x 1 MiB -> 16 -> 8 -> 4 x 1 MiB.
+        let (c, calls) = open(&config(2), |call| match call {
+            Call::RxRing(g) if g.bytes() > 4 << 20 => Err(libc::ENOMEM),
+            Call::CreateFanout => Ok(7),
+            _ => Ok(0),
+        });
+        let c = c.expect("opens with a smaller ring");
+        assert_eq!(geometries(&c), [(4, 1 << 20), (4, 1 << 20)]);
+        assert!(calls.contains(&Call::JoinFanout(7)), "{calls:?}");
+        // The ring is set before bind, so no frame of another interface enters it.
+        let rx = calls.iter().position(|c| matches!(c, Call::RxRing(_)));
+        let bind = calls.iter().position(|c| matches!(c, Call::Bind(_)));
+        assert!(rx < bind, "{calls:?}");
+    }
+
+    #[test]
+    fn blocks_shrink_once_the_count_is_down_to_two() {
+        let (c, _) = open(&config(1), |call| match call {
+            Call::RxRing(g) if g.bytes() > 512 << 10 => Err(libc::ENOMEM),
+            _ => Ok(0),
+        });
+        assert_eq!(geometries(&c.expect("opens")), [(2, 256 << 10)]);
+    }
+
+    #[test]
+    fn a_ring_below_the_floor_is_a_ring_error() {
+        let (c, calls) = open(&config(1), |call| match call {
+            Call::RxRing(_) => Err(libc::ENOMEM),
+            _ => Ok(0),
+        });
+        match c {
+            Err(CaptureError::Ring { iface, source }) => {
+                assert_eq!(iface, "lo");
+                assert_eq!(source.errno(), Some(libc::ENOMEM));
+            }
+            other => panic!("{other:?}"),
+        }
+        let last = calls.iter().rev().find_map(|c| match c {
+            Call::RxRing(g) => Some(*g),
+            _ => None,
+        });
+        assert_eq!(last.map(|g| g.bytes()), Some(MIN_RING_BYTES));
+    }
+
+    #[test]
+    fn a_down_link_refusing_fanout_captures_with_one_worker() {
+        let (c, calls) = open(&config(4), |call| match call {
+            Call::CreateFanout => Err(libc::EINVAL),
+            _ => Ok(0),
+        });
+        let c = c.expect("opens with one worker");
+        assert_eq!(c.ring_count(), 1);
+        assert_eq!(
+            calls.iter().filter(|c| **c == Call::Socket).count(),
+            1,
+            "no further sockets: {calls:?}"
+        );
+    }
+
+    #[test]
+    fn other_refusals_are_typed_errors() {
+        let (c, _) = open(&config(2), |call| match call {
+            Call::JoinFanout(_) => Err(libc::EBUSY),
+            Call::CreateFanout => Ok(3),
+            _ => Ok(0),
+        });
+        assert!(
+            matches!(c, Err(CaptureError::Socket { ref source, .. }) if source.errno() == Some(libc::EBUSY)),
+            "{c:?}"
+        );
+        let (c, _) = open(&config(1), |call| match call {
+            Call::Socket => Err(libc::EPERM),
+            _ => Ok(0),
+        });
+        assert!(
+            matches!(
+                c,
+                Err(CaptureError::Privilege {
+                    capability: "CAP_NET_RAW",
+                    ..
+                })
+            ),
+            "{c:?}"
+        );
+        let (c, _) = open(&config(1), |call| match call {
+            Call::Promiscuous(_) => Err(libc::EPERM),
+            _ => Ok(0),
+        });
+        assert!(c.is_ok(), "promiscuous mode is off by default: {c:?}");
+    }
+}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::alert::AlertWriter;
 use crate::detect::Settings;
-use crate::pipeline::{Interfaces, LinkType, PipelineSet, PipelineTotals, QueueSizes};
+use crate::pipeline::{Interfaces, LinkType, PipelineSet, PipelineTotals, Sizes};
 use file::{linktype, FileError, Reader};
 
 /// The pipeline's framing for a file's link type; `None` for types scram does not decode.
@@ -151,7 +151,7 @@ pub fn replay(
         settings,
         LinkType::Ethernet,
         interfaces,
-        QueueSizes::default(),
+        Sizes::default(),
     );
     let mut pipeline = set.pipelines.remove(0);
     let mut alerts = set.alert_rx.remove(0);

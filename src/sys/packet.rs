@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
+use super::fake::{self, Call};
 use super::SyscallError;
 
 /// `TPACKET_V3` from `enum tpacket_versions`.
@@ -87,6 +88,15 @@ pub struct PacketSocket {
 impl PacketSocket {
     /// Opens a raw AF_PACKET socket that receives nothing until bound. Needs CAP_NET_RAW.
     pub fn open() -> Result<Self, SyscallError> {
+        if let Some(answer) = fake::intercept(Call::Socket, "socket(AF_PACKET)") {
+            // A scripted socket: a descriptor that is not a packet socket, never read.
+            answer?;
+            let null = std::fs::File::open("/dev/null").map_err(|source| SyscallError {
+                call: "socket(AF_PACKET)",
+                source,
+            })?;
+            return Ok(PacketSocket { fd: null.into() });
+        }
         // SAFETY: socket(2) takes no pointers; the result is checked before use.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -146,6 +156,9 @@ impl PacketSocket {
 
     /// Selects TPACKET_V3 (block-based ring).
     pub fn set_tpacket_v3(&self) -> Result<(), SyscallError> {
+        if let Some(r) = fake::intercept(Call::Version, "setsockopt(PACKET_VERSION)") {
+            return r.map(drop);
+        }
         self.set_option(
             libc::PACKET_VERSION,
             "setsockopt(PACKET_VERSION)",
@@ -156,6 +169,9 @@ impl PacketSocket {
     /// Asks the kernel for a receive ring of `geometry`. Fails with ENOMEM when the kernel cannot
     /// find that much contiguous memory; the caller may retry smaller.
     pub fn set_rx_ring(&self, geometry: &RingGeometry) -> Result<(), SyscallError> {
+        if let Some(r) = fake::intercept(Call::RxRing(*geometry), "setsockopt(PACKET_RX_RING)") {
+            return r.map(drop);
+        }
         let frames_per_block = geometry.block_size / geometry.frame_size.max(1);
         let req = libc::tpacket_req3 {
             tp_block_size: geometry.block_size,
@@ -171,6 +187,9 @@ impl PacketSocket {
 
     /// Binds to `ifindex`, receiving every protocol (ETH_P_ALL).
     pub fn bind(&self, ifindex: u32) -> Result<(), SyscallError> {
+        if let Some(r) = fake::intercept(Call::Bind(ifindex), "bind(AF_PACKET)") {
+            return r.map(drop);
+        }
         self.bind_protocol(ifindex, libc::ETH_P_ALL as u16)
     }
 
@@ -213,6 +232,9 @@ impl PacketSocket {
     /// Creates a fanout group with a kernel-chosen unique id and joins it; returns the id for the
     /// other members. Needs the socket bound to an interface that is up.
     pub fn create_fanout(&self, kind: FanoutKind, defrag: bool) -> Result<u16, SyscallError> {
+        if let Some(r) = fake::intercept(Call::CreateFanout, "setsockopt(PACKET_FANOUT)") {
+            return r.map(|id| id as u16);
+        }
         let flags = libc::PACKET_FANOUT_FLAG_UNIQUEID | defrag_flag(defrag);
         let arg = ((kind.bits() | flags) << 16) as libc::c_int;
         self.set_option(libc::PACKET_FANOUT, "setsockopt(PACKET_FANOUT)", &arg)?;
@@ -222,6 +244,9 @@ impl PacketSocket {
 
     /// Joins the fanout group `id` created by [`PacketSocket::create_fanout`].
     pub fn join_fanout(&self, id: u16, kind: FanoutKind, defrag: bool) -> Result<(), SyscallError> {
+        if let Some(r) = fake::intercept(Call::JoinFanout(id), "setsockopt(PACKET_FANOUT)") {
+            return r.map(drop);
+        }
         let arg = (u32::from(id) | ((kind.bits() | defrag_flag(defrag)) << 16)) as libc::c_int;
         self.set_option(libc::PACKET_FANOUT, "setsockopt(PACKET_FANOUT)", &arg)
     }
@@ -229,6 +254,12 @@ impl PacketSocket {
     /// Puts the interface in promiscuous mode for as long as this socket lives (the kernel counts
     /// memberships and undoes it when the last one closes).
     pub fn set_promiscuous(&self, ifindex: u32) -> Result<(), SyscallError> {
+        if let Some(r) = fake::intercept(
+            Call::Promiscuous(ifindex),
+            "setsockopt(PACKET_ADD_MEMBERSHIP)",
+        ) {
+            return r.map(drop);
+        }
         let mreq = libc::packet_mreq {
             mr_ifindex: ifindex as i32,
             mr_type: libc::PACKET_MR_PROMISC as u16,

@@ -3,25 +3,13 @@
 //!
 //! Run: `cargo bench --bench pipeline`.
 
-use std::sync::Arc;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use scram::craft;
-use scram::detect::Settings;
-use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
+use scram::pipeline::PipelineSet;
 
 fn pipeline(c: &mut Criterion) {
     let corpus = craft::mixed_corpus(256);
-    let mut set = PipelineSet::build(
-        1,
-        Arc::new(Settings::default()),
-        LinkType::Ethernet,
-        Arc::new(Interfaces {
-            loopback: vec![false],
-            loopback_by_packet: false,
-        }),
-        Sizes::default(),
-    );
+    let mut set = PipelineSet::with_defaults(1);
     let mut rx = set.alert_rx.remove(0);
     let p = &mut set.pipelines[0];
     let mut ts = 1_795_341_600_000_000_000u64;

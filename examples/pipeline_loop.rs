@@ -3,11 +3,8 @@
 //! (`craft::mixed_corpus(256)`, default) or `udp64` (64-byte UDP frames from one host to another
 //! with changing source ports, like benches/veth.sh's 64-byte profile).
 
-use std::sync::Arc;
-
 use scram::craft;
-use scram::detect::Settings;
-use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
+use scram::pipeline::PipelineSet;
 
 fn main() {
     let rounds: u64 = std::env::args()
@@ -28,16 +25,7 @@ fn main() {
             .collect(),
         _ => craft::mixed_corpus(256),
     };
-    let mut set = PipelineSet::build(
-        1,
-        Arc::new(Settings::default()),
-        LinkType::Ethernet,
-        Arc::new(Interfaces {
-            loopback: vec![false],
-            loopback_by_packet: false,
-        }),
-        Sizes::default(),
-    );
+    let mut set = PipelineSet::with_defaults(1);
     let mut rx = set.alert_rx.remove(0);
     let p = &mut set.pipelines[0];
     let mut ts = 1_795_341_600_000_000_000u64;

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod capture;
 pub mod cmd;
 pub mod config;
+#[cfg(any(test, feature = "test-support"))]
 pub mod craft;
 pub mod decode;
 pub mod detect;

@@ -127,6 +127,14 @@ pub struct Interfaces {
 }
 
 impl Interfaces {
+    /// `n` interfaces, none a loopback device, as live capture knows them.
+    pub fn plain(n: usize) -> Arc<Interfaces> {
+        Arc::new(Interfaces {
+            loopback: vec![false; n],
+            loopback_by_packet: false,
+        })
+    }
+
     /// Was `packet` captured on a loopback device?
     fn judged_loopback(&self, iface: u16, packet: &Packet) -> bool {
         if packet.on_loopback
@@ -206,6 +214,18 @@ impl Default for Sizes {
 }
 
 impl PipelineSet {
+    /// `n` pipelines over one Ethernet interface, with default settings and sizes (benches,
+    /// examples and tests that drive the pipeline directly).
+    pub fn with_defaults(n: usize) -> PipelineSet {
+        PipelineSet::build(
+            n,
+            Arc::new(Settings::default()),
+            LinkType::Ethernet,
+            Interfaces::plain(1),
+            Sizes::default(),
+        )
+    }
+
     /// Builds `n` pipelines wired to each other, all rings and tables allocated here, once.
     pub fn build(
         n: usize,

@@ -130,16 +130,7 @@ fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
         .cloned()
         .collect();
     let images = blocks(&frames, 1_795_341_600_000_000_000);
-    let mut set = PipelineSet::build(
-        2,
-        Arc::new(Settings::default()),
-        LinkType::Ethernet,
-        Arc::new(Interfaces {
-            loopback: vec![false],
-            loopback_by_packet: false,
-        }),
-        Sizes::default(),
-    );
+    let mut set = PipelineSet::with_defaults(2);
     let mut ring = Ring::anonymous(BLOCK, 2).unwrap();
     let mut alerts = std::mem::take(&mut set.alert_rx);
 
@@ -200,10 +191,7 @@ fn a_million_spoofed_sources_stay_within_the_configured_bound() {
         1,
         Arc::new(Settings::default()),
         LinkType::Ethernet,
-        Arc::new(Interfaces {
-            loopback: vec![false],
-            loopback_by_packet: false,
-        }),
+        Interfaces::plain(1),
         Sizes {
             tables: 4096,
             ..Sizes::default()

@@ -6,13 +6,10 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{privileged, udp_frame, Sender, Veth, VA, VB};
-
-const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
+use common::{privileged, udp_frame, Scramd, Scratch, Sender, Veth, SCRAMD, VA, VB};
 
 fn scramd(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(SCRAMD)
@@ -45,8 +42,8 @@ fn help_and_version_exit_0_usage_errors_exit_64() {
 
 #[test]
 fn check_config_prints_the_effective_config_or_exits_78_with_a_position() {
-    let dir = std::env::temp_dir().join(format!("scram-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("cfg");
+    let dir = scratch.dir();
     let good = dir.join("good.toml");
     std::fs::write(&good, "[capture]\ninterfaces = [\"eth9\"]\nworkers = 2\n").unwrap();
     let (code, out, _) = scramd(&["check-config", good.to_str().unwrap()]);
@@ -102,7 +99,6 @@ fn check_config_prints_the_effective_config_or_exits_78_with_a_position() {
         err.contains("/nonexistent/scram.toml: cannot read"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -143,37 +139,9 @@ fn scramd_captures_in_a_namespace_and_stops_within_a_second() {
     }
     common::scram_user();
     let veth = Veth::new();
-    let log = std::env::temp_dir().join(format!("scramd-run-{}.log", std::process::id()));
-    let log_file = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &veth.b.name, SCRAMD, "run", "--iface", VB])
-        .env("SCRAM_LOG_TARGET", "stderr")
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("scramd starts");
-    let read_log = || {
-        let mut s = String::new();
-        std::fs::File::open(&log)
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
-        s
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !read_log().contains("capturing on vb") {
-        assert!(
-            Instant::now() < deadline,
-            "scramd did not start: {}",
-            read_log()
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "scramd exited: {}",
-            read_log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let scratch = Scratch::new("run");
+    let mut d = Scramd::run_in(&veth.b.name, &["--iface", VB], scratch.path("log"));
+    d.wait_for_log("capturing on vb", 10);
     veth.a.run(|| {
         let s = Sender::open(VA);
         for seq in 0..1_000 {
@@ -183,25 +151,10 @@ fn scramd_captures_in_a_namespace_and_stops_within_a_second() {
     std::thread::sleep(Duration::from_millis(200));
 
     let stopping = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(5),
-            "scramd ignored SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, text) = d.wait(Duration::from_secs(5));
     let took = stopping.elapsed();
-    let text = read_log();
-    std::fs::remove_file(&log).unwrap();
-    assert_eq!(status.code(), Some(0), "{text}");
+    assert_eq!(code, 0, "{text}");
     assert!(
         took <= Duration::from_secs(1),
         "SIGTERM to exit took {took:?}"

@@ -14,34 +14,16 @@ use scram::decode::tcp_flags::{ACK, FIN, PSH, RST, SYN, URG};
 use serde_json::Value;
 
 mod common;
-use common::pcap::{linktype, PcapNg};
 
-const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
+use common::pcap::{linktype, PcapNg};
+use common::{Scratch, SCRAMD};
+
 /// 2026-11-22T10:00:00Z
 const T0: u64 = 1_795_341_600_000_000_000;
 const MS: u64 = 1_000_000;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("scram-detect-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn write_pcap(path: &PathBuf, frames: &[(u64, Vec<u8>)]) {
@@ -54,7 +36,7 @@ fn replay_with(name: &str, config: &str, frames: &[(u64, Vec<u8>)]) -> Vec<Value
     let pcap = s.path("in.pcap");
     write_pcap(&pcap, frames);
     let cfg = s.path("scram.toml");
-    std::fs::write(&cfg, config.replace("$DIR", s.0.to_str().unwrap())).unwrap();
+    std::fs::write(&cfg, config.replace("$DIR", s.dir().to_str().unwrap())).unwrap();
     let out = Command::new(SCRAMD)
         .args([
             "replay",
@@ -421,9 +403,12 @@ fn arp_spoof_against_learned_and_configured_bindings() {
 
 #[test]
 fn blocklisted_sources_and_destinations() {
-    let cfg = "[blocklist]\nfiles = [\"$DIR/block.txt\"]\n";
-    let s = Scratch::new("blockfile");
-    let _ = s;
+    let lists = Scratch::new("blocklist-file");
+    let list = lists.write(
+        "block.txt",
+        b"# test list\n203.0.113.0/24\n2001:db8:bad::/48\n",
+    );
+    let cfg = format!("[blocklist]\nfiles = [{:?}]\n", list.to_str().unwrap());
     let frames = vec![
         (
             T0,
@@ -442,15 +427,7 @@ fn blocklisted_sources_and_destinations() {
             craft::tcp_frame(ip("192.0.2.7"), ip("198.51.100.2"), 40000, 22, SYN),
         ),
     ];
-    // replay_with writes the config into a scratch dir of its own; the blocklist goes beside it.
-    let dir = std::env::temp_dir().join(format!("scram-detect-{}-blocklist", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("block.txt"),
-        "# test list\n203.0.113.0/24\n2001:db8:bad::/48\n",
-    )
-    .unwrap();
-    let alerts = replay_with("blocklist", cfg, &frames);
+    let alerts = replay_with("blocklist", &cfg, &frames);
     assert_eq!(alerts.len(), 3, "{alerts:#?}");
     assert!(alerts.iter().all(|a| a["alert"]["signature_id"] == 1000008));
     assert_eq!(alerts[0]["src_ip"], "203.0.113.5");
@@ -461,7 +438,6 @@ fn blocklisted_sources_and_destinations() {
         "destination"
     );
     assert_eq!(alerts[2]["src_ip"], "2001:db8:bad::1");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -15,23 +15,23 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{privileged, Sender, Veth, VA, VB};
+use common::{privileged, Scratch, Sender, Veth, SCRAMD, VA, VB};
 use scram::craft;
 use scram::decode::tcp_flags::SYN;
 use serde_json::Value;
 
-const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
-
 /// scramd with its own journald; both are killed on drop.
 struct Lab {
     dir: PathBuf,
+    /// Removed on drop, after the processes are gone.
+    _scratch: Scratch,
     scramd: Child,
 }
 
 impl Lab {
     fn start(veth: &Veth, config: &str) -> Lab {
-        let dir = std::env::temp_dir().join(format!("scram-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = Scratch::new("journal");
+        let dir = scratch.dir().to_owned();
         for d in ["run/systemd/journal", "run/log/journal", "varlog"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
@@ -65,7 +65,11 @@ exec {scramd} run --config {d}/scram.toml --iface {iface}"#,
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        Lab { dir, scramd }
+        Lab {
+            dir,
+            _scratch: scratch,
+            scramd,
+        }
     }
 
     fn journal(&self) -> Vec<Value> {
@@ -117,7 +121,6 @@ impl Drop for Lab {
             }
         }
         std::thread::sleep(Duration::from_millis(100));
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

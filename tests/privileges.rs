@@ -9,16 +9,13 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{privileged, scram_user, Netns, Sender, Veth, VA, VB};
+use common::{privileged, scram_user, Netns, Scramd, Scratch, Sender, Veth, SCRAMD, VA, VB};
 use scram::craft;
 use scram::decode::tcp_flags::SYN;
-
-const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
 
 /// CAP_NET_ADMIN | CAP_NET_RAW as /proc prints it.
 const KEPT: &str = "0000000000003000";
@@ -39,121 +36,40 @@ fn as_systemd_would(uid: u32, gid: u32) -> Vec<String> {
     ]
 }
 
-/// A scratch directory the scram user can read and write.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str, owner: (u32, u32)) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("scram-priv-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::os::unix::fs::chown(&dir, Some(owner.0), Some(owner.1)).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// scramd running in the capturing namespace; SIGKILLed on drop if still there.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
+/// scramd running in the capturing namespace (see [`common::Scramd`]: killed on drop).
+struct Daemon;
 
 impl Daemon {
-    fn start(veth: &Veth, prefix: &[String], config: &Path, log: PathBuf) -> Daemon {
-        let mut args: Vec<String> = vec!["netns".into(), "exec".into(), veth.b.name.clone()];
-        args.extend(prefix.iter().cloned());
-        args.extend(
-            [
-                SCRAMD,
-                "run",
-                "--config",
-                config.to_str().unwrap(),
-                "--iface",
-                VB,
-            ]
-            .map(String::from),
-        );
-        let child = Command::new("ip")
-            .args(&args)
-            .env("SCRAM_LOG_TARGET", "stderr")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut d = Daemon { child, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !d.log().contains("capturing on vb") {
-            assert!(
-                Instant::now() < deadline,
-                "scramd did not start: {}",
-                d.log()
-            );
-            assert!(
-                d.child.try_wait().unwrap().is_none(),
-                "scramd exited: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// Starts `PREFIX... scramd run --config CONFIG --iface vb` in the capturing namespace and
+    /// waits until it captures.
+    fn start(veth: &Veth, prefix: &[String], config: &Path, log: PathBuf) -> Scramd {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &veth.b.name]).args(prefix).args([
+            SCRAMD,
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--iface",
+            VB,
+        ]);
+        let mut d = Scramd::spawn(c, log);
+        d.wait_for_log("capturing on vb", 10);
         d
-    }
-
-    fn log(&self) -> String {
-        let mut s = String::new();
-        std::fs::File::open(&self.log)
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
-        s
-    }
-
-    /// `/proc/PID/task/*/status` of every thread: (thread name, status text).
-    fn threads(&self) -> Vec<(String, String)> {
-        let task = format!("/proc/{}/task", self.child.id());
-        std::fs::read_dir(&task)
-            .unwrap()
-            .map(|t| {
-                let dir = t.unwrap().path();
-                let status = std::fs::read_to_string(dir.join("status")).unwrap();
-                let name = std::fs::read_to_string(dir.join("comm")).unwrap();
-                (name.trim().to_owned(), status)
-            })
-            .collect()
-    }
-
-    fn stop(mut self) -> (i32, String) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "scramd ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        (status.code().unwrap_or(-1), self.log())
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `/proc/PID/task/*/status` of every thread of `d`: (thread name, status text).
+fn threads(d: &Scramd) -> Vec<(String, String)> {
+    let task = format!("/proc/{}/task", d.pid());
+    std::fs::read_dir(&task)
+        .unwrap()
+        .map(|t| {
+            let dir = t.unwrap().path();
+            let status = std::fs::read_to_string(dir.join("status")).unwrap();
+            let name = std::fs::read_to_string(dir.join("comm")).unwrap();
+            (name.trim().to_owned(), status)
+        })
+        .collect()
 }
 
 fn field<'a>(status: &'a str, key: &str) -> &'a str {
@@ -166,8 +82,8 @@ fn field<'a>(status: &'a str, key: &str) -> &'a str {
 
 /// Every thread runs as `uid`/`gid` with exactly the kept capabilities, no-new-privs and a
 /// seccomp filter.
-fn assert_confined(d: &Daemon, uid: u32, gid: u32) {
-    let threads = d.threads();
+fn assert_confined(d: &Scramd, uid: u32, gid: u32) {
+    let threads = threads(d);
     // main, one capture worker, the alert thread at least.
     assert!(threads.len() >= 3, "{threads:?}");
     let ids = |v: u32| format!("{v}\t{v}\t{v}\t{v}");
@@ -227,7 +143,7 @@ fn started_as_root_every_thread_runs_as_scram_with_two_capabilities_and_still_al
     }
     let (uid, gid) = scram_user();
     let veth = Veth::new();
-    let scratch = Scratch::new("root", (0, 0));
+    let scratch = Scratch::owned_by("root", (0, 0));
     let cfg = write_config(&scratch, "");
     let d = Daemon::start(&veth, &[], &cfg, scratch.path("log"));
     assert_confined(&d, uid, gid);
@@ -251,7 +167,7 @@ fn started_by_systemd_with_ambient_capabilities_it_ends_in_the_same_state() {
     let (uid, gid) = scram_user();
     let veth = Veth::new();
     // Started unprivileged, scramd opens its alert file itself: the directory is the user's.
-    let scratch = Scratch::new("ambient", (uid, gid));
+    let scratch = Scratch::owned_by("ambient", (uid, gid));
     let cfg = write_config(&scratch, "");
     let d = Daemon::start(
         &veth,
@@ -272,15 +188,11 @@ fn a_reload_after_confinement_re_reads_the_config_and_refuses_a_bad_one() {
     }
     scram_user();
     let veth = Veth::new();
-    let scratch = Scratch::new("reload", (0, 0));
+    let scratch = Scratch::owned_by("reload", (0, 0));
     let cfg = write_config(&scratch, "");
     let d = Daemon::start(&veth, &[], &cfg, scratch.path("log"));
-    let hup = |d: &Daemon, expect: &str| {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(d.child.id() as i32),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
+    let hup = |d: &Scramd, expect: &str| {
+        nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while !d.log().contains(expect) {
             assert!(Instant::now() < deadline, "no {expect:?}: {}", d.log());
@@ -401,7 +313,7 @@ fn with_seccomp_off_the_self_check_shows_what_is_left_and_fails() {
         return;
     }
     scram_user();
-    let scratch = Scratch::new("nosec", (0, 0));
+    let scratch = Scratch::owned_by("nosec", (0, 0));
     let cfg = scratch.path("scram.toml");
     std::fs::write(&cfg, "[sandbox]\nseccomp = false\n").unwrap();
     let (code, out, err) = self_check(&[], Some(&cfg));
@@ -424,7 +336,7 @@ fn an_unknown_user_exits_78_and_a_root_that_cannot_change_identity_exits_77() {
         return;
     }
     let ns = Netns::new();
-    let scratch = Scratch::new("errors", (0, 0));
+    let scratch = Scratch::owned_by("errors", (0, 0));
     let cfg = scratch.path("scram.toml");
     std::fs::write(&cfg, "[privileges]\nuser = \"scram-no-such-user\"\n").unwrap();
     let run = |prefix: &[&str], cfg: &Path| {
@@ -487,7 +399,7 @@ fn a_confined_daemon_survives_a_link_flap_and_a_reload_storm() {
     }
     scram_user();
     let veth = Veth::new();
-    let scratch = Scratch::new("flap", (0, 0));
+    let scratch = Scratch::owned_by("flap", (0, 0));
     let cfg = write_config(&scratch, "");
     let d = Daemon::start(&veth, &[], &cfg, scratch.path("log"));
     // The link goes down and up: the worker's error path (SO_ERROR, sleep, a warning) runs
@@ -505,11 +417,7 @@ fn a_confined_daemon_survives_a_link_flap_and_a_reload_storm() {
     veth.b.exec(&["ip", "link", "set", VB, "up"]);
     // Signals at odd times: several reloads in a row.
     for _ in 0..5 {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(d.child.id() as i32),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
+        nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));
     scan_and_expect_alert(&veth, &scratch.path("alerts.json"));
@@ -523,7 +431,7 @@ fn replay_reads_its_hostile_input_with_no_capability_and_the_filter_on() {
     if !privileged("replay confinement") {
         return;
     }
-    let scratch = Scratch::new("replay", (0, 0));
+    let scratch = Scratch::owned_by("replay", (0, 0));
     let fifo = scratch.path("capture.pcap");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     // Started as root, replay blocks opening the FIFO, after it confined itself.

@@ -20,42 +20,16 @@ use scram::replay::file::{FileError, Reader};
 use serde_json::Value;
 
 mod common;
-use common::pcap::{linktype, pcap, pcap_file, PcapNg, Rec};
 
-const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
+use common::pcap::{linktype, pcap, pcap_file, PcapNg, Rec};
+use common::{Scratch, SCRAMD};
+
 /// 2026-11-22T10:00:00Z
 const T0: u64 = 1_795_341_600_000_000_000;
 const MS: u64 = 1_000_000;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("scram-replay-{}-{n}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-    fn write(&self, f: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(f);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// What one `scramd replay` run gave.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{privileged, Netns};
+use common::{privileged, Netns, Scratch, SCRAMD};
 use scram::netlink::nftables::{Hooks, Nftables};
 
 fn nft(ns: &Netns, args: &str) -> String {
@@ -68,14 +68,14 @@ use common::{scram_user, Sender};
 use scram::craft;
 use scram::decode::tcp_flags::SYN;
 
-const SCRAMD: &str = env!("CARGO_BIN_EXE_scramd");
-
 /// attacker (va1) <-> victim (vb1) and bystander (va2) <-> victim (vb2); scramd watches vb1.
 struct Topology {
     victim: Netns,
     attacker: Netns,
     bystander: Netns,
     dir: PathBuf,
+    /// Removed on drop, after the processes are gone.
+    _scratch: Scratch,
     children: Vec<Child>,
 }
 
@@ -132,14 +132,14 @@ impl Topology {
                 ]);
             }
         }
-        let dir = std::env::temp_dir().join(format!("scram-resp-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new(name);
+        let dir = scratch.dir().to_owned();
         let mut t = Topology {
             victim,
             attacker,
             bystander,
             dir,
+            _scratch: scratch,
             children: Vec::new(),
         };
         // A TCP listener on the victim, alive for at most 60 s.
@@ -227,7 +227,6 @@ impl Drop for Topology {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -10,6 +10,7 @@
 mod bd {
     pub const NUM_PKTS: usize = 12;
     pub const OFFSET_TO_FIRST_PKT: usize = 16;
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
     pub const BLK_LEN: usize = 20;
     pub const SEQ_NUM: usize = 24;
     /// Size of the descriptor; the first frame starts at or after it.
@@ -239,113 +240,123 @@ where
     Ok(num_pkts)
 }
 
-/// Builds block images with the kernel's layout, for tests and benchmarks that drive the walker
-/// and the ring without a socket (see [`crate::sys::ring::Ring::publish`]).
-#[derive(Debug)]
-pub struct BlockBuilder {
-    image: Vec<u8>,
-    num_pkts: u32,
-    last_header: Option<usize>,
-    block_size: usize,
+/// Test and benchmark support: block images with the kernel's layout.
+#[cfg(any(test, feature = "test-support"))]
+mod builder {
+    use super::*;
+
+    /// Builds block images with the kernel's layout, for tests and benchmarks that drive the walker
+    /// and the ring without a socket (see [`crate::sys::ring::Ring::publish`]).
+    #[derive(Debug)]
+    pub struct BlockBuilder {
+        image: Vec<u8>,
+        num_pkts: u32,
+        last_header: Option<usize>,
+        block_size: usize,
+    }
+
+    /// Alignment of frames within a block (`TPACKET_ALIGNMENT`).
+    const ALIGN: usize = 16;
+    /// Where the frame bytes start relative to the frame header, as the kernel lays it out for an
+    /// Ethernet device (header, sockaddr_ll, padding so the network header is 16-byte aligned).
+    pub(super) const MAC_OFFSET: usize = 82;
+
+    impl BlockBuilder {
+        /// An empty block of `block_size` bytes with sequence number `seq`.
+        pub fn new(block_size: usize, seq: u64) -> Self {
+            let mut image = vec![0; bd::LEN];
+            image[0..4].copy_from_slice(&1u32.to_ne_bytes()); // TPACKET_V3's block version
+            image[bd::OFFSET_TO_FIRST_PKT..bd::OFFSET_TO_FIRST_PKT + 4]
+                .copy_from_slice(&(bd::LEN as u32).to_ne_bytes());
+            image[bd::SEQ_NUM..bd::SEQ_NUM + 8].copy_from_slice(&seq.to_ne_bytes());
+            BlockBuilder {
+                image,
+                num_pkts: 0,
+                last_header: None,
+                block_size,
+            }
+        }
+
+        /// Appends a frame; returns false (block unchanged) when it does not fit.
+        pub fn push(&mut self, frame: &[u8], meta: &FrameMeta) -> bool {
+            let start = self.image.len().next_multiple_of(ALIGN);
+            let end = start + MAC_OFFSET + frame.len();
+            if end > self.block_size {
+                return false;
+            }
+            self.image.resize(end, 0);
+            let h = &mut self.image[start..];
+            let mut put =
+                |off: usize, bytes: &[u8]| h[off..off + bytes.len()].copy_from_slice(bytes);
+            put(
+                ph::SEC,
+                &((meta.ts_ns / 1_000_000_000) as u32).to_ne_bytes(),
+            );
+            put(
+                ph::NSEC,
+                &((meta.ts_ns % 1_000_000_000) as u32).to_ne_bytes(),
+            );
+            put(ph::SNAPLEN, &(frame.len() as u32).to_ne_bytes());
+            put(ph::LEN, &meta.wire_len.to_ne_bytes());
+            let mut status = TP_STATUS_USER_FLAG;
+            if let Some(tag) = meta.vlan {
+                status |= TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID;
+                put(ph::VLAN_TCI, &u32::from(tag.tci).to_ne_bytes());
+                put(ph::VLAN_TPID, &tag.tpid.to_ne_bytes());
+            }
+            put(ph::STATUS, &status.to_ne_bytes());
+            put(ph::MAC, &(MAC_OFFSET as u16).to_ne_bytes());
+            put(ph::RXHASH, &meta.rxhash.to_ne_bytes());
+            put(ph::SLL, &(libc::AF_PACKET as u16).to_ne_bytes());
+            put(ph::SLL_IFINDEX, &meta.ifindex.to_ne_bytes());
+            put(ph::SLL_PKTTYPE, &[pkttype(meta.direction)]);
+            put(MAC_OFFSET, frame);
+            if let Some(prev) = self.last_header {
+                let next = (start - prev) as u32;
+                self.image[prev..prev + 4].copy_from_slice(&next.to_ne_bytes());
+            }
+            self.last_header = Some(start);
+            self.num_pkts += 1;
+            true
+        }
+
+        /// Number of frames pushed.
+        pub fn len(&self) -> u32 {
+            self.num_pkts
+        }
+
+        /// True when no frame was pushed.
+        pub fn is_empty(&self) -> bool {
+            self.num_pkts == 0
+        }
+
+        /// The finished block image (descriptor counts filled in).
+        pub fn finish(mut self) -> Vec<u8> {
+            let n = self.num_pkts.to_ne_bytes();
+            self.image[bd::NUM_PKTS..bd::NUM_PKTS + 4].copy_from_slice(&n);
+            let blk_len = (self.image.len() as u32).to_ne_bytes();
+            self.image[bd::BLK_LEN..bd::BLK_LEN + 4].copy_from_slice(&blk_len);
+            self.image
+        }
+    }
+
+    /// Frame status bit the kernel sets on each frame it hands over.
+    const TP_STATUS_USER_FLAG: u32 = 1;
+
+    fn pkttype(d: Direction) -> u8 {
+        match d {
+            Direction::Host => 0,
+            Direction::Broadcast => 1,
+            Direction::Multicast => 2,
+            Direction::OtherHost => 3,
+            Direction::Outgoing => 4,
+            Direction::Other(t) => t,
+        }
+    }
 }
 
-/// Alignment of frames within a block (`TPACKET_ALIGNMENT`).
-const ALIGN: usize = 16;
-/// Where the frame bytes start relative to the frame header, as the kernel lays it out for an
-/// Ethernet device (header, sockaddr_ll, padding so the network header is 16-byte aligned).
-const MAC_OFFSET: usize = 82;
-
-impl BlockBuilder {
-    /// An empty block of `block_size` bytes with sequence number `seq`.
-    pub fn new(block_size: usize, seq: u64) -> Self {
-        let mut image = vec![0; bd::LEN];
-        image[0..4].copy_from_slice(&1u32.to_ne_bytes()); // TPACKET_V3's block version
-        image[bd::OFFSET_TO_FIRST_PKT..bd::OFFSET_TO_FIRST_PKT + 4]
-            .copy_from_slice(&(bd::LEN as u32).to_ne_bytes());
-        image[bd::SEQ_NUM..bd::SEQ_NUM + 8].copy_from_slice(&seq.to_ne_bytes());
-        BlockBuilder {
-            image,
-            num_pkts: 0,
-            last_header: None,
-            block_size,
-        }
-    }
-
-    /// Appends a frame; returns false (block unchanged) when it does not fit.
-    pub fn push(&mut self, frame: &[u8], meta: &FrameMeta) -> bool {
-        let start = self.image.len().next_multiple_of(ALIGN);
-        let end = start + MAC_OFFSET + frame.len();
-        if end > self.block_size {
-            return false;
-        }
-        self.image.resize(end, 0);
-        let h = &mut self.image[start..];
-        let mut put = |off: usize, bytes: &[u8]| h[off..off + bytes.len()].copy_from_slice(bytes);
-        put(
-            ph::SEC,
-            &((meta.ts_ns / 1_000_000_000) as u32).to_ne_bytes(),
-        );
-        put(
-            ph::NSEC,
-            &((meta.ts_ns % 1_000_000_000) as u32).to_ne_bytes(),
-        );
-        put(ph::SNAPLEN, &(frame.len() as u32).to_ne_bytes());
-        put(ph::LEN, &meta.wire_len.to_ne_bytes());
-        let mut status = TP_STATUS_USER_FLAG;
-        if let Some(tag) = meta.vlan {
-            status |= TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID;
-            put(ph::VLAN_TCI, &u32::from(tag.tci).to_ne_bytes());
-            put(ph::VLAN_TPID, &tag.tpid.to_ne_bytes());
-        }
-        put(ph::STATUS, &status.to_ne_bytes());
-        put(ph::MAC, &(MAC_OFFSET as u16).to_ne_bytes());
-        put(ph::RXHASH, &meta.rxhash.to_ne_bytes());
-        put(ph::SLL, &(libc::AF_PACKET as u16).to_ne_bytes());
-        put(ph::SLL_IFINDEX, &meta.ifindex.to_ne_bytes());
-        put(ph::SLL_PKTTYPE, &[pkttype(meta.direction)]);
-        put(MAC_OFFSET, frame);
-        if let Some(prev) = self.last_header {
-            let next = (start - prev) as u32;
-            self.image[prev..prev + 4].copy_from_slice(&next.to_ne_bytes());
-        }
-        self.last_header = Some(start);
-        self.num_pkts += 1;
-        true
-    }
-
-    /// Number of frames pushed.
-    pub fn len(&self) -> u32 {
-        self.num_pkts
-    }
-
-    /// True when no frame was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.num_pkts == 0
-    }
-
-    /// The finished block image (descriptor counts filled in).
-    pub fn finish(mut self) -> Vec<u8> {
-        let n = self.num_pkts.to_ne_bytes();
-        self.image[bd::NUM_PKTS..bd::NUM_PKTS + 4].copy_from_slice(&n);
-        let blk_len = (self.image.len() as u32).to_ne_bytes();
-        self.image[bd::BLK_LEN..bd::BLK_LEN + 4].copy_from_slice(&blk_len);
-        self.image
-    }
-}
-
-/// Frame status bit the kernel sets on each frame it hands over.
-const TP_STATUS_USER_FLAG: u32 = 1;
-
-fn pkttype(d: Direction) -> u8 {
-    match d {
-        Direction::Host => 0,
-        Direction::Broadcast => 1,
-        Direction::Multicast => 2,
-        Direction::OtherHost => 3,
-        Direction::Outgoing => 4,
-        Direction::Other(t) => t,
-    }
-}
+#[cfg(any(test, feature = "test-support"))]
+pub use builder::BlockBuilder;
 
 #[cfg(test)]
 mod tests {
@@ -447,7 +458,7 @@ mod tests {
         ));
         // Snap length past the end: the first frame is delivered, the walk stops at the second.
         let mut bad = good.clone();
-        let second = 48usize.next_multiple_of(16) + MAC_OFFSET + 60;
+        let second = 48usize.next_multiple_of(16) + builder::MAC_OFFSET + 60;
         let second = second.next_multiple_of(16);
         bad[second + ph::SNAPLEN..second + ph::SNAPLEN + 4]
             .copy_from_slice(&100_000u32.to_ne_bytes());

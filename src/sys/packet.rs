@@ -193,6 +193,7 @@ impl PacketSocket {
         self.bind_protocol(ifindex, libc::ETH_P_ALL as u16)
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Binds to `ifindex` for sending only: with protocol 0 the socket receives nothing.
     pub fn bind_send_only(&self, ifindex: u32) -> Result<(), SyscallError> {
         self.bind_protocol(ifindex, 0)
@@ -218,6 +219,7 @@ impl PacketSocket {
         Ok(())
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Sends one whole frame (Ethernet header included) on the bound interface. Used to inject
     /// traffic in tests and benchmarks; the daemon itself never sends.
     pub fn send(&self, frame: &[u8]) -> Result<usize, SyscallError> {

@@ -29,6 +29,7 @@ pub struct Ring {
     block_size: usize,
     block_count: usize,
     /// Anonymous rings are not shared with a kernel socket; tests and benches play the kernel.
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
     anonymous: bool,
 }
 
@@ -57,6 +58,7 @@ impl Ring {
 
     /// Maps anonymous memory with the layout of a ring, all blocks owned by the "kernel". Used to
     /// test and benchmark the block walker on synthetic layouts without a socket.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn anonymous(block_size: usize, block_count: usize) -> Result<Self, SyscallError> {
         Self::mmap(None, block_size, block_count)
     }
@@ -141,6 +143,7 @@ impl Ring {
         Some(Block { ring: self, index })
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Plays the kernel on an anonymous ring: copies `image` into block `index` and hands the
     /// block to user space. Returns false (and does nothing) on a kernel-backed ring, when the
     /// block is still owned by user space, or when `image` is larger than a block.

@@ -1,5 +1,6 @@
-//! Fixtures for privileged tests: network namespaces and veth pairs that are torn down on drop,
-//! running code inside a namespace, crafting and sending frames.
+//! The integration tests' one harness: network namespaces and veth pairs torn down on drop,
+//! running code inside a namespace, sending frames ([`harness`]: scratch directories, the
+//! `scramd` process guard, waiting; [`pcap`]: capture files; [`eve`]: the EVE schema's rules).
 //!
 //! Traffic only ever crosses veth pairs between namespaces a test created itself.
 #![allow(dead_code, reason = "each test target uses a different subset")]
@@ -206,4 +207,8 @@ pub fn parse_test_frame(frame: &[u8]) -> Option<(u16, u64)> {
     ))
 }
 pub mod eve;
+pub mod harness;
 pub mod pcap;
+
+#[allow(unused_imports, reason = "each test target uses a different subset")]
+pub use harness::{wait_until, Scramd, Scratch, SCRAMD};

@@ -1,6 +1,9 @@
 //! Configuration: `/etc/scram/scram.toml`, every key optional, unknown keys and sections refused.
 //!
-//! Owns: parsing, validation and the effective configuration. Every error names
+//! Owns: the file as a whole (reading it, its sections, `file:line:column` positions), the
+//! effective configuration and [`RELOAD`], what a reload applies. Each section's type, its
+//! validation and its TOML live with the code that uses it (`capture`, `alert`, `detect` and its
+//! families, `response`, `sandbox`); this module puts them together. Every error names
 //! `file:line:column` and what is wrong; a bad value is never replaced by a default.
 
 use std::path::{Path, PathBuf};
@@ -9,10 +12,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capture::{CaptureConfig, FanoutKind};
+pub use crate::alert::AlertsConfig;
+use crate::alert::RawAlerts;
+use crate::capture::{CaptureConfig, RawCapture};
 use crate::detect::prefix::{parse_cidr, PrefixSet};
-use crate::detect::{Detector, RawDetect, Settings};
-use crate::sys::packet::RingGeometry;
+use crate::detect::{RawDetect, Settings};
+use crate::response::RawResponse;
+pub use crate::response::ResponseConfig;
+pub use crate::sandbox::{PrivilegesConfig, SandboxConfig};
+use crate::sandbox::{RawPrivileges, RawSandbox};
 
 /// Where the daemon looks when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/scram/scram.toml";
@@ -39,118 +47,6 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// `[response]`.
     pub response: ResponseConfig,
-}
-
-/// `[response]`: what the daemon does about an offender besides alerting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseConfig {
-    /// `action = "nftables"`: ban offenders in the `inet scram` table; `"none"`: only alert.
-    pub nftables: bool,
-    /// How long a ban lasts; a repeat offence restarts it.
-    pub ban_seconds: u64,
-    /// Detectors whose offenders are banned.
-    pub detectors: Vec<Detector>,
-    /// IPv6 offenders are banned by this prefix length (64: the whole /64).
-    pub ipv6_prefix: u8,
-    /// Also drop offenders' traffic routed through this host (a forward-hook chain).
-    pub forward: bool,
-    /// Delete the table, bans included, when the daemon stops.
-    pub remove_on_exit: bool,
-}
-
-impl Default for ResponseConfig {
-    fn default() -> Self {
-        ResponseConfig {
-            nftables: false,
-            ban_seconds: 600,
-            detectors: vec![
-                Detector::Portscan,
-                Detector::Portsweep,
-                Detector::TcpFlags,
-                Detector::Blocklist,
-            ],
-            ipv6_prefix: 64,
-            forward: false,
-            remove_on_exit: false,
-        }
-    }
-}
-
-/// `[privileges]`: who the daemon becomes when started as root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrivilegesConfig {
-    /// The user (and its primary group) the daemon switches to after opening its sockets.
-    pub user: String,
-}
-
-impl Default for PrivilegesConfig {
-    fn default() -> Self {
-        PrivilegesConfig {
-            user: "scram".into(),
-        }
-    }
-}
-
-/// `[sandbox]`: how the daemon confines itself once its sockets are open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SandboxConfig {
-    /// Restrict file access with Landlock.
-    pub landlock: bool,
-    /// Refuse to start when the kernel cannot enforce Landlock (otherwise a warning).
-    pub landlock_required: bool,
-    /// Restrict system calls with a seccomp allow-list.
-    pub seccomp: bool,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig {
-            landlock: true,
-            landlock_required: false,
-            seccomp: true,
-        }
-    }
-}
-
-/// `[alerts]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertsConfig {
-    /// A JSON-lines sink: a path, or `-` for stdout.
-    pub json: Option<String>,
-    /// Alerts each worker may queue for the alert thread before further ones are dropped
-    /// (and counted).
-    pub queue_capacity: usize,
-    /// Observations each worker may queue for another worker's detector shard.
-    pub route_queue_capacity: usize,
-    /// EVE's `host`: the sensor name (the host name when unset).
-    pub sensor_name: Option<String>,
-    /// Community ID seed, as Suricata's `community-id-seed` (0 unless both ends agree otherwise).
-    pub community_id_seed: u16,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        AlertsConfig {
-            json: None,
-            queue_capacity: 4096,
-            route_queue_capacity: 16_384,
-            sensor_name: None,
-            community_id_seed: 0,
-        }
-    }
-}
-
-impl AlertsConfig {
-    /// The sensor alerts name, resolved now (the host name is read before confinement).
-    pub fn sensor(&self) -> crate::alert::Sensor {
-        crate::alert::Sensor {
-            name: self
-                .sensor_name
-                .clone()
-                .unwrap_or_else(crate::alert::host_name),
-            community_id_seed: self.community_id_seed,
-        }
-    }
 }
 
 impl Default for Config {
@@ -395,42 +291,6 @@ struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawResponse {
-    action: Option<Spanned<String>>,
-    ban_seconds: Option<Spanned<i64>>,
-    detectors: Option<Vec<Spanned<String>>>,
-    ipv6_prefix: Option<Spanned<i64>>,
-    forward: Option<bool>,
-    remove_on_exit: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrivileges {
-    user: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSandbox {
-    landlock: Option<bool>,
-    landlock_required: Option<bool>,
-    seccomp: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAlerts {
-    json: Option<Spanned<String>>,
-    suppress_seconds: Option<Spanned<i64>>,
-    queue_capacity: Option<Spanned<i64>>,
-    route_queue_capacity: Option<Spanned<i64>>,
-    sensor_name: Option<Spanned<String>>,
-    community_id_seed: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAllowlist {
     cidrs: Option<Vec<Spanned<String>>>,
 }
@@ -439,21 +299,6 @@ struct RawAllowlist {
 #[serde(deny_unknown_fields)]
 struct RawBlocklist {
     files: Option<Vec<Spanned<String>>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCapture {
-    interfaces: Option<Spanned<Vec<Spanned<String>>>>,
-    workers: Option<Spanned<i64>>,
-    fanout: Option<Spanned<String>>,
-    fanout_defrag: Option<bool>,
-    block_size: Option<Spanned<i64>>,
-    block_count: Option<Spanned<i64>>,
-    frame_size: Option<Spanned<i64>>,
-    block_timeout_ms: Option<Spanned<i64>>,
-    promiscuous: Option<bool>,
-    stats_interval_seconds: Option<Spanned<i64>>,
 }
 
 impl Config {
@@ -484,220 +329,31 @@ impl Config {
             )
         })?;
         let mut config = Config::default();
-        let c = raw.capture;
-        let capture = &mut config.capture;
-
-        if let Some(list) = c.interfaces {
-            if list.get_ref().is_empty() {
-                return Err(at(
-                    list.span(),
-                    "capture.interfaces is empty; leave it out to use the default-route interface"
-                        .into(),
-                ));
-            }
-            for name in list.get_ref() {
-                let n = name.get_ref();
-                if n.is_empty() || n.len() >= libc::IFNAMSIZ || n.contains(['/', ' ', '\0']) {
-                    return Err(at(
-                        name.span(),
-                        format!("{n:?} is not a valid interface name"),
-                    ));
-                }
-                if capture.interfaces.contains(n) {
-                    return Err(at(name.span(), format!("interface {n:?} is listed twice")));
-                }
-                capture.interfaces.push(n.clone());
-            }
-        }
-        if let Some(v) = c.workers {
-            capture.workers =
-                in_range(&v, 1, 64, "capture.workers").map_err(|m| at(v.span(), m))? as usize;
-        }
-        if let Some(v) = c.fanout {
-            capture.fanout = match v.get_ref().as_str() {
-                "hash" => FanoutKind::Hash,
-                "cpu" => FanoutKind::Cpu,
-                "lb" | "load-balance" => FanoutKind::LoadBalance,
-                other => {
-                    return Err(at(
-                        v.span(),
-                        format!("capture.fanout = {other:?}: expected \"hash\", \"cpu\" or \"lb\""),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = c.fanout_defrag {
-            capture.fanout_defrag = v;
-        }
-        let mut ring: RingGeometry = capture.ring;
-        if let Some(v) = &c.block_size {
-            let n =
-                in_range(v, 4096, 1 << 30, "capture.block_size").map_err(|m| at(v.span(), m))?;
-            if n % 4096 != 0 {
-                return Err(at(
-                    v.span(),
-                    format!("capture.block_size = {n} is not a multiple of the 4096-byte page"),
-                ));
-            }
-            ring.block_size = n as u32;
-        }
-        if let Some(v) = c.block_count {
-            ring.block_count =
-                in_range(&v, 1, 65536, "capture.block_count").map_err(|m| at(v.span(), m))? as u32;
-        }
-        if let Some(v) = &c.frame_size {
-            let n = in_range(v, 128, 1 << 20, "capture.frame_size").map_err(|m| at(v.span(), m))?;
-            if n % 16 != 0 {
-                return Err(at(
-                    v.span(),
-                    format!("capture.frame_size = {n} is not a multiple of 16"),
-                ));
-            }
-            ring.frame_size = n as u32;
-        }
-        if ring.frame_size > ring.block_size {
-            let span = c
-                .frame_size
-                .as_ref()
-                .or(c.block_size.as_ref())
-                .map(|s| s.span())
-                .unwrap_or(0..0);
-            return Err(at(
-                span,
-                format!(
-                    "capture.frame_size ({}) is larger than capture.block_size ({})",
-                    ring.frame_size, ring.block_size
-                ),
-            ));
-        }
-        if let Some(v) = c.block_timeout_ms {
-            ring.retire_timeout_ms = in_range(&v, 1, 60_000, "capture.block_timeout_ms")
-                .map_err(|m| at(v.span(), m))? as u32;
-        }
-        capture.ring = ring;
-        if let Some(v) = c.promiscuous {
-            capture.promiscuous = v;
-        }
-        if let Some(v) = c.stats_interval_seconds {
-            let n = in_range(&v, 1, 86_400, "capture.stats_interval_seconds")
-                .map_err(|m| at(v.span(), m))?;
-            config.stats_interval = Duration::from_secs(n as u64);
+        if let Some(interval) = config
+            .capture
+            .configure(raw.capture)
+            .map_err(|(span, m)| at(span, m))?
+        {
+            config.stats_interval = interval;
         }
 
-        if let Some(u) = raw.privileges.user {
-            let name = u.get_ref();
-            let valid = !name.is_empty()
-                && name.len() <= 32
-                && !name.starts_with('-')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-            if !valid {
-                return Err(at(
-                    u.span(),
-                    format!("privileges.user = {name:?} is not a valid user name"),
-                ));
-            }
-            if name == "root" {
-                return Err(at(
-                    u.span(),
-                    "privileges.user = \"root\": the daemon never keeps running as root".into(),
-                ));
-            }
-            config.privileges.user = name.clone();
-        }
-        let sb = raw.sandbox;
-        config.sandbox.landlock = sb.landlock.unwrap_or(config.sandbox.landlock);
-        config.sandbox.landlock_required = sb
-            .landlock_required
-            .unwrap_or(config.sandbox.landlock_required);
-        config.sandbox.seccomp = sb.seccomp.unwrap_or(config.sandbox.seccomp);
+        config
+            .privileges
+            .configure(raw.privileges)
+            .map_err(|(span, m)| at(span, m))?;
+        config.sandbox.configure(raw.sandbox);
 
-        let r = raw.response;
-        let response = &mut config.response;
-        if let Some(v) = r.action {
-            response.nftables = match v.get_ref().as_str() {
-                "none" => false,
-                "nftables" => true,
-                other => {
-                    return Err(at(
-                        v.span(),
-                        format!("response.action = {other:?}: expected \"none\" or \"nftables\""),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = r.ban_seconds {
-            response.ban_seconds = in_range(&v, 1, 365 * 86_400, "response.ban_seconds")
-                .map_err(|m| at(v.span(), m))? as u64;
-        }
-        if let Some(list) = r.detectors {
-            response.detectors.clear();
-            for name in list {
-                let d = Detector::from_name(name.get_ref()).ok_or_else(|| {
-                    at(
-                        name.span(),
-                        format!("response.detectors: no detector {:?}", name.get_ref()),
-                    )
-                })?;
-                if d == Detector::ArpSpoof {
-                    return Err(at(
-                        name.span(),
-                        "response.detectors: arp-spoof offenders are MAC addresses, which an \
-                         IP ban cannot stop"
-                            .into(),
-                    ));
-                }
-                if !response.detectors.contains(&d) {
-                    response.detectors.push(d);
-                }
-            }
-        }
-        if let Some(v) = r.ipv6_prefix {
-            response.ipv6_prefix =
-                in_range(&v, 32, 128, "response.ipv6_prefix").map_err(|m| at(v.span(), m))? as u8;
-        }
-        response.forward = r.forward.unwrap_or(response.forward);
-        response.remove_on_exit = r.remove_on_exit.unwrap_or(response.remove_on_exit);
+        config
+            .response
+            .configure(raw.response)
+            .map_err(|(span, m)| at(span, m))?;
 
-        let a = raw.alerts;
-        if let Some(v) = a.json {
-            if v.get_ref().is_empty() {
-                return Err(at(
-                    v.span(),
-                    "alerts.json is empty: give a path or \"-\" for stdout".into(),
-                ));
-            }
-            config.alerts.json = Some(v.into_inner());
-        }
-        if let Some(v) = a.suppress_seconds {
-            config.detect.suppress_ms = in_range(&v, 0, 86_400, "alerts.suppress_seconds")
-                .map_err(|m| at(v.span(), m))? as u64
-                * 1000;
-        }
-        if let Some(v) = a.queue_capacity {
-            config.alerts.queue_capacity = in_range(&v, 16, 1 << 20, "alerts.queue_capacity")
-                .map_err(|m| at(v.span(), m))? as usize;
-        }
-        if let Some(v) = a.route_queue_capacity {
-            config.alerts.route_queue_capacity =
-                in_range(&v, 16, 1 << 22, "alerts.route_queue_capacity")
-                    .map_err(|m| at(v.span(), m))? as usize;
-        }
-        if let Some(v) = a.sensor_name {
-            let name = v.get_ref();
-            if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-                return Err(at(
-                    v.span(),
-                    "alerts.sensor_name must be 1 to 255 characters without control characters"
-                        .into(),
-                ));
-            }
-            config.alerts.sensor_name = Some(v.into_inner());
-        }
-        if let Some(v) = a.community_id_seed {
-            config.alerts.community_id_seed = in_range(&v, 0, 65_535, "alerts.community_id_seed")
-                .map_err(|m| at(v.span(), m))? as u16;
+        if let Some(ms) = config
+            .alerts
+            .configure(raw.alerts)
+            .map_err(|(span, m)| at(span, m))?
+        {
+            config.detect.suppress_ms = ms;
         }
 
         let mut allow = Vec::new();
@@ -752,86 +408,17 @@ impl Config {
     }
 
     fn sections_toml(&self) -> String {
-        let c = &self.capture;
-        let fanout = match c.fanout {
-            FanoutKind::Hash => "hash",
-            FanoutKind::Cpu => "cpu",
-            FanoutKind::LoadBalance => "lb",
-        };
-        let interfaces = if c.interfaces.is_empty() {
-            "# interfaces: the default-route interface".to_owned()
-        } else {
-            format!(
-                "interfaces = [{}]",
-                c.interfaces
-                    .iter()
-                    .map(|i| format!("{i:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        format!(
-            "[capture]\n{interfaces}\nworkers = {}\nfanout = \"{fanout}\"\nfanout_defrag = {}\n\
-             block_size = {}\nblock_count = {}\nframe_size = {}\nblock_timeout_ms = {}\n\
-             promiscuous = {}\nstats_interval_seconds = {}\n",
-            c.workers,
-            c.fanout_defrag,
-            c.ring.block_size,
-            c.ring.block_count,
-            c.ring.frame_size,
-            c.ring.retire_timeout_ms,
-            c.promiscuous,
-            self.stats_interval.as_secs()
-        ) + &self.response_toml()
-            + &format!(
-            "\n[privileges]\nuser = {:?}\n\n[sandbox]\nlandlock = {}\nlandlock_required = {}\nseccomp = {}\n",
-            self.privileges.user,
-            self.sandbox.landlock,
-            self.sandbox.landlock_required,
-            self.sandbox.seccomp
-        ) + &self.detect_toml()
-    }
-
-    fn response_toml(&self) -> String {
-        let r = &self.response;
-        format!(
-            "\n[response]\naction = \"{}\"\nban_seconds = {}\ndetectors = [{}]\nipv6_prefix = {}\n\
-             forward = {}\nremove_on_exit = {}\n",
-            if r.nftables { "nftables" } else { "none" },
-            r.ban_seconds,
-            r.detectors
-                .iter()
-                .map(|d| format!("{:?}", d.name()))
-                .collect::<Vec<_>>()
-                .join(", "),
-            r.ipv6_prefix,
-            r.forward,
-            r.remove_on_exit
-        )
+        self.capture.toml(self.stats_interval)
+            + &self.response.toml()
+            + &self.privileges.toml()
+            + &self.sandbox.toml()
+            + &self.detect_toml()
     }
 
     fn detect_toml(&self) -> String {
         let d = &self.detect;
         let mut out = String::new();
-        let a = &self.alerts;
-        out.push_str("\n[alerts]\n");
-        match &a.json {
-            Some(j) => out.push_str(&format!("json = {j:?}\n")),
-            None => {
-                out.push_str("# json: none (alerts go to the journal, or stdout without one)\n")
-            }
-        }
-        out.push_str(&format!(
-            "suppress_seconds = {}\nqueue_capacity = {}\nroute_queue_capacity = {}\n",
-            d.suppress_ms / 1000,
-            a.queue_capacity,
-            a.route_queue_capacity
-        ));
-        match &a.sensor_name {
-            Some(n) => out.push_str(&format!("sensor_name = {n:?}\n")),
-            None => out.push_str("# sensor_name: the host name\n"),
-        }
-        out.push_str(&format!("community_id_seed = {}\n", a.community_id_seed));
+        out.push_str(&self.alerts.toml(d.suppress_ms));
         out.push_str(&format!(
             "\n[allowlist]\ncidrs = [{}]\n",
             d.allowlist
@@ -894,6 +481,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::FanoutKind;
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(text, Path::new("scram.toml")).map_err(|e| e.to_string())

@@ -9,8 +9,12 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::ResponseConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::in_range;
 use crate::detect::prefix::PrefixSet;
+use crate::detect::SpanError;
 use crate::detect::{Action, Alert, Detector};
 use crate::netlink::nftables::{Hooks, Nftables};
 use crate::netlink::route::local_addresses;
@@ -30,6 +34,126 @@ pub struct ResponseCounters {
     pub spared_allowlisted: u64,
     /// Bans the kernel refused (logged).
     pub errors: u64,
+}
+
+/// `[response]`: what the daemon does about an offender besides alerting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseConfig {
+    /// `action = "nftables"`: ban offenders in the `inet scram` table; `"none"`: only alert.
+    pub nftables: bool,
+    /// How long a ban lasts; a repeat offence restarts it.
+    pub ban_seconds: u64,
+    /// Detectors whose offenders are banned.
+    pub detectors: Vec<Detector>,
+    /// IPv6 offenders are banned by this prefix length (64: the whole /64).
+    pub ipv6_prefix: u8,
+    /// Also drop offenders' traffic routed through this host (a forward-hook chain).
+    pub forward: bool,
+    /// Delete the table, bans included, when the daemon stops.
+    pub remove_on_exit: bool,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            nftables: false,
+            ban_seconds: 600,
+            detectors: vec![
+                Detector::Portscan,
+                Detector::Portsweep,
+                Detector::TcpFlags,
+                Detector::Blocklist,
+            ],
+            ipv6_prefix: 64,
+            forward: false,
+            remove_on_exit: false,
+        }
+    }
+}
+
+/// `[response]` as read from the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponse {
+    action: Option<Spanned<String>>,
+    ban_seconds: Option<Spanned<i64>>,
+    detectors: Option<Vec<Spanned<String>>>,
+    ipv6_prefix: Option<Spanned<i64>>,
+    forward: Option<bool>,
+    remove_on_exit: Option<bool>,
+}
+
+impl ResponseConfig {
+    /// Validates `[response]` into these settings; errors carry the offending value's span.
+    pub fn configure(&mut self, raw: RawResponse) -> Result<(), SpanError> {
+        let r = raw;
+        let response = self;
+        if let Some(v) = r.action {
+            response.nftables = match v.get_ref().as_str() {
+                "none" => false,
+                "nftables" => true,
+                other => {
+                    return Err((
+                        v.span(),
+                        format!("response.action = {other:?}: expected \"none\" or \"nftables\""),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = r.ban_seconds {
+            response.ban_seconds = in_range(&v, 1, 365 * 86_400, "response.ban_seconds")
+                .map_err(|m| (v.span(), m))? as u64;
+        }
+        if let Some(list) = r.detectors {
+            response.detectors.clear();
+            for name in list {
+                let d = Detector::from_name(name.get_ref()).ok_or_else(|| {
+                    (
+                        name.span(),
+                        format!("response.detectors: no detector {:?}", name.get_ref()),
+                    )
+                })?;
+                if d == Detector::ArpSpoof {
+                    return Err((
+                        name.span(),
+                        "response.detectors: arp-spoof offenders are MAC addresses, which an \
+                         IP ban cannot stop"
+                            .into(),
+                    ));
+                }
+                if !response.detectors.contains(&d) {
+                    response.detectors.push(d);
+                }
+            }
+        }
+        if let Some(v) = r.ipv6_prefix {
+            response.ipv6_prefix =
+                in_range(&v, 32, 128, "response.ipv6_prefix").map_err(|m| (v.span(), m))? as u8;
+        }
+        response.forward = r.forward.unwrap_or(response.forward);
+        response.remove_on_exit = r.remove_on_exit.unwrap_or(response.remove_on_exit);
+
+        Ok(())
+    }
+
+    /// `[response]` as TOML (what `check-config` prints).
+    pub fn toml(&self) -> String {
+        let r = self;
+        format!(
+            "\n[response]\naction = \"{}\"\nban_seconds = {}\ndetectors = [{}]\nipv6_prefix = {}\n\
+             forward = {}\nremove_on_exit = {}\n",
+            if r.nftables { "nftables" } else { "none" },
+            r.ban_seconds,
+            r.detectors
+                .iter()
+                .map(|d| format!("{:?}", d.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.ipv6_prefix,
+            r.forward,
+            r.remove_on_exit
+        )
+    }
 }
 
 /// Bans offenders.

@@ -341,6 +341,54 @@ fn an_allowlisted_scanner_is_never_banned() {
 }
 
 #[test]
+fn a_reload_changes_whom_response_bans_and_says_what_waits_for_a_restart() {
+    if !privileged("nftables reload") {
+        return;
+    }
+    scram_user();
+    let mut t = Topology::new("reload", false);
+    let alerts = t.scramd(&format!("{RESPONSE}detectors = [\"portsweep\"]\n"));
+    scan(&t, "10.1.0.5", "10.1.0.2");
+    let text = wait_for_alert(&alerts, "10.1.0.5");
+    assert!(text.contains("\"action\":\"allowed\""), "{text}");
+    let set = nft(&t.victim, "list set inet scram ban4");
+    assert!(!set.contains("10.1.0.5"), "{set}");
+
+    // portscan now bans; the ban lasts longer; the IPv6 prefix waits for a restart.
+    let cfg = t.dir.join("scram.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "ban_seconds = 4\ndetectors = [\"portsweep\"]\n",
+        "ban_seconds = 30\nipv6_prefix = 48\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let pid = nix::unistd::Pid::from_raw(t.children.last().unwrap().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    common::wait_until(
+        "the reload",
+        Duration::from_secs(5),
+        || {
+            t.log()
+                .contains("applied [response] detectors")
+                .then_some(())
+        },
+        || t.log(),
+    );
+    assert!(
+        t.log().contains(
+            "changes to [response] action, ipv6_prefix, forward take effect at the next restart"
+        ),
+        "{}",
+        t.log()
+    );
+    scan(&t, "10.1.0.6", "10.1.0.2");
+    let text = wait_for_alert(&alerts, "\"src_ip\":\"10.1.0.6\"");
+    assert!(text.contains("\"action\":\"blocked\""), "{text}");
+    let set = nft(&t.victim, "list set inet scram ban4");
+    assert!(set.contains("10.1.0.6 timeout 30s"), "{set}");
+    assert_eq!(t.stop_scramd(), 0, "{}", t.log());
+}
+
+#[test]
 fn an_ipv6_scanner_is_banned_by_its_64() {
     if !privileged("nftables IPv6") {
         return;

@@ -12,7 +12,8 @@ pub mod text;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
 use crate::detect::{Action, Alert, Detail};
 pub use text::{mac, proto_name, secs};
@@ -46,6 +47,134 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertsConfig {
+    /// A JSON-lines sink: a path, or `-` for stdout.
+    pub json: Option<String>,
+    /// Alerts each worker may queue for the alert thread before further ones are dropped
+    /// (and counted).
+    pub queue_capacity: usize,
+    /// Observations each worker may queue for another worker's detector shard.
+    pub route_queue_capacity: usize,
+    /// EVE's `host`: the sensor name (the host name when unset).
+    pub sensor_name: Option<String>,
+    /// Community ID seed, as Suricata's `community-id-seed` (0 unless both ends agree otherwise).
+    pub community_id_seed: u16,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            json: None,
+            queue_capacity: 4096,
+            route_queue_capacity: 16_384,
+            sensor_name: None,
+            community_id_seed: 0,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The sensor alerts name, resolved now (the host name is read before confinement).
+    pub fn sensor(&self) -> crate::alert::Sensor {
+        crate::alert::Sensor {
+            name: self
+                .sensor_name
+                .clone()
+                .unwrap_or_else(crate::alert::host_name),
+            community_id_seed: self.community_id_seed,
+        }
+    }
+}
+
+/// `[alerts]` as read from the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    json: Option<Spanned<String>>,
+    suppress_seconds: Option<Spanned<i64>>,
+    queue_capacity: Option<Spanned<i64>>,
+    route_queue_capacity: Option<Spanned<i64>>,
+    sensor_name: Option<Spanned<String>>,
+    community_id_seed: Option<Spanned<i64>>,
+}
+
+impl AlertsConfig {
+    /// Validates `[alerts]`; returns `suppress_seconds` in ms when set (suppression belongs to
+    /// the detectors' live settings). Errors carry the offending value's span.
+    pub fn configure(&mut self, raw: RawAlerts) -> Result<Option<u64>, crate::detect::SpanError> {
+        use crate::config::in_range;
+        let a = raw;
+        let mut suppress_ms = None;
+        if let Some(v) = a.json {
+            if v.get_ref().is_empty() {
+                return Err((
+                    v.span(),
+                    "alerts.json is empty: give a path or \"-\" for stdout".into(),
+                ));
+            }
+            self.json = Some(v.into_inner());
+        }
+        if let Some(v) = a.suppress_seconds {
+            suppress_ms = Some(
+                in_range(&v, 0, 86_400, "alerts.suppress_seconds").map_err(|m| (v.span(), m))?
+                    as u64
+                    * 1000,
+            );
+        }
+        if let Some(v) = a.queue_capacity {
+            self.queue_capacity = in_range(&v, 16, 1 << 20, "alerts.queue_capacity")
+                .map_err(|m| (v.span(), m))? as usize;
+        }
+        if let Some(v) = a.route_queue_capacity {
+            self.route_queue_capacity = in_range(&v, 16, 1 << 22, "alerts.route_queue_capacity")
+                .map_err(|m| (v.span(), m))? as usize;
+        }
+        if let Some(v) = a.sensor_name {
+            let name = v.get_ref();
+            if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+                return Err((
+                    v.span(),
+                    "alerts.sensor_name must be 1 to 255 characters without control characters"
+                        .into(),
+                ));
+            }
+            self.sensor_name = Some(v.into_inner());
+        }
+        if let Some(v) = a.community_id_seed {
+            self.community_id_seed = in_range(&v, 0, 65_535, "alerts.community_id_seed")
+                .map_err(|m| (v.span(), m))? as u16;
+        }
+        Ok(suppress_ms)
+    }
+
+    /// `[alerts]` as TOML, with `suppress_ms` from the detectors' settings.
+    pub fn toml(&self, suppress_ms: u64) -> String {
+        let a = self;
+        let mut out = String::new();
+        out.push_str("\n[alerts]\n");
+        match &a.json {
+            Some(j) => out.push_str(&format!("json = {j:?}\n")),
+            None => {
+                out.push_str("# json: none (alerts go to the journal, or stdout without one)\n")
+            }
+        }
+        out.push_str(&format!(
+            "suppress_seconds = {}\nqueue_capacity = {}\nroute_queue_capacity = {}\n",
+            suppress_ms / 1000,
+            a.queue_capacity,
+            a.route_queue_capacity
+        ));
+        match &a.sensor_name {
+            Some(n) => out.push_str(&format!("sensor_name = {n:?}\n")),
+            None => out.push_str("# sensor_name: the host name\n"),
+        }
+        out.push_str(&format!("community_id_seed = {}\n", a.community_id_seed));
+        out
+    }
 }
 
 /// Who writes the records, and how flows are named: the fields a fleet needs to tell sensors

@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use serde::Deserialize;
+use toml::Spanned;
+
 pub use block::{Direction, FrameMeta, VlanTag};
 use worker::Worker;
 
@@ -77,6 +80,165 @@ impl Default for CaptureConfig {
             promiscuous: false,
             poll_timeout: Duration::from_millis(100),
         }
+    }
+}
+
+/// `[capture]` as read from the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+    workers: Option<Spanned<i64>>,
+    fanout: Option<Spanned<String>>,
+    fanout_defrag: Option<bool>,
+    block_size: Option<Spanned<i64>>,
+    block_count: Option<Spanned<i64>>,
+    frame_size: Option<Spanned<i64>>,
+    block_timeout_ms: Option<Spanned<i64>>,
+    promiscuous: Option<bool>,
+    stats_interval_seconds: Option<Spanned<i64>>,
+}
+
+impl CaptureConfig {
+    /// Validates `[capture]`; returns `stats_interval_seconds` when set (the control loop's, not
+    /// capture's). Errors carry the offending value's span.
+    pub fn configure(
+        &mut self,
+        raw: RawCapture,
+    ) -> Result<Option<Duration>, crate::detect::SpanError> {
+        use crate::config::in_range;
+        let c = raw;
+        let capture = self;
+        let mut stats_interval = None;
+
+        if let Some(list) = c.interfaces {
+            if list.get_ref().is_empty() {
+                return Err((
+                    list.span(),
+                    "capture.interfaces is empty; leave it out to use the default-route interface"
+                        .into(),
+                ));
+            }
+            for name in list.get_ref() {
+                let n = name.get_ref();
+                if n.is_empty() || n.len() >= libc::IFNAMSIZ || n.contains(['/', ' ', '\0']) {
+                    return Err((name.span(), format!("{n:?} is not a valid interface name")));
+                }
+                if capture.interfaces.contains(n) {
+                    return Err((name.span(), format!("interface {n:?} is listed twice")));
+                }
+                capture.interfaces.push(n.clone());
+            }
+        }
+        if let Some(v) = c.workers {
+            capture.workers =
+                in_range(&v, 1, 64, "capture.workers").map_err(|m| (v.span(), m))? as usize;
+        }
+        if let Some(v) = c.fanout {
+            capture.fanout = match v.get_ref().as_str() {
+                "hash" => FanoutKind::Hash,
+                "cpu" => FanoutKind::Cpu,
+                "lb" | "load-balance" => FanoutKind::LoadBalance,
+                other => {
+                    return Err((
+                        v.span(),
+                        format!("capture.fanout = {other:?}: expected \"hash\", \"cpu\" or \"lb\""),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = c.fanout_defrag {
+            capture.fanout_defrag = v;
+        }
+        let mut ring: RingGeometry = capture.ring;
+        if let Some(v) = &c.block_size {
+            let n = in_range(v, 4096, 1 << 30, "capture.block_size").map_err(|m| (v.span(), m))?;
+            if n % 4096 != 0 {
+                return Err((
+                    v.span(),
+                    format!("capture.block_size = {n} is not a multiple of the 4096-byte page"),
+                ));
+            }
+            ring.block_size = n as u32;
+        }
+        if let Some(v) = c.block_count {
+            ring.block_count =
+                in_range(&v, 1, 65536, "capture.block_count").map_err(|m| (v.span(), m))? as u32;
+        }
+        if let Some(v) = &c.frame_size {
+            let n = in_range(v, 128, 1 << 20, "capture.frame_size").map_err(|m| (v.span(), m))?;
+            if n % 16 != 0 {
+                return Err((
+                    v.span(),
+                    format!("capture.frame_size = {n} is not a multiple of 16"),
+                ));
+            }
+            ring.frame_size = n as u32;
+        }
+        if ring.frame_size > ring.block_size {
+            let span = c
+                .frame_size
+                .as_ref()
+                .or(c.block_size.as_ref())
+                .map(|s| s.span())
+                .unwrap_or(0..0);
+            return Err((
+                span,
+                format!(
+                    "capture.frame_size ({}) is larger than capture.block_size ({})",
+                    ring.frame_size, ring.block_size
+                ),
+            ));
+        }
+        if let Some(v) = c.block_timeout_ms {
+            ring.retire_timeout_ms = in_range(&v, 1, 60_000, "capture.block_timeout_ms")
+                .map_err(|m| (v.span(), m))? as u32;
+        }
+        capture.ring = ring;
+        if let Some(v) = c.promiscuous {
+            capture.promiscuous = v;
+        }
+        if let Some(v) = c.stats_interval_seconds {
+            let n = in_range(&v, 1, 86_400, "capture.stats_interval_seconds")
+                .map_err(|m| (v.span(), m))?;
+            stats_interval = Some(Duration::from_secs(n as u64));
+        }
+        Ok(stats_interval)
+    }
+
+    /// `[capture]` as TOML, with the control loop's `stats_interval`.
+    pub fn toml(&self, stats_interval: Duration) -> String {
+        let c = self;
+        let fanout = match c.fanout {
+            FanoutKind::Hash => "hash",
+            FanoutKind::Cpu => "cpu",
+            FanoutKind::LoadBalance => "lb",
+        };
+        let interfaces = if c.interfaces.is_empty() {
+            "# interfaces: the default-route interface".to_owned()
+        } else {
+            format!(
+                "interfaces = [{}]",
+                c.interfaces
+                    .iter()
+                    .map(|i| format!("{i:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        format!(
+            "[capture]\n{interfaces}\nworkers = {}\nfanout = \"{fanout}\"\nfanout_defrag = {}\n\
+             block_size = {}\nblock_count = {}\nframe_size = {}\nblock_timeout_ms = {}\n\
+             promiscuous = {}\nstats_interval_seconds = {}\n",
+            c.workers,
+            c.fanout_defrag,
+            c.ring.block_size,
+            c.ring.block_count,
+            c.ring.frame_size,
+            c.ring.retire_timeout_ms,
+            c.promiscuous,
+            stats_interval.as_secs()
+        )
     }
 }
 

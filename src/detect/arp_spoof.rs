@@ -184,3 +184,47 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
     }
     parts.next().is_none().then_some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{arp_frame, MAC_A, MAC_B};
+    use crate::detect::family::run;
+
+    const MAC_X: [u8; 6] = [0x02, 0, 0, 0, 0, 0x66];
+
+    #[test]
+    fn a_second_claimant_is_named_against_the_learned_or_configured_binding() {
+        let gw = Ipv4Addr::new(192, 0, 2, 1);
+        let host = Ipv4Addr::new(192, 0, 2, 9);
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let frames = [
+            (1_000, arp_frame(2, MAC_A, gw, MAC_B, host)),
+            (2_000, arp_frame(2, MAC_A, gw, MAC_B, host)),
+            (3_000, arp_frame(2, MAC_X, gw, MAC_B, host)),
+        ];
+        let alerts = run(&mut arp, &Settings::default(), &frames);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            alerts[0].detail,
+            Detail::Macs {
+                mac: MAC_X,
+                previous_mac: MAC_A
+            }
+        );
+        // A configured binding wins over the first claim seen.
+        let s = Settings {
+            bindings: vec![(gw, MAC_X)],
+            ..Settings::default()
+        };
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let alerts = run(&mut arp, &s, &frames[..1]);
+        assert_eq!(alerts.len(), 1);
+        // Probes claim nothing.
+        let probe = [(
+            4_000,
+            arp_frame(1, MAC_X, Ipv4Addr::UNSPECIFIED, [0; 6], gw),
+        )];
+        assert!(run(&mut arp, &Settings::default(), &probe).is_empty());
+    }
+}

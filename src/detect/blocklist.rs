@@ -92,3 +92,36 @@ impl Family for Blocklist {
         toggle::toml("blocklist", s.enabled)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::udp_frame;
+    use crate::detect::family::run;
+    use crate::detect::prefix::parse_cidr;
+
+    #[test]
+    fn either_end_listed_is_an_alert_naming_which() {
+        let s = Settings {
+            enabled: true,
+            prefixes: PrefixSet::new([parse_cidr("203.0.113.0/24").unwrap()]),
+        };
+        let (bad, good) = (
+            "203.0.113.5".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let frames = [
+            (1, udp_frame(bad, good, 1, 53, b"")),
+            (2, udp_frame(good, bad, 2, 53, b"")),
+            (3, udp_frame(good, good, 3, 53, b"")),
+        ];
+        let alerts = run(&mut Blocklist, &s, &frames);
+        let kinds: Vec<_> = alerts.iter().map(|a| a.detail).collect();
+        assert_eq!(kinds, [Detail::Kind(SOURCE), Detail::Kind(DESTINATION)]);
+        let off = Settings {
+            enabled: false,
+            ..s
+        };
+        assert!(run(&mut Blocklist, &off, &frames).is_empty());
+    }
+}

@@ -197,3 +197,26 @@ pub fn link_local(a: IpAddr) -> bool {
         IpAddr::V6(v6) => v6.is_unicast_link_local(),
     }
 }
+
+/// Runs `frames` (timestamp, Ethernet frame) through one family, suppression included; the
+/// alerts that went out. For the families' own unit tests.
+#[cfg(test)]
+pub(crate) fn run<F: Family>(
+    family: &mut F,
+    settings: &F::Settings,
+    frames: &[(u64, Vec<u8>)],
+) -> Vec<Alert> {
+    let mut suppressor = Suppressor::new(64, SeededState::random());
+    let mut alerts = Vec::new();
+    let mut emit = |a| alerts.push(a);
+    for (ts, f) in frames {
+        let p = crate::decode::decode_ethernet(f, None).expect("a valid frame");
+        let mut out = Out {
+            suppressor: &mut suppressor,
+            suppress_ms: 60_000,
+            emit: &mut emit,
+        };
+        family.observe(&Seen::new(*ts, 0, false, &p), settings, &mut out);
+    }
+    alerts
+}

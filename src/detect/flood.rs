@@ -255,3 +255,67 @@ impl Family for Floods {
         s.syn.toml("syn-flood") + &s.udp.toml("udp-flood") + &s.icmp.toml("icmp-flood")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{tcp_frame, udp_frame};
+    use crate::detect::family::run;
+
+    fn v4(n: u32) -> std::net::IpAddr {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::from(n))
+    }
+
+    #[test]
+    fn a_flood_fires_once_and_names_a_dominant_source_only_when_there_is_one() {
+        let victim = v4(0xc633_6402);
+        let s = Settings::default();
+        // One source: it is named.
+        let mut floods = Floods::new(64, SeededState::random());
+        let one: Vec<_> = (0..9_000u64)
+            .map(|i| {
+                (
+                    1_000_000_000 + i * 100_000,
+                    udp_frame(v4(0x0a00_0001), victim, 1024, 53, b""),
+                )
+            })
+            .collect();
+        let alerts = run(&mut floods, &s, &one);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].detector, Detector::UdpFlood);
+        assert_eq!(
+            (alerts[0].src, alerts[0].count),
+            (Some(v4(0x0a00_0001)), 8_001)
+        );
+        // Spoofed sources: "many sources".
+        let mut floods = Floods::new(64, SeededState::random());
+        let many: Vec<_> = (0..4_000u32)
+            .map(|i| {
+                let f = tcp_frame(v4(0x0b00_0000 + i), victim, 1024, 80, tcp_flags::SYN);
+                (1_000_000_000 + u64::from(i) * 100_000, f)
+            })
+            .collect();
+        let alerts = run(&mut floods, &s, &many);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            (alerts[0].detector, alerts[0].src),
+            (Detector::SynFlood, None)
+        );
+    }
+
+    #[test]
+    fn the_router_sends_only_flood_candidates_to_the_victims_shard() {
+        let (a, b) = (v4(0x0a00_0001), v4(0x0a00_0002));
+        let wants = |f: Vec<u8>| Floods::wants(&crate::decode::decode_ethernet(&f, None).unwrap());
+        assert!(wants(tcp_frame(a, b, 1, 80, tcp_flags::SYN)));
+        assert!(!wants(tcp_frame(
+            a,
+            b,
+            1,
+            80,
+            tcp_flags::SYN | tcp_flags::ACK
+        )));
+        assert!(!wants(tcp_frame(a, b, 1, 80, tcp_flags::ACK)));
+        assert!(wants(udp_frame(a, b, 1, 53, b"")));
+    }
+}

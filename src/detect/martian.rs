@@ -95,3 +95,34 @@ impl Family for Martian {
         toggle::toml("martian", s.enabled)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::udp_frame;
+    use crate::detect::family::run;
+
+    #[test]
+    fn impossible_sources_by_kind() {
+        let ip = |s: &str| s.parse().unwrap();
+        let frames = [
+            (
+                1,
+                udp_frame(ip("198.51.100.2"), ip("198.51.100.2"), 1, 2, b""),
+            ),
+            (2, udp_frame(ip("127.0.0.1"), ip("198.51.100.2"), 1, 2, b"")),
+            (3, udp_frame(ip("224.0.0.9"), ip("198.51.100.2"), 1, 2, b"")),
+            (4, udp_frame(ip("192.0.2.1"), ip("198.51.100.2"), 1, 2, b"")),
+        ];
+        let alerts = run(&mut Martian, &Settings::default(), &frames);
+        let kinds: Vec<_> = alerts.iter().map(|a| a.detail).collect();
+        assert_eq!(
+            kinds,
+            [
+                Detail::Kind(LAND),
+                Detail::Kind(LOOPBACK_SOURCE),
+                Detail::Kind(MULTICAST_SOURCE)
+            ]
+        );
+    }
+}

@@ -221,3 +221,71 @@ impl Scans {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{tcp_frame, udp_frame};
+    use crate::detect::family::run;
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn twenty_ports_make_one_portscan_and_answers_are_no_probes() {
+        let mut scans = Scans::new(64, SeededState::random());
+        let (a, v) = (ip("192.0.2.7"), ip("198.51.100.2"));
+        let probes: Vec<_> = (1..=40u16)
+            .map(|p| {
+                (
+                    1_000_000_000 + u64::from(p),
+                    tcp_frame(a, v, 40000, p, tcp_flags::SYN),
+                )
+            })
+            .collect();
+        let alerts = run(&mut scans, &Settings::default(), &probes);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            (alerts[0].detector, alerts[0].count),
+            (Detector::Portscan, 20)
+        );
+        // DNS answers from port 53 to 40 client ports are not a scan of the client.
+        let answers: Vec<_> = (0..40u16)
+            .map(|p| {
+                (
+                    3_000_000_000 + u64::from(p),
+                    udp_frame(v, a, 53, 40000 + p, b""),
+                )
+            })
+            .collect();
+        assert!(run(&mut scans, &Settings::default(), &answers).is_empty());
+    }
+
+    #[test]
+    fn a_sweep_names_its_port_and_a_new_window_starts_over() {
+        let mut scans = Scans::new(64, SeededState::random());
+        let s = Settings::default();
+        let a = ip("192.0.2.7");
+        let sweep = |t0: u64, n: u32| -> Vec<(u64, Vec<u8>)> {
+            (0..n)
+                .map(|i| {
+                    let v = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xc633_6400 + i));
+                    (
+                        t0 + u64::from(i),
+                        tcp_frame(a, v, 40000, 22, tcp_flags::SYN),
+                    )
+                })
+                .collect()
+        };
+        let alerts = run(&mut scans, &s, &sweep(1_000_000_000, 19));
+        assert!(alerts.is_empty(), "19 hosts: {alerts:?}");
+        // Past the 60 s window, the count starts over.
+        let alerts = run(&mut scans, &s, &sweep(70_000_000_000, 19));
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let alerts = run(&mut scans, &s, &sweep(71_000_000_000, 25));
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].detector, Detector::Portsweep);
+        assert_eq!((alerts[0].dport, alerts[0].dst), (Some(22), None));
+    }
+}

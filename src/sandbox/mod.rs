@@ -19,11 +19,117 @@ use std::path::PathBuf;
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid, User};
 
-use crate::config::SandboxConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::detect::SpanError;
 
 /// The two capabilities the running daemon keeps: CAP_NET_RAW for AF_PACKET, CAP_NET_ADMIN for
 /// promiscuous mode and nftables.
 pub const KEPT: [Capability; 2] = [Capability::CAP_NET_RAW, Capability::CAP_NET_ADMIN];
+
+/// `[privileges]`: who the daemon becomes when started as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivilegesConfig {
+    /// The user (and its primary group) the daemon switches to after opening its sockets.
+    pub user: String,
+}
+
+impl Default for PrivilegesConfig {
+    fn default() -> Self {
+        PrivilegesConfig {
+            user: "scram".into(),
+        }
+    }
+}
+
+/// `[privileges]` as read from the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivileges {
+    user: Option<Spanned<String>>,
+}
+
+impl PrivilegesConfig {
+    /// Validates `[privileges]`; errors carry the offending value's span.
+    pub fn configure(&mut self, raw: RawPrivileges) -> Result<(), SpanError> {
+        if let Some(u) = raw.user {
+            let name = u.get_ref();
+            let valid = !name.is_empty()
+                && name.len() <= 32
+                && !name.starts_with('-')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err((
+                    u.span(),
+                    format!("privileges.user = {name:?} is not a valid user name"),
+                ));
+            }
+            if name == "root" {
+                return Err((
+                    u.span(),
+                    "privileges.user = \"root\": the daemon never keeps running as root".into(),
+                ));
+            }
+            self.user = name.clone();
+        }
+        Ok(())
+    }
+
+    /// `[privileges]` as TOML.
+    pub fn toml(&self) -> String {
+        format!("\n[privileges]\nuser = {:?}\n", self.user)
+    }
+}
+
+/// `[sandbox]`: how the daemon confines itself once its sockets are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Restrict file access with Landlock.
+    pub landlock: bool,
+    /// Refuse to start when the kernel cannot enforce Landlock (otherwise a warning).
+    pub landlock_required: bool,
+    /// Restrict system calls with a seccomp allow-list.
+    pub seccomp: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            landlock: true,
+            landlock_required: false,
+            seccomp: true,
+        }
+    }
+}
+
+/// `[sandbox]` as read from the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSandbox {
+    landlock: Option<bool>,
+    landlock_required: Option<bool>,
+    seccomp: Option<bool>,
+}
+
+impl SandboxConfig {
+    /// Takes `[sandbox]` (switches only: nothing to validate).
+    pub fn configure(&mut self, raw: RawSandbox) {
+        self.landlock = raw.landlock.unwrap_or(self.landlock);
+        self.landlock_required = raw.landlock_required.unwrap_or(self.landlock_required);
+        self.seccomp = raw.seccomp.unwrap_or(self.seccomp);
+    }
+
+    /// `[sandbox]` as TOML.
+    pub fn toml(&self) -> String {
+        format!(
+            "\n[sandbox]\nlandlock = {}\nlandlock_required = {}\nseccomp = {}\n",
+            self.landlock, self.landlock_required, self.seccomp
+        )
+    }
+}
 
 /// What to confine the process to.
 #[derive(Debug, Clone)]

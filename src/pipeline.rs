@@ -55,6 +55,19 @@ pub enum LinkType {
     Null,
 }
 
+/// Decodes a frame of a link type other than Ethernet (capture files only).
+#[cold]
+#[inline(never)]
+fn decode_other(link: LinkType, frame: &[u8]) -> Result<Packet, decode::DecodeError> {
+    match link {
+        LinkType::Ethernet => decode::decode_ethernet(frame, None),
+        LinkType::RawIp => decode::decode_raw_ip(frame),
+        LinkType::LinuxSll => decode::decode_sll(frame),
+        LinkType::LinuxSll2 => decode::decode_sll2(frame),
+        LinkType::Null => decode::decode_null(frame),
+    }
+}
+
 /// Counters of one pipeline, published once per block.
 #[derive(Debug, Default)]
 pub struct PipelineCounters {
@@ -301,12 +314,11 @@ impl Pipeline {
         iface: u16,
         ring_tag: Option<crate::capture::VlanTag>,
     ) {
-        let decoded = match self.link {
-            LinkType::Ethernet => decode::decode_ethernet(frame, ring_tag),
-            LinkType::RawIp => decode::decode_raw_ip(frame),
-            LinkType::LinuxSll => decode::decode_sll(frame),
-            LinkType::LinuxSll2 => decode::decode_sll2(frame),
-            LinkType::Null => decode::decode_null(frame),
+        // Live capture is always Ethernet: the other link types (capture files) stay off its path.
+        let decoded = if self.link == LinkType::Ethernet {
+            decode::decode_ethernet(frame, ring_tag)
+        } else {
+            decode_other(self.link, frame)
         };
         let mut packet = match decoded {
             Ok(p) => p,
@@ -322,6 +334,21 @@ impl Pipeline {
             }
         }
         if self.shard.settings().ignores(&packet) {
+            return;
+        }
+        if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
+            // One shard plays every role: the destination-keyed families judge the packet
+            // themselves, so there is nothing to route.
+            let obs = Observation {
+                ts_ns,
+                iface,
+                packet,
+                roles: Roles {
+                    src: true,
+                    dst: true,
+                },
+            };
+            self.observe(&obs);
             return;
         }
         let (src, dst) = match &packet.net {

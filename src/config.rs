@@ -37,6 +37,8 @@ pub struct Config {
     pub detect: Settings,
     /// `[detect] table_capacity`: entries per state table per shard, fixed at start.
     pub table_capacity: usize,
+    /// `[detect] flow_capacity`: flows each worker follows, fixed at start.
+    pub flow_capacity: usize,
     /// Blocklist files the prefixes were read from (re-read on reload).
     pub blocklist_files: Vec<PathBuf>,
     /// Alert output.
@@ -59,6 +61,7 @@ impl Default for Config {
             stats_interval: Duration::from_secs(60),
             detect: Settings::default(),
             table_capacity: 16_384,
+            flow_capacity: 65_536,
             blocklist_files: Vec::new(),
             alerts: AlertsConfig::default(),
             privileges: PrivilegesConfig::default(),
@@ -130,9 +133,9 @@ pub const RELOAD: &[Part] = &[
         },
     },
     Part {
-        keys: "[detect] table_capacity",
+        keys: "[detect] table_capacity, flow_capacity",
         reload: Reload::Restart,
-        changed: |o, n| o.table_capacity != n.table_capacity,
+        changed: |o, n| (o.table_capacity, o.flow_capacity) != (n.table_capacity, n.flow_capacity),
         adopt: |_, _| {},
     },
     Part {
@@ -384,6 +387,10 @@ impl Config {
             config.table_capacity = in_range(&v, 64, 1 << 24, "detect.table_capacity")
                 .map_err(|m| at(v.span(), m))? as usize;
         }
+        if let Some(v) = d.flow_capacity.take() {
+            config.flow_capacity = in_range(&v, 1024, 1 << 24, "detect.flow_capacity")
+                .map_err(|m| at(v.span(), m))? as usize;
+        }
         config
             .detect
             .configure(d)
@@ -438,8 +445,8 @@ impl Config {
             d.blocklist.prefixes.ranges()
         ));
         out.push_str(&format!(
-            "\n[detect]\ntable_capacity = {}\n",
-            self.table_capacity
+            "\n[detect]\ntable_capacity = {}\nflow_capacity = {}\n",
+            self.table_capacity, self.flow_capacity
         ));
         out.push_str(&d.toml());
         out
@@ -508,7 +515,7 @@ mod tests {
         assert_eq!(
             done.pending,
             [
-                "[detect] table_capacity",
+                "[detect] table_capacity, flow_capacity",
                 "[response] action, ipv6_prefix, forward",
                 "[sandbox] (all keys)",
             ]

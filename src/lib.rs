@@ -14,6 +14,7 @@ pub mod craft;
 pub mod decode;
 pub mod detect;
 pub mod exit;
+pub mod flow;
 pub mod logging;
 pub mod netlink;
 pub mod pipeline;

@@ -23,6 +23,7 @@ use crate::capture::{FrameMeta, FrameSink};
 use crate::decode::{self, Fragment, Ip, Layer, Net, Packet, Transport};
 use crate::detect::table::{SeededState, Table};
 use crate::detect::{addr_key, AddrKey, Alert, Roles, Settings, Shard};
+use crate::flow::{Failure, Flows};
 
 /// First fragments remembered per worker; one lives for the moments a datagram takes.
 const FRAGMENT_ENTRIES: usize = 1024;
@@ -38,6 +39,15 @@ pub struct Observation {
     pub packet: Packet,
     /// Which detector roles the receiving shard plays.
     pub roles: Roles,
+}
+
+/// What crosses from one worker to another shard: a packet, or a failed attempt its flow showed.
+#[derive(Debug, Clone, Copy)]
+pub enum Routed {
+    /// A decoded packet.
+    Packet(Observation),
+    /// An attempt refused or left unanswered, for the initiator's shard.
+    Failure(Failure),
 }
 
 /// How a frame's bytes are framed.
@@ -85,6 +95,8 @@ pub struct PipelineCounters {
     pub suppressed: AtomicU64,
     /// Detector state entries evicted.
     pub evictions: AtomicU64,
+    /// Flows evicted from the flow table to make room.
+    pub flow_evictions: AtomicU64,
     /// First fragments too short for their transport header (decoded, counted apart).
     pub tiny_fragments: AtomicU64,
 }
@@ -179,14 +191,16 @@ pub struct Pipeline {
     shards: usize,
     route_hasher: SeededState,
     shard: Shard,
-    outboxes: Vec<Option<rtrb::Producer<Observation>>>,
-    inboxes: Vec<rtrb::Consumer<Observation>>,
+    outboxes: Vec<Option<rtrb::Producer<Routed>>>,
+    inboxes: Vec<rtrb::Consumer<Routed>>,
     alerts: rtrb::Producer<Alert>,
     link: LinkType,
     /// The frames being read now come from a loopback device (replay, by the file's word).
     link_loopback: bool,
     /// First fragments' ports, so a later fragment names its datagram's flow as peers do.
     fragments: Table<(AddrKey, AddrKey, u16, u8), (u16, u16)>,
+    /// The flows this worker sees (both directions: fanout hashes them to one worker).
+    flows: Flows,
     interfaces: Arc<Interfaces>,
     local: Local,
     counters: Arc<PipelineCounters>,
@@ -214,6 +228,8 @@ pub struct Sizes {
     pub alerts: usize,
     /// Entries per detector state table per shard (`detect.table_capacity`).
     pub tables: usize,
+    /// Flows each worker follows (`detect.flow_capacity`).
+    pub flows: usize,
 }
 
 impl Default for Sizes {
@@ -222,6 +238,7 @@ impl Default for Sizes {
             route: 16_384,
             alerts: 4_096,
             tables: 16_384,
+            flows: 65_536,
         }
     }
 }
@@ -250,10 +267,9 @@ impl PipelineSet {
         let n = n.max(1);
         let hasher = SeededState::random();
         // rings[from][to]
-        let mut producers: Vec<Vec<Option<rtrb::Producer<Observation>>>> =
+        let mut producers: Vec<Vec<Option<rtrb::Producer<Routed>>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut consumers: Vec<Vec<rtrb::Consumer<Observation>>> =
-            (0..n).map(|_| Vec::new()).collect();
+        let mut consumers: Vec<Vec<rtrb::Consumer<Routed>>> = (0..n).map(|_| Vec::new()).collect();
         for (from, row) in producers.iter_mut().enumerate() {
             for (to, slot) in row.iter_mut().enumerate() {
                 if from != to {
@@ -282,6 +298,7 @@ impl PipelineSet {
                 link,
                 link_loopback: false,
                 fragments: Table::new(FRAGMENT_ENTRIES, SeededState::random()),
+                flows: Flows::new(sizes.flows, SeededState::random()),
                 interfaces: Arc::clone(&interfaces),
                 local: Local::default(),
                 counters: c,
@@ -335,6 +352,14 @@ impl Pipeline {
         }
         if self.shard.settings().ignores(&packet) {
             return;
+        }
+        if let Net::Ip(ip) = &packet.net {
+            if let Some(f) = self.flows.observe(ip, ts_ns, iface) {
+                self.failed(f);
+            }
+            if let Some(f) = self.flows.next_unanswered(ts_ns, &mut 1) {
+                self.failed(f);
+            }
         }
         if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
             // One shard plays every role: the destination-keyed families judge the packet
@@ -415,7 +440,24 @@ impl Pipeline {
             return;
         }
         if let Some(Some(tx)) = self.outboxes.get_mut(shard) {
-            if tx.push(*obs).is_err() {
+            if tx.push(Routed::Packet(*obs)).is_err() {
+                self.local.route_overflow += 1;
+            }
+        }
+    }
+
+    /// A failed attempt goes to the shard of its initiator (the scanner).
+    #[cold]
+    fn failed(&mut self, f: Failure) {
+        let allow = &self.shard.settings().allowlist;
+        if !allow.is_empty() && (allow.contains(f.initiator) || allow.contains(f.target)) {
+            return;
+        }
+        let shard = self.shard_of(f.initiator);
+        if shard == self.index {
+            self.observe_failure(&f);
+        } else if let Some(Some(tx)) = self.outboxes.get_mut(shard) {
+            if tx.push(Routed::Failure(f)).is_err() {
                 self.local.route_overflow += 1;
             }
         }
@@ -442,12 +484,47 @@ impl Pipeline {
         );
     }
 
+    fn observe_failure(&mut self, f: &Failure) {
+        let alerts = &mut self.alerts;
+        let dropped = &mut self.local.alerts_dropped;
+        self.shard.failure(f, &mut |a| {
+            if alerts.push(a).is_err() {
+                *dropped += 1;
+            }
+        });
+    }
+
     /// Runs the observations other workers routed to this shard.
     pub fn drain(&mut self) {
         for i in 0..self.inboxes.len() {
-            while let Ok(obs) = self.inboxes[i].pop() {
-                self.observe(&obs);
+            while let Ok(routed) = self.inboxes[i].pop() {
+                match routed {
+                    Routed::Packet(obs) => self.observe(&obs),
+                    Routed::Failure(f) => self.observe_failure(&f),
+                }
             }
+        }
+    }
+
+    /// Visits a batch of flows for attempts gone unanswered by `now_ns` (an idle link).
+    pub fn sweep_flows(&mut self, now_ns: u64) {
+        let mut budget = self.flows.idle_budget();
+        while let Some(f) = self.flows.next_unanswered(now_ns, &mut budget) {
+            self.failed(f);
+        }
+    }
+
+    /// Reports every attempt still unanswered, in the order they were made (the end of a
+    /// capture file: once per file, never on the live packet path).
+    pub fn flush_flows(&mut self) {
+        let mut budget = self.flows.capacity();
+        let mut found = Vec::new();
+        while let Some(f) = self.flows.next_unanswered(u64::MAX, &mut budget) {
+            found.push(f);
+        }
+        found.sort_by_key(|f| f.ts_ns);
+        for f in found {
+            self.failed(f);
         }
     }
 
@@ -466,6 +543,8 @@ impl Pipeline {
         c.alerts.store(s.alerts, Ordering::Relaxed);
         c.suppressed.store(s.suppressed, Ordering::Relaxed);
         c.evictions.store(s.evictions, Ordering::Relaxed);
+        c.flow_evictions
+            .store(self.flows.evictions(), Ordering::Relaxed);
     }
 
     /// Follows `cell` for settings changes (checked once per block).
@@ -499,6 +578,11 @@ impl Pipeline {
         self.shard.set_settings(settings);
     }
 
+    /// Bytes the flow table holds (fixed at construction).
+    pub fn flow_memory_bytes(&self) -> usize {
+        self.flows.memory_bytes()
+    }
+
     /// The shard (for summaries and memory figures).
     pub fn shard(&self) -> &Shard {
         &self.shard
@@ -517,7 +601,8 @@ impl FrameSink for Pipeline {
         self.publish();
     }
 
-    fn idle(&mut self, _now_ns: u64) {
+    fn idle(&mut self, now_ns: u64) {
+        self.sweep_flows(now_ns);
         self.drain();
         self.check_settings();
         self.publish();
@@ -543,6 +628,8 @@ pub struct PipelineTotals {
     pub suppressed: u64,
     /// State evictions.
     pub evictions: u64,
+    /// Flow table evictions.
+    pub flow_evictions: u64,
 }
 
 impl PipelineTotals {
@@ -560,6 +647,7 @@ impl PipelineTotals {
             t.alerts_dropped += c.alerts_dropped.load(Ordering::Relaxed);
             t.suppressed += c.suppressed.load(Ordering::Relaxed);
             t.evictions += c.evictions.load(Ordering::Relaxed);
+            t.flow_evictions += c.flow_evictions.load(Ordering::Relaxed);
         }
         t
     }
@@ -593,6 +681,10 @@ mod tests {
     use crate::detect::Detector;
 
     fn collect(set: &mut PipelineSet) -> Vec<Alert> {
+        // Probes nobody answered are failed attempts once the capture is over.
+        for p in &mut set.pipelines {
+            p.flush_flows();
+        }
         for p in &mut set.pipelines {
             p.drain();
         }
@@ -669,6 +761,7 @@ mod tests {
             route: 16,
             alerts: 16,
             tables: 1024,
+            flows: 1024,
         };
         let mut set = PipelineSet::build(
             2,

@@ -30,7 +30,8 @@ pub fn log(what: &str, stats: &[InterfaceStats], t: &PipelineTotals) {
         alerts_dropped = t.alerts_dropped,
         route_overflow = t.route_overflow,
         state_evictions = t.evictions,
-        "{what} pipeline: {} decoded, {} decode errors ({}), {} alerts, {} suppressed, {} dropped (alert queue full), {} observations dropped (shard queue full), {} state evictions",
+        flow_evictions = t.flow_evictions,
+        "{what} pipeline: {} decoded, {} decode errors ({}), {} alerts, {} suppressed, {} dropped (alert queue full), {} observations dropped (shard queue full), {} state evictions, {} flow evictions",
         t.decoded,
         t.decode_errors_total(),
         t.decode_errors_by_layer(),
@@ -38,7 +39,8 @@ pub fn log(what: &str, stats: &[InterfaceStats], t: &PipelineTotals) {
         t.suppressed,
         t.alerts_dropped,
         t.route_overflow,
-        t.evictions
+        t.evictions,
+        t.flow_evictions
     );
 }
 

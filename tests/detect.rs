@@ -102,7 +102,8 @@ fn portscan_fires_once_at_the_threshold() {
         a.get("src_port").is_none() && a.get("dest_port").is_none(),
         "a scan names no ports"
     );
-    assert_eq!(a["timestamp"], "2026-11-22T10:00:00.190000+0000");
+    // Nobody answered: the 20th probe counts as failed 3 s after it was sent.
+    assert_eq!(a["timestamp"], "2026-11-22T10:00:03.190000+0000");
 }
 
 #[test]
@@ -836,7 +837,7 @@ fn pcapng_replays_like_pcap() {
         .collect();
     assert_eq!(alerts.len(), 1);
     assert_eq!(
-        alerts[0]["timestamp"], "2026-11-22T10:00:00.190000+0000",
+        alerts[0]["timestamp"], "2026-11-22T10:00:03.190000+0000",
         "pcapng timestamps honour the interface's resolution"
     );
 }

@@ -213,8 +213,9 @@ fn a_reload_after_confinement_re_reads_the_config_and_refuses_a_bad_one() {
         "re-read; applied [allowlist] cidrs; [detect.*] (every detector's switch and thresholds)",
     );
     assert!(
-        d.log()
-            .contains("changes to [detect] table_capacity take effect at the next restart"),
+        d.log().contains(
+            "changes to [detect] table_capacity, flow_capacity take effect at the next restart"
+        ),
         "{}",
         d.log()
     );

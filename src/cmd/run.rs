@@ -73,6 +73,7 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
             route: config.alerts.route_queue_capacity,
             alerts: config.alerts.queue_capacity,
             tables: config.table_capacity,
+            flows: config.flow_capacity,
         },
     );
     let settings = SettingsCell::new(Arc::new(config.detect.clone()));

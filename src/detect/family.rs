@@ -9,6 +9,7 @@ use super::suppress::Suppressor;
 use super::table::SeededState;
 use crate::alert::community_id::FlowTuple;
 use crate::decode::{proto, Ip, Net, Packet, Transport};
+use crate::flow::Failure;
 
 /// Whose shard runs a family: with several workers, an address's state lives in one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,10 @@ pub trait Family: Sized {
 
     /// Runs on one packet, in the shard the family keys on.
     fn observe(&mut self, seen: &Seen<'_>, settings: &Self::Settings, out: &mut Out<'_>);
+
+    /// A source-keyed family: an attempt by the initiator that was refused or went unanswered
+    /// (see [`crate::flow`]), in the initiator's shard.
+    fn failure(&mut self, _f: &Failure, _settings: &Self::Settings, _out: &mut Out<'_>) {}
 
     /// Entries its tables evicted to make room.
     fn evictions(&self) -> u64 {
@@ -217,6 +222,27 @@ pub(crate) fn run<F: Family>(
             emit: &mut emit,
         };
         family.observe(&Seen::new(*ts, 0, false, &p), settings, &mut out);
+    }
+    alerts
+}
+
+/// Runs failed attempts through one family, suppression included; the alerts that went out.
+#[cfg(test)]
+pub(crate) fn run_failures<F: Family>(
+    family: &mut F,
+    settings: &F::Settings,
+    failures: &[Failure],
+) -> Vec<Alert> {
+    let mut suppressor = Suppressor::new(64, SeededState::random());
+    let mut alerts = Vec::new();
+    let mut emit = |a| alerts.push(a);
+    for f in failures {
+        let mut out = Out {
+            suppressor: &mut suppressor,
+            suppress_ms: 60_000,
+            emit: &mut emit,
+        };
+        family.failure(f, settings, &mut out);
     }
     alerts
 }

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::decode::{Net, Packet};
+use crate::flow::Failure;
 pub use family::{Entry, Family, Key, Out, Seen, SpanError};
 use prefix::PrefixSet;
 pub use record::{Action, Alert, Detail};
@@ -101,6 +102,8 @@ macro_rules! registry {
         pub struct RawDetect {
             /// `table_capacity`.
             pub table_capacity: Option<Spanned<i64>>,
+            /// `flow_capacity`.
+            pub flow_capacity: Option<Spanned<i64>>,
             $($(
                 #[serde(rename = $tname)]
                 $table: Option<$raw>,
@@ -151,6 +154,15 @@ macro_rules! registry {
                         }
                     )+
                 }
+            }
+
+            /// A failed attempt, for the source-keyed families (in the initiator's shard).
+            fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+                $(
+                    if <$family as Family>::KEY == Key::Source {
+                        self.$field.failure(f, &s.$field, out);
+                    }
+                )+
             }
 
             #[inline]
@@ -349,6 +361,17 @@ impl Shard {
             emit,
         };
         self.families.observe(&seen, roles, s, &mut out);
+    }
+
+    /// Runs the source-keyed families on an attempt that failed (in the initiator's shard).
+    pub fn failure(&mut self, f: &Failure, emit: &mut impl FnMut(Alert)) {
+        let s = &*self.settings;
+        let mut out = Out {
+            suppressor: &mut self.suppressor,
+            suppress_ms: s.suppress_ms,
+            emit,
+        };
+        self.families.failure(f, s, &mut out);
     }
 
     /// Calls `f(detector, src, dst, held)` for every alert key with repeats held back and not

@@ -1,17 +1,20 @@
-//! Scans: one source probing many ports of one host (`portscan`) or one port on many hosts
-//! (`portsweep`, ICMP echo included). A probe is a TCP SYN, a UDP datagram that is not an answer
-//! from a service port, or an echo request. Keyed on the source.
+//! Scans: one source probing many ports (or IP protocols) of one host (`portscan`) or one port on
+//! many hosts (`portsweep`, ICMP echo included). What counts is a failed attempt, as the flow
+//! table reports it (`crate::flow`): refused with a RST, or unanswered; an answered conversation
+//! is never a probe, however many a poller or a browser opens. Keyed on the initiator.
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::family::{chatter_destination, link_local, Entry, Family, Key, Out, Seen, SpanError};
-use super::record::Alert;
+use super::family::{Entry, Family, Key, Out, Seen, SpanError};
+use super::record::{Alert, Detail};
 use super::table::{SeededState, Table};
 use super::window::{CountSettings, CountWindow, RawCount};
 use super::{addr_key, AddrKey, Detector};
+use crate::alert::community_id::FlowTuple;
 use crate::alert::text::{proto_name, secs};
-use crate::decode::{proto, tcp_flags, Ip, Transport};
+use crate::decode::proto;
+use crate::flow::{Failure, Probe};
 
 /// `portscan`'s catalogue entry.
 pub const PORTSCAN: Entry = Entry {
@@ -22,11 +25,12 @@ pub const PORTSCAN: Entry = Entry {
     message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b501",
     describe: |a, _| {
         format!(
-            "portscan: {} probed {} ports of {} in {}",
+            "portscan: {} probed {} ports of {} in {}{}",
             text_addr(a.src),
             a.count,
             text_addr(a.dst),
-            secs(a.window_ms)
+            secs(a.window_ms),
+            scan_type(a)
         )
     },
 };
@@ -40,20 +44,36 @@ pub const PORTSWEEP: Entry = Entry {
     message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b502",
     describe: |a, _| match a.dport {
         Some(port) => format!(
-            "portsweep: {} probed {} hosts on {} port {port} in {}",
+            "portsweep: {} probed {} hosts on {} port {port} in {}{}",
             text_addr(a.src),
             a.count,
             a.proto.map(proto_name).unwrap_or_default(),
-            secs(a.window_ms)
+            secs(a.window_ms),
+            scan_type(a)
         ),
-        None => format!(
+        None if a.icmp.is_some() => format!(
             "portsweep: {} pinged {} hosts in {}",
             text_addr(a.src),
             a.count,
             secs(a.window_ms)
         ),
+        None => format!(
+            "portsweep: {} probed {} hosts with {} in {}",
+            text_addr(a.src),
+            a.count,
+            a.proto.map(proto_name).unwrap_or_default(),
+            secs(a.window_ms)
+        ),
     },
 };
+
+/// ` (SYN scan)`: the scan type of the attempts counted.
+fn scan_type(a: &Alert) -> String {
+    match a.detail {
+        Detail::Kind(kind) => format!(" ({kind} scan)"),
+        _ => String::new(),
+    }
+}
 
 fn text_addr(a: Option<std::net::IpAddr>) -> String {
     a.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
@@ -116,28 +136,12 @@ impl Family for Scans {
         }
     }
 
+    /// Packets themselves are not counted: their flows are (see `failure`).
     #[inline]
-    fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
-        let Some(ip) = seen.ip() else { return };
-        let (protocol, dport) = match ip.transport {
-            Transport::Tcp { flags, dport, .. }
-                if flags & tcp_flags::SYN != 0
-                    && flags & (tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN) == 0 =>
-            {
-                (proto::TCP, dport)
-            }
-            // A datagram from a service port to an ephemeral one is an answer (DNS, NTP, QUIC
-            // replies fan out over client ports), not a probe.
-            Transport::Udp { sport, dport } if !(sport < 1024 && dport >= 1024) => {
-                (proto::UDP, dport)
-            }
-            Transport::Icmp { ty: 8, .. } | Transport::Icmpv6 { ty: 128, .. } => (ip.proto, 0),
-            _ => return,
-        };
-        if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
-            return;
-        }
-        self.probe(seen, ip, protocol, dport, s, out);
+    fn observe(&mut self, _seen: &Seen<'_>, _s: &Settings, _out: &mut Out<'_>) {}
+
+    fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+        self.attempt(f, s, out);
     }
 
     fn evictions(&self) -> u64 {
@@ -175,30 +179,50 @@ impl Family for Scans {
 }
 
 impl Scans {
-    fn probe(
-        &mut self,
-        seen: &Seen<'_>,
-        ip: &Ip,
-        protocol: u8,
-        dport: u16,
-        s: &Settings,
-        out: &mut Out<'_>,
-    ) {
-        let ts = seen.ts_ns;
-        let src = addr_key(ip.src);
-        let dst = addr_key(ip.dst);
-        let icmp = protocol == proto::ICMP || protocol == proto::ICMPV6;
-        if s.portscan.enabled && !icmp {
+    /// A failed attempt for the scan and sweep counters.
+    fn attempt(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+        let ts = f.ts_ns;
+        let src = addr_key(f.initiator);
+        let dst = addr_key(f.target);
+        let echo = f.probe == Probe::Echo;
+        let base = || {
+            let (icmp, trigger) = if echo {
+                let ty = if f.proto == proto::ICMP { 8 } else { 128 };
+                (
+                    Some((ty, 0)),
+                    FlowTuple::icmp(f.initiator, f.target, f.proto, ty, 0),
+                )
+            } else if f.probe == Probe::IpProto {
+                (None, FlowTuple::new(f.initiator, f.target, f.proto, None))
+            } else {
+                (
+                    None,
+                    FlowTuple::new(f.initiator, f.target, f.proto, Some((f.sport, f.dport))),
+                )
+            };
+            Alert {
+                ts_ns: ts,
+                iface: f.iface,
+                src: Some(f.initiator),
+                dst: Some(f.target),
+                proto: Some(f.proto),
+                icmp,
+                trigger: Some(trigger),
+                detail: Detail::Kind(f.probe.name()),
+                ..Alert::default()
+            }
+        };
+        if s.portscan.enabled && !echo {
             if let Some(c) = self
                 .scans
                 .entry((src, dst), ts)
-                .count(dport, ts, &s.portscan)
+                .count(f.dport, ts, &s.portscan)
             {
                 out.send(Alert {
                     detector: Detector::Portscan,
                     count: c.count,
                     window_ms: c.window_ms,
-                    ..seen.base(ip)
+                    ..base()
                 });
             }
         }
@@ -206,16 +230,16 @@ impl Scans {
             let h = std::hash::BuildHasher::hash_one(&self.hasher, dst) as u32;
             if let Some(c) =
                 self.sweeps
-                    .entry((src, dport, protocol), ts)
+                    .entry((src, f.dport, f.proto), ts)
                     .count(h, ts, &s.portsweep)
             {
                 out.send(Alert {
                     detector: Detector::Portsweep,
                     dst: None,
-                    dport: (!icmp).then_some(dport),
+                    dport: (!echo && f.probe != Probe::IpProto).then_some(f.dport),
                     count: c.count,
                     window_ms: c.window_ms,
-                    ..seen.base(ip)
+                    ..base()
                 });
             }
         }
@@ -224,42 +248,42 @@ impl Scans {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::craft::{tcp_frame, udp_frame};
-    use crate::detect::family::run;
+    use std::net::{IpAddr, Ipv4Addr};
 
-    fn ip(s: &str) -> std::net::IpAddr {
+    use super::*;
+    use crate::detect::family::run_failures;
+
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
+    fn refused(ts: u64, a: IpAddr, v: IpAddr, port: u16, probe: Probe) -> Failure {
+        Failure {
+            ts_ns: ts,
+            iface: 0,
+            initiator: a,
+            target: v,
+            proto: proto::TCP,
+            sport: 40000,
+            dport: port,
+            probe,
+            refused: true,
+        }
+    }
+
     #[test]
-    fn twenty_ports_make_one_portscan_and_answers_are_no_probes() {
+    fn twenty_failed_ports_make_one_portscan_naming_the_scan_type() {
         let mut scans = Scans::new(64, SeededState::random());
         let (a, v) = (ip("192.0.2.7"), ip("198.51.100.2"));
-        let probes: Vec<_> = (1..=40u16)
-            .map(|p| {
-                (
-                    1_000_000_000 + u64::from(p),
-                    tcp_frame(a, v, 40000, p, tcp_flags::SYN),
-                )
-            })
+        let failures: Vec<_> = (1..=40u16)
+            .map(|p| refused(1_000_000_000 + u64::from(p), a, v, p, Probe::Ack))
             .collect();
-        let alerts = run(&mut scans, &Settings::default(), &probes);
+        let alerts = run_failures(&mut scans, &Settings::default(), &failures);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
-        assert_eq!(
-            (alerts[0].detector, alerts[0].count),
-            (Detector::Portscan, 20)
-        );
-        // DNS answers from port 53 to 40 client ports are not a scan of the client.
-        let answers: Vec<_> = (0..40u16)
-            .map(|p| {
-                (
-                    3_000_000_000 + u64::from(p),
-                    udp_frame(v, a, 53, 40000 + p, b""),
-                )
-            })
-            .collect();
-        assert!(run(&mut scans, &Settings::default(), &answers).is_empty());
+        let alert = &alerts[0];
+        assert_eq!((alert.detector, alert.count), (Detector::Portscan, 20));
+        assert_eq!(alert.detail, Detail::Kind("ACK"));
+        assert!((PORTSCAN.describe)(alert, "eth0").ends_with("(ACK scan)"));
     }
 
     #[test]
@@ -267,23 +291,20 @@ mod tests {
         let mut scans = Scans::new(64, SeededState::random());
         let s = Settings::default();
         let a = ip("192.0.2.7");
-        let sweep = |t0: u64, n: u32| -> Vec<(u64, Vec<u8>)> {
+        let sweep = |t0: u64, n: u32| -> Vec<Failure> {
             (0..n)
                 .map(|i| {
-                    let v = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xc633_6400 + i));
-                    (
-                        t0 + u64::from(i),
-                        tcp_frame(a, v, 40000, 22, tcp_flags::SYN),
-                    )
+                    let v = IpAddr::V4(Ipv4Addr::from(0xc633_6400 + i));
+                    refused(t0 + u64::from(i), a, v, 22, Probe::Syn)
                 })
                 .collect()
         };
-        let alerts = run(&mut scans, &s, &sweep(1_000_000_000, 19));
+        let alerts = run_failures(&mut scans, &s, &sweep(1_000_000_000, 19));
         assert!(alerts.is_empty(), "19 hosts: {alerts:?}");
         // Past the 60 s window, the count starts over.
-        let alerts = run(&mut scans, &s, &sweep(70_000_000_000, 19));
+        let alerts = run_failures(&mut scans, &s, &sweep(70_000_000_000, 19));
         assert!(alerts.is_empty(), "{alerts:?}");
-        let alerts = run(&mut scans, &s, &sweep(71_000_000_000, 25));
+        let alerts = run_failures(&mut scans, &s, &sweep(71_000_000_000, 25));
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].detector, Detector::Portsweep);
         assert_eq!((alerts[0].dport, alerts[0].dst), (Some(22), None));

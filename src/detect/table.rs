@@ -185,6 +185,34 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
             .map(|i| &self.slots[i].value)
     }
 
+    /// The entry for `key`, if present, for change (counts as a use at `now`).
+    #[inline]
+    pub fn get_mut(&mut self, key: &K, now: u64) -> Option<&mut V> {
+        let last = self.last;
+        if self.stamps[last] != 0 && self.slots[last].key == *key {
+            self.stamps[last] = now.max(1);
+            return Some(&mut self.slots[last].value);
+        }
+        let (bucket, tag) = self.locate(*key);
+        let i =
+            (bucket..bucket + WAYS).find(|&i| self.tags[i] == tag && self.slots[i].key == *key)?;
+        self.stamps[i] = now.max(1);
+        self.last = i;
+        Some(&mut self.slots[i].value)
+    }
+
+    /// Slot `index` (modulo the capacity), if in use: its key and value. For sweeps that visit a
+    /// few slots at a time.
+    #[inline]
+    pub fn slot_mut(&mut self, index: usize) -> Option<(&K, &mut V)> {
+        let i = index & (self.slots.len() - 1);
+        if self.stamps[i] == 0 {
+            return None;
+        }
+        let slot = &mut self.slots[i];
+        Some((&slot.key, &mut slot.value))
+    }
+
     /// Visits every entry (for summaries at shutdown).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         for (s, _) in self

@@ -190,6 +190,11 @@ pub fn replay(
                 writer.write(&a);
             }
         }
+        // The capture ends: attempts still unanswered are reported as such.
+        pipeline.flush_flows();
+        while let Ok(a) = alerts.pop() {
+            writer.write(&a);
+        }
         let (named, total) = reader.skipped();
         file_report.skipped = total;
         file_report.skipped_records = named.iter().map(|s| (s.record, s.why.clone())).collect();

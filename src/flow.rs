@@ -1,0 +1,481 @@
+//! Flows: which conversations were opened, answered or refused, so the scan detectors count
+//! failed attempts (refused with a RST, or unanswered) rather than packets, as Zeek's scan policy
+//! does. An answered attempt (a SYN-ACK, a UDP reply, an echo reply) is an ordinary
+//! conversation, whoever started it and however many there are: a poller, a browser, a DNS
+//! server on a high port.
+//!
+//! One table per worker, fixed in size at start, evictions counted: fanout hashes both directions
+//! of a flow to the same worker, and replay has one worker. A clock hand visits one slot per
+//! packet (and a batch when the link is idle), so unanswered attempts are found without timers.
+//!
+//! Never: allocate, lock or make a system call per packet.
+
+use std::net::IpAddr;
+
+use crate::decode::{proto, tcp_flags, Ip, Transport};
+use crate::detect::family::{chatter_destination, link_local};
+use crate::detect::table::{SeededState, Table};
+use crate::detect::{addr_key, AddrKey};
+
+/// How long an opening may go unanswered before it counts as a failed attempt.
+pub const UNANSWERED_NS: u64 = 3_000_000_000;
+
+/// Slots the clock hand visits when the link is idle.
+const IDLE_SWEEP: usize = 4096;
+
+/// What the first packet of a flow was: the probe, as a scan type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Probe {
+    /// Not a flow of interest.
+    #[default]
+    None,
+    /// TCP SYN (nmap -sS, -sT).
+    Syn,
+    /// TCP ACK (nmap -sA, -sW).
+    Ack,
+    /// TCP FIN (nmap -sF).
+    Fin,
+    /// TCP without flags (nmap -sN).
+    Null,
+    /// TCP FIN+PSH+URG (nmap -sX).
+    Xmas,
+    /// TCP FIN+ACK (nmap -sM).
+    Maimon,
+    /// Another TCP segment on a flow not seen opening.
+    Tcp,
+    /// A first fragment whose TCP flags are in a later fragment (nmap -f).
+    Fragmented,
+    /// UDP.
+    Udp,
+    /// SCTP (nmap -sY, -sZ).
+    Sctp,
+    /// ICMP or ICMPv6 echo request.
+    Echo,
+    /// Another IP protocol (nmap -sO).
+    IpProto,
+}
+
+impl Probe {
+    /// The scan type, as alerts name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::None => "-",
+            Probe::Syn => "SYN",
+            Probe::Ack => "ACK",
+            Probe::Fin => "FIN",
+            Probe::Null => "NULL",
+            Probe::Xmas => "XMAS",
+            Probe::Maimon => "Maimon",
+            Probe::Tcp => "TCP",
+            Probe::Fragmented => "fragmented TCP",
+            Probe::Udp => "UDP",
+            Probe::Sctp => "SCTP",
+            Probe::Echo => "ICMP echo",
+            Probe::IpProto => "IP protocol",
+        }
+    }
+
+    /// Does an opening of this kind count as failed when nothing answers? A SYN, a datagram, an
+    /// INIT or an echo request expects an answer; a stray ACK or FIN does not (open ports and
+    /// conversations older than the capture stay silent), so those count only when refused.
+    fn fails_unanswered(self) -> bool {
+        matches!(
+            self,
+            Probe::Syn
+                | Probe::Fragmented
+                | Probe::Udp
+                | Probe::Sctp
+                | Probe::Echo
+                | Probe::IpProto
+        )
+    }
+
+    fn of_tcp(flags: u8) -> Probe {
+        use tcp_flags::*;
+        match flags & (FIN | SYN | RST | PSH | ACK | URG) {
+            f if f & SYN != 0 && f & ACK == 0 => Probe::Syn,
+            0 => Probe::Null,
+            f if f & (FIN | PSH | URG) == FIN | PSH | URG => Probe::Xmas,
+            FIN => Probe::Fin,
+            f if f == FIN | ACK => Probe::Maimon,
+            ACK => Probe::Ack,
+            _ => Probe::Tcp,
+        }
+    }
+}
+
+/// A failed attempt: who tried what, and how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// When it failed (the refusal, or the moment it was found unanswered), ns.
+    pub ts_ns: u64,
+    /// Interface slot of the opening.
+    pub iface: u16,
+    /// Who opened it.
+    pub initiator: IpAddr,
+    /// Whom.
+    pub target: IpAddr,
+    /// IP protocol.
+    pub proto: u8,
+    /// The initiator's port (0 without ports).
+    pub sport: u16,
+    /// The target's port, or the protocol number for an IP protocol probe.
+    pub dport: u16,
+    /// What the opening was.
+    pub probe: Probe,
+    /// Refused (RST) rather than unanswered.
+    pub refused: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Stage {
+    #[default]
+    Free,
+    Opening,
+    Answered,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct State {
+    stage: Stage,
+    probe: Probe,
+    /// The initiator is the first endpoint of the key.
+    initiator_first: bool,
+    iface: u16,
+    opened_ns: u64,
+}
+
+/// (first address, second address, first port, second port, protocol): both directions of a flow
+/// have the same key.
+type Key = (AddrKey, AddrKey, u16, u16, u8);
+
+/// The flow table of one worker.
+#[derive(Debug)]
+pub struct Flows {
+    table: Table<Key, State>,
+    hand: usize,
+}
+
+/// What a packet means for its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// TCP with these flags.
+    Tcp(u8),
+    /// The first fragment of a TCP segment (flags in a later one).
+    TcpFragment,
+    /// A datagram or chunk of a protocol with ports.
+    Datagram(Probe),
+    /// An ICMP echo request (true) or reply (false).
+    Echo(bool),
+    /// A packet of another protocol.
+    Other,
+}
+
+impl Flows {
+    /// A table of `capacity` flows.
+    pub fn new(capacity: usize, hasher: SeededState) -> Self {
+        Flows {
+            table: Table::new(capacity, hasher),
+            hand: 0,
+        }
+    }
+
+    /// Flows evicted to make room.
+    pub fn evictions(&self) -> u64 {
+        self.table.evictions()
+    }
+
+    /// Bytes held (fixed at construction).
+    pub fn memory_bytes(&self) -> usize {
+        self.table.memory_bytes()
+    }
+
+    /// Follows one IP packet; returns the attempt it shows refused, if any. Call
+    /// [`Flows::next_unanswered`] with a budget of one slot after it.
+    #[inline]
+    pub fn observe(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Failure> {
+        self.follow(ip, ts_ns, iface)
+    }
+
+    /// Moves the clock hand over at most `*budget` slots (spending them) and returns the first
+    /// attempt found unanswered at `now_ns`; `u64::MAX` finds every open attempt (the end of a
+    /// capture file).
+    #[inline]
+    pub fn next_unanswered(&mut self, now_ns: u64, budget: &mut usize) -> Option<Failure> {
+        while *budget > 0 {
+            *budget -= 1;
+            self.hand = self.hand.wrapping_add(1);
+            let Some((key, s)) = self.table.slot_mut(self.hand) else {
+                continue;
+            };
+            if s.stage != Stage::Opening
+                || !s.probe.fails_unanswered()
+                || now_ns.saturating_sub(s.opened_ns) < UNANSWERED_NS
+            {
+                continue;
+            }
+            s.stage = Stage::Done;
+            let &(a, b, pa, pb, proto) = key;
+            let ((initiator, sport), (target, dport)) = if s.initiator_first {
+                ((a, pa), (b, pb))
+            } else {
+                ((b, pb), (a, pa))
+            };
+            return Some(Failure {
+                ts_ns: if now_ns == u64::MAX {
+                    s.opened_ns.saturating_add(UNANSWERED_NS)
+                } else {
+                    now_ns
+                },
+                iface: s.iface,
+                initiator: key_addr(initiator),
+                target: key_addr(target),
+                proto,
+                sport,
+                dport,
+                probe: s.probe,
+                refused: false,
+            });
+        }
+        None
+    }
+
+    /// Slots the clock hand visits when the link is idle.
+    pub fn idle_budget(&self) -> usize {
+        IDLE_SWEEP
+    }
+
+    /// Slots that make a whole turn of the clock hand.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    fn follow(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Failure> {
+        let (part, sport, dport) = match ip.transport {
+            Transport::Tcp {
+                sport,
+                dport,
+                flags,
+            } => (Part::Tcp(flags), sport, dport),
+            Transport::TinyFragment {
+                ports: Some((sport, dport)),
+            } if ip.proto == proto::TCP => (Part::TcpFragment, sport, dport),
+            Transport::Udp { sport, dport } => (Part::Datagram(Probe::Udp), sport, dport),
+            Transport::Sctp { sport, dport } => (Part::Datagram(Probe::Sctp), sport, dport),
+            Transport::Icmp { ty: 8, .. } | Transport::Icmpv6 { ty: 128, .. } => {
+                (Part::Echo(true), 0, 0)
+            }
+            Transport::Icmp { ty: 0, .. } | Transport::Icmpv6 { ty: 129, .. } => {
+                (Part::Echo(false), 0, 0)
+            }
+            Transport::None if !matches!(ip.proto, proto::ICMP | proto::ICMPV6) => {
+                (Part::Other, 0, u16::from(ip.proto))
+            }
+            _ => return None,
+        };
+        let (src, dst) = (addr_key(ip.src), addr_key(ip.dst));
+        let src_first = (src, sport) <= (dst, dport);
+        let key = if src_first {
+            (src, dst, sport, dport, ip.proto)
+        } else {
+            (dst, src, dport, sport, ip.proto)
+        };
+        let sender_is_initiator = |s: &State| s.initiator_first == src_first;
+        if let Some(s) = self.table.get_mut(&key, ts_ns) {
+            if s.stage != Stage::Free {
+                match part {
+                    // A new SYN after the conversation ended: a new attempt on the same ports.
+                    Part::Tcp(f)
+                        if f & tcp_flags::SYN != 0
+                            && f & tcp_flags::ACK == 0
+                            && s.stage != Stage::Opening =>
+                    {
+                        *s = State {
+                            stage: Stage::Opening,
+                            probe: Probe::Syn,
+                            initiator_first: src_first,
+                            iface,
+                            opened_ns: ts_ns,
+                        };
+                    }
+                    _ if sender_is_initiator(s) => {}
+                    Part::Tcp(f) if f & tcp_flags::RST != 0 => {
+                        if s.stage == Stage::Opening {
+                            let probe = s.probe;
+                            s.stage = Stage::Done;
+                            return Some(Failure {
+                                ts_ns,
+                                iface: s.iface,
+                                initiator: ip.dst,
+                                target: ip.src,
+                                proto: ip.proto,
+                                sport: dport,
+                                dport: sport,
+                                probe,
+                                refused: true,
+                            });
+                        }
+                    }
+                    _ => s.stage = Stage::Answered,
+                }
+                return None;
+            }
+        }
+        // No flow yet: does this packet open one?
+        let probe = match part {
+            // A RST opens nothing; an answer never does.
+            Part::Tcp(f) if f & tcp_flags::RST != 0 => return None,
+            Part::Tcp(f) if f & tcp_flags::SYN != 0 && f & tcp_flags::ACK != 0 => return None,
+            Part::Tcp(f) => Probe::of_tcp(f),
+            Part::TcpFragment => Probe::Fragmented,
+            // A datagram from a service port to an ephemeral one is an answer whose question
+            // was not seen (DNS, NTP, QUIC replies fan out over client ports).
+            Part::Datagram(_) if sport < 1024 && dport >= 1024 => return None,
+            Part::Datagram(p) => p,
+            Part::Echo(true) => Probe::Echo,
+            Part::Echo(false) => return None,
+            Part::Other => Probe::IpProto,
+        };
+        if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
+            return None;
+        }
+        *self.table.entry(key, ts_ns) = State {
+            stage: Stage::Opening,
+            probe,
+            initiator_first: src_first,
+            iface,
+            opened_ns: ts_ns,
+        };
+        None
+    }
+}
+
+/// The address of a table key.
+pub fn key_addr(k: AddrKey) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{icmp_frame, tcp_frame, udp_frame};
+    use crate::decode::{decode_ethernet, Net};
+    use tcp_flags::{ACK, RST, SYN};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// Feeds frames at their times; every failure found, refusals and a full clock-hand turn
+    /// at each packet (so timing, not the hand's position, decides).
+    fn follow(flows: &mut Flows, frames: &[(u64, Vec<u8>)]) -> Vec<Failure> {
+        let mut out = Vec::new();
+        for (ts, f) in frames {
+            let p = decode_ethernet(f, None).unwrap();
+            let Net::Ip(ip) = &p.net else { continue };
+            out.extend(flows.observe(ip, *ts, 0));
+            let mut budget = flows.capacity();
+            while let Some(f) = flows.next_unanswered(*ts, &mut budget) {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_refused_syn_fails_at_once_and_an_answered_one_never() {
+        let (a, v) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let mut flows = Flows::new(1024, SeededState::random());
+        let failures = follow(
+            &mut flows,
+            &[
+                (S, tcp_frame(a, v, 40000, 22, SYN)),
+                (S + 1, tcp_frame(v, a, 22, 40000, SYN | ACK)),
+                (S + 2, tcp_frame(a, v, 40001, 23, SYN)),
+                (S + 3, tcp_frame(v, a, 23, 40001, RST | ACK)),
+                (10 * S, tcp_frame(a, v, 40002, 80, ACK)),
+            ],
+        );
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        let f = failures[0];
+        assert_eq!((f.initiator, f.target, f.dport), (a, v, 23));
+        assert_eq!((f.probe, f.refused, f.ts_ns), (Probe::Syn, true, S + 3));
+    }
+
+    #[test]
+    fn unanswered_attempts_fail_after_three_seconds_and_answers_open_nothing() {
+        let (a, v) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let mut flows = Flows::new(1024, SeededState::random());
+        let failures = follow(
+            &mut flows,
+            &[
+                (S, udp_frame(a, v, 5000, 161, b"")),
+                (S, icmp_frame(a, v, 8, 0)),
+                // A DNS server on a high port answering: the answer is part of the client's flow.
+                (S, udp_frame(a, v, 40000, 8600, b"q")),
+                (S + 1, udp_frame(v, a, 8600, 40000, b"a")),
+                // An answer whose question was not seen opens nothing.
+                (S + 2, udp_frame(v, a, 53, 40001, b"a")),
+                (S + UNANSWERED_NS - 1, tcp_frame(a, v, 1, 1, ACK)),
+                (S + UNANSWERED_NS, tcp_frame(a, v, 1, 1, ACK)),
+            ],
+        );
+        let got: Vec<_> = failures
+            .iter()
+            .map(|f| (f.probe, f.dport, f.refused))
+            .collect();
+        assert_eq!(got.len(), 2, "{failures:?}");
+        assert!(got.contains(&(Probe::Udp, 161, false)), "{got:?}");
+        assert!(got.contains(&(Probe::Echo, 0, false)), "{got:?}");
+    }
+
+    #[test]
+    fn stray_segments_fail_only_when_refused() {
+        let (a, v) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let mut flows = Flows::new(1024, SeededState::random());
+        let failures = follow(
+            &mut flows,
+            &[
+                // An ACK probe refused: the ACK scan's signature.
+                (S, tcp_frame(a, v, 50000, 25, ACK)),
+                (S + 1, tcp_frame(v, a, 25, 50000, RST)),
+                // A FIN to an open port: silence, and no failure however long.
+                (S, tcp_frame(a, v, 50001, 80, tcp_flags::FIN)),
+                (20 * S, tcp_frame(a, v, 50002, 81, tcp_flags::FIN)),
+                // A RST to nothing opens nothing.
+                (21 * S, tcp_frame(v, a, 9, 9, RST)),
+            ],
+        );
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!((failures[0].probe, failures[0].dport), (Probe::Ack, 25));
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_counts_evictions() {
+        let v = ip("10.0.0.2");
+        let mut flows = Flows::new(1024, SeededState::random());
+        let bytes = flows.memory_bytes();
+        let frames: Vec<_> = (0..10_000u32)
+            .map(|i| {
+                let a = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+                (S + u64::from(i), tcp_frame(a, v, 1024, 80, SYN))
+            })
+            .collect();
+        follow(&mut flows, &frames[..100]);
+        for (ts, f) in &frames[100..] {
+            let p = decode_ethernet(f, None).unwrap();
+            let Net::Ip(ip) = &p.net else { continue };
+            flows.observe(ip, *ts, 0);
+        }
+        assert_eq!(flows.memory_bytes(), bytes);
+        assert!(flows.evictions() >= 10_000 - 1024, "{}", flows.evictions());
+    }
+}

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 # What the build and the tests need from Debian: ip/netns/veth (iproute2), setpriv (util-linux),
 # capsh (libcap2-bin), systemd (the lab boots it as PID 1; systemd-analyze, sysusers), nft, ping and
 # python3 (the response tests look at the table and probe it), trafgen (netsniff-ng) and tcpdump
-# for benchmarks.
-PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng valgrind)
+# for benchmarks, arp-scan (a live host-discovery test runs the real tool).
+PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng valgrind arp-scan)
 
 deps() {
   local missing=()

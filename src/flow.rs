@@ -12,10 +12,13 @@
 
 use std::net::IpAddr;
 
-use crate::decode::{proto, tcp_flags, Ip, Transport};
+use crate::decode::{proto, tcp_flags, Arp, Fragment, Ip, Transport};
 use crate::detect::family::{chatter_destination, link_local};
 use crate::detect::table::{SeededState, Table};
 use crate::detect::{addr_key, AddrKey};
+
+/// The protocol field of ARP "flows" in the table (no IP protocol has it: 255 is reserved).
+pub const ARP: u8 = 255;
 
 /// How long an opening may go unanswered before it counts as a failed attempt.
 pub const UNANSWERED_NS: u64 = 3_000_000_000;
@@ -54,6 +57,8 @@ pub enum Probe {
     Echo,
     /// Another IP protocol (nmap -sO).
     IpProto,
+    /// An ARP request (host discovery on the local link: nmap -sn, arp-scan, netdiscover).
+    Arp,
 }
 
 impl Probe {
@@ -73,6 +78,7 @@ impl Probe {
             Probe::Sctp => "SCTP",
             Probe::Echo => "ICMP echo",
             Probe::IpProto => "IP protocol",
+            Probe::Arp => "ARP",
         }
     }
 
@@ -88,6 +94,7 @@ impl Probe {
                 | Probe::Sctp
                 | Probe::Echo
                 | Probe::IpProto
+                | Probe::Arp
         )
     }
 
@@ -242,6 +249,40 @@ impl Flows {
         None
     }
 
+    /// Follows one ARP packet: a request opens an attempt to reach the target address, whose
+    /// reply (or any request from it) answers it. Probes from 0.0.0.0 and announcements (sender
+    /// and target the same) ask nothing.
+    #[inline]
+    pub fn observe_arp(&mut self, arp: &Arp, ts_ns: u64, iface: u16) {
+        let (sender, target) = (arp.sender_ip, arp.target_ip);
+        if sender.is_unspecified() || target.is_unspecified() || sender == target {
+            return;
+        }
+        let (s, t) = (addr_key(IpAddr::V4(sender)), addr_key(IpAddr::V4(target)));
+        let sender_first = s <= t;
+        let key = if sender_first {
+            (s, t, 0, 0, ARP)
+        } else {
+            (t, s, 0, 0, ARP)
+        };
+        if let Some(state) = self.table.get_mut(&key, ts_ns) {
+            if state.initiator_first != sender_first && state.stage == Stage::Opening {
+                state.stage = Stage::Answered;
+            }
+            return;
+        }
+        if arp.operation != 1 {
+            return;
+        }
+        *self.table.entry(key, ts_ns) = State {
+            stage: Stage::Opening,
+            probe: Probe::Arp,
+            initiator_first: sender_first,
+            iface,
+            opened_ns: ts_ns,
+        };
+    }
+
     /// Slots the clock hand visits when the link is idle.
     pub fn idle_budget(&self) -> usize {
         IDLE_SWEEP
@@ -270,7 +311,10 @@ impl Flows {
             Transport::Icmp { ty: 0, .. } | Transport::Icmpv6 { ty: 129, .. } => {
                 (Part::Echo(false), 0, 0)
             }
-            Transport::None if !matches!(ip.proto, proto::ICMP | proto::ICMPV6) => {
+            Transport::None
+                if ip.fragment == Fragment::No
+                    && !matches!(ip.proto, proto::ICMP | proto::ICMPV6) =>
+            {
                 (Part::Other, 0, u16::from(ip.proto))
             }
             _ => return None,
@@ -477,5 +521,51 @@ mod tests {
         }
         assert_eq!(flows.memory_bytes(), bytes);
         assert!(flows.evictions() >= 10_000 - 1024, "{}", flows.evictions());
+    }
+}
+
+#[cfg(test)]
+mod arp_tests {
+    use super::*;
+    use crate::craft::{arp_frame, MAC_A, MAC_B};
+    use crate::decode::{decode_ethernet, Net};
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn unanswered_arp_requests_fail_and_answered_ones_do_not() {
+        let mut flows = Flows::new(1024, SeededState::random());
+        let me = Ipv4Addr::new(10, 77, 0, 1);
+        let mut frames = Vec::new();
+        for i in 0..10u8 {
+            frames.push(arp_frame(
+                1,
+                MAC_A,
+                me,
+                [0; 6],
+                Ipv4Addr::new(10, 77, 0, 100 + i),
+            ));
+        }
+        // 10.77.0.100 answers.
+        frames.push(arp_frame(
+            2,
+            MAC_B,
+            Ipv4Addr::new(10, 77, 0, 100),
+            MAC_A,
+            me,
+        ));
+        for f in &frames {
+            let p = decode_ethernet(f, None).unwrap();
+            let Net::Arp(arp) = &p.net else { panic!() };
+            flows.observe_arp(arp, 1_000, 0);
+        }
+        let mut budget = flows.capacity();
+        let mut failed = Vec::new();
+        while let Some(f) = flows.next_unanswered(u64::MAX, &mut budget) {
+            failed.push(f);
+        }
+        assert_eq!(failed.len(), 9, "{failed:?}");
+        assert!(failed
+            .iter()
+            .all(|f| f.probe == Probe::Arp && f.initiator == IpAddr::V4(me)));
     }
 }

@@ -353,13 +353,17 @@ impl Pipeline {
         if self.shard.settings().ignores(&packet) {
             return;
         }
-        if let Net::Ip(ip) = &packet.net {
-            if let Some(f) = self.flows.observe(ip, ts_ns, iface) {
-                self.failed(f);
+        match &packet.net {
+            Net::Ip(ip) => {
+                if let Some(f) = self.flows.observe(ip, ts_ns, iface) {
+                    self.failed(f);
+                }
             }
-            if let Some(f) = self.flows.next_unanswered(ts_ns, &mut 1) {
-                self.failed(f);
-            }
+            Net::Arp(arp) => self.flows.observe_arp(arp, ts_ns, iface),
+            Net::Other(_) => {}
+        }
+        if let Some(f) = self.flows.next_unanswered(ts_ns, &mut 1) {
+            self.failed(f);
         }
         if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
             // One shard plays every role: the destination-keyed families judge the packet

@@ -113,12 +113,14 @@ impl ResponseConfig {
                         format!("response.detectors: no detector {:?}", name.get_ref()),
                     )
                 })?;
-                if d == Detector::ArpSpoof {
+                if matches!(d, Detector::ArpSpoof | Detector::ArpSweep) {
                     return Err((
                         name.span(),
-                        "response.detectors: arp-spoof offenders are MAC addresses, which an \
-                         IP ban cannot stop"
-                            .into(),
+                        format!(
+                            "response.detectors: {} offenders are MAC addresses whose IP address \
+                             may be forged, which an IP ban cannot stop",
+                            d.name()
+                        ),
                     ));
                 }
                 if !response.detectors.contains(&d) {

@@ -113,13 +113,17 @@ fn portscan_below_threshold_or_outside_the_window_is_quiet() {
         &syn_scan("192.0.2.7", "198.51.100.2", 19, &[])
     )
     .is_empty());
-    // 30 ports, but 4 s apart: never 20 within 60 s.
+    // 30 ports, but 4 s apart: with a 60 s window, never 20 within it; with the default hour
+    // (a slow scan, nmap --scan-delay 4s), one alert.
     let slow: Vec<_> = syn_scan("192.0.2.7", "198.51.100.2", 30, &[])
         .into_iter()
         .enumerate()
         .map(|(i, (_, f))| (T0 + i as u64 * 4_000 * MS, f))
         .collect();
-    assert!(replay("portscan-slow", &slow).is_empty());
+    let minute = "[detect.portscan]\nwindow_seconds = 60\n";
+    assert!(replay_with("portscan-slow-60", minute, &slow).is_empty());
+    let alerts = replay("portscan-slow", &slow);
+    assert_eq!(only(&alerts, "portscan").len(), 1, "{alerts:#?}");
     // A server answering SYN+ACK from many ports is not scanning.
     let answers: Vec<_> = (0..50u16)
         .map(|p| {

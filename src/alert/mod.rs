@@ -299,6 +299,7 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
             mac: m,
             previous_mac,
         } => (Some(mac(m)), Some(mac(previous_mac))),
+        Detail::Mac(m) => (Some(mac(m)), None),
         _ => (None, None),
     };
     let record = Eve {
@@ -385,6 +386,7 @@ pub fn journal(a: &Alert, iface: &str, seed: u16) {
             mac: m,
             previous_mac,
         } => (Some(mac(m)), Some(mac(previous_mac))),
+        Detail::Mac(m) => (Some(mac(m)), None),
         _ => (None, None),
     };
     let cid = community_id(a, seed);

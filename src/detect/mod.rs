@@ -14,6 +14,7 @@
 //! lose an alert silently (suppressed repeats are counted and reported with the next alert).
 
 pub mod arp_spoof;
+pub mod arp_sweep;
 pub mod blocklist;
 pub mod family;
 pub mod flood;
@@ -203,6 +204,9 @@ registry! {
     },
     martian: martian::Martian {
         Martian: martian = "martian" (toggle::RawToggle) => martian::MARTIAN,
+    },
+    arp_sweep: arp_sweep::ArpSweep {
+        ArpSweep: arp_sweep = "arp-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ARP_SWEEP,
     },
 }
 

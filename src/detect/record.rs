@@ -16,6 +16,8 @@ pub enum Detail {
     Kind(&'static str),
     /// An illegal TCP flag combination by name (`flags`), and the raw flags.
     Flags(&'static str, u8),
+    /// The sender's MAC (`mac`): the machine behind an address that may be forged.
+    Mac([u8; 6]),
     /// A link-layer claim: the claimant's MAC (`mac`) and the one the address was bound to
     /// (`previous_mac`).
     Macs {

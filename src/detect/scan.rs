@@ -24,8 +24,13 @@ pub const PORTSCAN: Entry = Entry {
     severity: 2,
     message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b501",
     describe: |a, _| {
+        let what = if a.detail == Detail::Kind(Probe::IpProto.name()) {
+            "IP protocols"
+        } else {
+            "ports"
+        };
         format!(
-            "portscan: {} probed {} ports of {} in {}{}",
+            "portscan: {} probed {} {what} of {} in {}{}",
             text_addr(a.src),
             a.count,
             text_addr(a.dst),
@@ -91,7 +96,12 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            portscan: CountSettings::per_minute(20),
+            // Failed attempts are rare in ordinary traffic, so a scan's state is kept for an hour
+            // (as psad keeps it): slow scans (nmap -T1, --scan-delay) cross the threshold too.
+            portscan: CountSettings {
+                window_ms: 3_600_000,
+                ..CountSettings::per_minute(20)
+            },
             portsweep: CountSettings::per_minute(20),
         }
     }
@@ -141,7 +151,10 @@ impl Family for Scans {
     fn observe(&mut self, _seen: &Seen<'_>, _s: &Settings, _out: &mut Out<'_>) {}
 
     fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
-        self.attempt(f, s, out);
+        // Host discovery on the link is the ARP sweep's.
+        if f.probe != Probe::Arp {
+            self.attempt(f, s, out);
+        }
     }
 
     fn evictions(&self) -> u64 {

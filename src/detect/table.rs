@@ -186,7 +186,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     }
 
     /// The entry for `key`, if present, for change (counts as a use at `now`).
-    #[inline]
+    #[inline(always)]
     pub fn get_mut(&mut self, key: &K, now: u64) -> Option<&mut V> {
         let last = self.last;
         if self.stamps[last] != 0 && self.slots[last].key == *key {

@@ -93,10 +93,11 @@ fn detector_metadata_matches_the_contract() {
             ("arp-spoof", 1000007),
             ("blocklist", 1000008),
             ("martian", 1000009),
+            ("arp-sweep", 1000010),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();
-    assert_eq!(ids.len(), 9);
+    assert_eq!(ids.len(), Detector::ALL.len());
     assert!(ids
         .iter()
         .all(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())));

@@ -1,0 +1,187 @@
+//! `arp-sweep`: host discovery on the local link. On Ethernet a sweep of the local subnet is ARP
+//! on the wire (`nmap -sn`, `arp-scan --localnet`, `netdiscover`): one sender asking for many
+//! addresses that nobody holds. What counts is a request left unanswered (the flow table's
+//! failed attempt): a router resolving its neighbours gets its answers and stays silent. Keyed on
+//! the asking address.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::family::{Entry, Family, Key, Out, Seen, SpanError};
+use super::record::{Alert, Detail};
+use super::table::{SeededState, Table};
+use super::window::{CountSettings, CountWindow, RawCount};
+use super::{addr_key, AddrKey, Detector};
+use crate::alert::text::{addr, mac, secs};
+use crate::decode::Net;
+use crate::flow::{Failure, Probe};
+
+/// `arp-sweep`'s catalogue entry.
+pub const ARP_SWEEP: Entry = Entry {
+    name: "arp-sweep",
+    signature_id: 1_000_010,
+    category: "Attempted Information Leak",
+    severity: 2,
+    message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b50a",
+    describe: |a, iface| {
+        let from = match a.detail {
+            Detail::Mac(m) => format!(" ({})", mac(m)),
+            _ => String::new(),
+        };
+        format!(
+            "arp-sweep: {}{from} asked on {iface} for {} addresses nobody answered for in {}",
+            addr(a.src),
+            a.count,
+            secs(a.window_ms)
+        )
+    },
+};
+
+/// `[detect.arp-sweep]`: `hosts` unanswered addresses within `window_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The counting window.
+    pub sweep: CountSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sweep: CountSettings::per_minute(20),
+        }
+    }
+}
+
+/// `[detect.arp-sweep]` as read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArpSweep {
+    enabled: Option<bool>,
+    hosts: Option<Spanned<i64>>,
+    window_seconds: Option<Spanned<i64>>,
+}
+
+/// One asking address: the addresses it asked for in vain, and the MAC it asked from.
+#[derive(Debug, Clone, Copy, Default)]
+struct Asker {
+    window: CountWindow<u32>,
+    mac: [u8; 6],
+}
+
+/// Per asking address, the addresses asked for in vain.
+#[derive(Debug)]
+pub struct ArpSweep {
+    table: Table<AddrKey, Asker>,
+}
+
+impl Family for ArpSweep {
+    type Settings = Settings;
+    type Raw = (Option<RawArpSweep>,);
+    const KEY: Key = Key::Source;
+
+    fn new(capacity: usize, hasher: SeededState) -> Self {
+        ArpSweep {
+            table: Table::new(capacity, hasher),
+        }
+    }
+
+    /// Remembers which MAC asks for each address (requests are rare: not on the common path).
+    #[inline]
+    fn observe(&mut self, seen: &Seen<'_>, s: &Settings, _out: &mut Out<'_>) {
+        if let Net::Arp(arp) = &seen.packet.net {
+            if s.sweep.enabled && arp.operation == 1 && !arp.sender_ip.is_unspecified() {
+                let key = addr_key(std::net::IpAddr::V4(arp.sender_ip));
+                self.table.entry(key, seen.ts_ns).mac = arp.sender_mac;
+            }
+        }
+    }
+
+    fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+        if f.probe != Probe::Arp || !s.sweep.enabled {
+            return;
+        }
+        let std::net::IpAddr::V4(target) = f.target else {
+            return;
+        };
+        let ts = f.ts_ns;
+        let asker = self.table.entry(addr_key(f.initiator), ts);
+        if let Some(c) = asker.window.count(u32::from(target), ts, &s.sweep) {
+            out.send(Alert {
+                ts_ns: ts,
+                iface: f.iface,
+                detector: Detector::ArpSweep,
+                src: Some(f.initiator),
+                count: c.count,
+                window_ms: c.window_ms,
+                detail: Detail::Mac(asker.mac),
+                ..Alert::default()
+            });
+        }
+    }
+
+    fn evictions(&self) -> u64 {
+        self.table.evictions()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.table.memory_bytes()
+    }
+
+    fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
+        s.sweep.configure(
+            "detect.arp-sweep",
+            "hosts",
+            raw.map(|r| RawCount {
+                enabled: r.enabled,
+                threshold: r.hosts,
+                window_seconds: r.window_seconds,
+            }),
+        )
+    }
+
+    fn toml(s: &Settings) -> String {
+        s.sweep.toml("arp-sweep", "hosts")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::detect::family::run_failures;
+
+    fn asked(ts: u64, target: u32) -> Failure {
+        Failure {
+            ts_ns: ts,
+            iface: 0,
+            initiator: IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2)),
+            target: IpAddr::V4(Ipv4Addr::from(0x0a09_0000 + target)),
+            proto: crate::flow::ARP,
+            sport: 0,
+            dport: 0,
+            probe: Probe::Arp,
+            refused: false,
+        }
+    }
+
+    #[test]
+    fn twenty_unanswered_addresses_are_a_sweep_once() {
+        let mut sweep = ArpSweep::new(64, SeededState::random());
+        let failures: Vec<_> = (1..=200).map(|t| asked(1_000 + u64::from(t), t)).collect();
+        let alerts = run_failures(&mut sweep, &Settings::default(), &failures);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            (alerts[0].detector, alerts[0].count),
+            (Detector::ArpSweep, 20)
+        );
+        assert!(alerts[0].dst.is_none() && alerts[0].proto.is_none());
+        let off = Settings {
+            sweep: CountSettings {
+                enabled: false,
+                ..CountSettings::per_minute(20)
+            },
+        };
+        assert!(run_failures(&mut sweep, &off, &failures).is_empty());
+    }
+}

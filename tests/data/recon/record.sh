@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Records the reconnaissance captures (real tools) and the benign captures the detection tests
+# replay. Everything runs inside two network namespaces this script creates and deletes: an
+# "attacker" (10.9.0.2, fd09::2) and a "victim" LAN host holding 30 addresses (10.9.0.10-39,
+# fd09::10-27) on one veth, with TCP services on 22, 80 and 9100 and DNS on 8600. tcpdump -n runs
+# in the victim's namespace; every tool and loop is bounded in time and count.
+#
+#   tests/data/recon/record.sh [NAME...]    # all captures, or only those named
+#
+# Needs root and the Debian packages nmap masscan arp-scan netdiscover thc-ipv6 hping3
+# dnsmasq-base socat tcpdump python3 curl. CI replays the committed captures; it does not record.
+set -euo pipefail
+cd "$(dirname "$0")"
+OUT="$PWD"
+A=rec-atk-$$
+V=rec-vic-$$
+in_a() { ip netns exec "$A" "$@"; }
+in_v() { ip netns exec "$V" "$@"; }
+
+cleanup() {
+  ip netns pids "$V" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  ip netns pids "$A" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  ip netns del "$A" 2>/dev/null || true
+  ip netns del "$V" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ip netns add "$A"
+ip netns add "$V"
+ip link add ra netns "$A" type veth peer name rv netns "$V"
+in_a ip link set lo up
+in_v ip link set lo up
+in_a ip addr add 10.9.0.2/24 dev ra
+in_a ip addr add fd09::2/64 dev ra nodad
+for i in $(seq 10 39); do in_v ip addr add "10.9.0.$i/24" dev rv; done
+for i in $(seq 16 39); do in_v ip addr add "fd09::$(printf %x "$i")/64" dev rv nodad; done
+in_a ip link set ra up
+in_v ip link set rv up
+# A default route inside the attacker's namespace only: multicast and broadcast chatter need one;
+# the namespace has no other link, so nothing leaves the veth pair.
+in_a ip route add default dev ra
+sleep 1
+VMAC=$(in_v cat /sys/class/net/rv/address)
+AMAC=$(in_a cat /sys/class/net/ra/address)
+
+# Services on the victim, alive at most 30 minutes.
+in_v timeout 1800 python3 - <<'PY' &
+import socket, threading
+def serve(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port)); s.listen(256)
+    while True:
+        c, _ = s.accept()
+        try:
+            c.settimeout(1); c.recv(4096)
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except Exception:
+            pass
+        c.close()
+for p in (22, 80, 9100):
+    threading.Thread(target=serve, args=(p,), daemon=True).start()
+threading.Event().wait()
+PY
+in_v timeout 1800 dnsmasq -k -p 8600 --no-resolv --no-hosts --address=/lab/10.9.0.10 \
+  --listen-address=10.9.0.10 --bind-interfaces --pid-file= 2>/dev/null &
+sleep 1
+
+# record NAME SECONDS COMMAND...: tcpdump in the victim while COMMAND runs in the attacker.
+record() {
+  local name=$1 secs=$2
+  shift 2
+  if [ ${#WANT[@]} -gt 0 ] && [[ ! " ${WANT[*]} " =~ " $name " ]]; then return; fi
+  in_v timeout $((secs + 10)) tcpdump -n -i rv -U -c 30000 -w "$OUT/$name.pcap" 2>/dev/null &
+  local dump=$!
+  sleep 1
+  in_a timeout "$secs" "$@" >/dev/null 2>&1 || true
+  sleep 2
+  kill -INT "$dump" 2>/dev/null || true
+  wait "$dump" 2>/dev/null || true
+  echo "$name: $(tcpdump -n -r "$OUT/$name.pcap" 2>/dev/null | wc -l) packets"
+}
+WANT=("$@")
+T=10.9.0.10
+
+# --- reconnaissance ---
+record nmap-syn 30 nmap -n -Pn -sS -p1-100 $T
+record nmap-connect 30 nmap -n -Pn -sT -p1-100 $T
+record nmap-ack 30 nmap -n -Pn -sA -p1-100 $T
+record nmap-window 30 nmap -n -Pn -sW -p1-100 $T
+record nmap-maimon 30 nmap -n -Pn -sM -p1-100 $T
+record nmap-fin 30 nmap -n -Pn -sF -p1-100 $T
+record nmap-null 30 nmap -n -Pn -sN -p1-100 $T
+record nmap-xmas 30 nmap -n -Pn -sX -p1-100 $T
+record nmap-udp 60 nmap -n -Pn -sU --max-retries 0 -p1-40 $T
+record nmap-ipproto 60 nmap -n -Pn -sO --max-retries 0 -p1-60 $T
+record nmap-sctp-init 30 nmap -n -Pn -sY -p1-100 $T
+record nmap-sctp-cookie 30 nmap -n -Pn -sZ -p1-100 $T
+record masscan 20 masscan $T -p1-200 --rate 500 --wait 2 --adapter-ip 10.9.0.2 \
+  --adapter-mac "$AMAC" --router-mac "$VMAC" -e ra
+record nmap-fragments 30 nmap -n -Pn -sS -f -p1-60 $T
+record nmap-decoy 40 nmap -n -Pn -sS -D 10.9.0.101,10.9.0.102,ME,10.9.0.103 -p1-60 $T
+record nmap-slow 150 nmap -n -Pn -sS --scan-delay 4s -p1-30 $T
+record nmap-ping-sweep-lan 30 nmap -n -sn 10.9.0.0/24
+record arp-scan 30 arp-scan -I ra --localnet
+record netdiscover 40 netdiscover -i ra -r 10.9.0.0/24 -P
+record nmap6-ping-sweep 40 nmap -6 -n -sn $(for i in $(seq 16 63); do printf "fd09::%x " "$i"; done)
+record alive6 30 atk6-alive6 ra
+# --- benign ---
+# A poller scraping 30 hosts on one port every 2 s.
+record benign-poller 30 sh -c 'for r in 1 2 3 4 5 6 7 8; do
+  for i in $(seq 10 39); do curl -s -m 1 -o /dev/null http://10.9.0.$i:9100/metrics & done; wait; sleep 2; done'
+# A DNS server on a high port answering many queries from one client's ephemeral ports.
+record benign-dns-high-port 30 python3 -c '
+import random, socket, struct, time
+for i in range(300):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+    q = struct.pack(">HHHHHH", random.randrange(65536), 0x0100, 1, 0, 0, 0) + b"\x03www\x03lab\x00\x00\x01\x00\x01"
+    s.sendto(q, ("10.9.0.10", 8600))
+    try: s.recv(512)
+    except Exception: pass
+    s.close(); time.sleep(0.02)'
+# A browser opening 30 parallel connections to one server.
+record benign-browser 20 sh -c 'for r in 1 2 3; do
+  curl -s -m 2 --parallel --parallel-max 30 $(for i in $(seq 1 30); do echo "-o /dev/null http://10.9.0.10/asset$i"; done); sleep 1; done'
+# Link-local chatter: mDNS, LLMNR, SSDP, a DHCP discover, router solicitations.
+record benign-chatter 20 python3 -c '
+import socket, time
+for r in range(5):
+    for addr, port, data in ((("224.0.0.251", 5353, b"\0\0\0\0\0\1\0\0\0\0\0\0\5local\0\0\xff\0\1")),
+                             (("224.0.0.252", 5355, b"\0\1\0\0\0\1\0\0\0\0\0\0\4host\0\0\1\0\1")),
+                             (("239.255.255.250", 1900, b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"))):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(data, (addr, port)); s.close()
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    try:
+        b.bind(("0.0.0.0", 68)); b.sendto(b"\1\1\6\0" + bytes(236) + b"\x63\x82\x53\x63\x35\x01\x01\xff", ("255.255.255.255", 67))
+    except OSError: pass
+    b.close(); time.sleep(1)'
+# A router resolving its neighbours: the victim pings 30 live addresses of the attacker side.
+for i in $(seq 40 69); do in_a ip addr add "10.9.0.$i/24" dev ra; done
+if [ ${#WANT[@]} -eq 0 ] || [[ " ${WANT[*]} " =~ " benign-neighbours " ]]; then
+  in_v timeout 30 tcpdump -n -i rv -U -c 30000 -w "$OUT/benign-neighbours.pcap" 2>/dev/null &
+  dump=$!
+  sleep 1
+  pings=()
+  for i in $(seq 40 69); do in_v ping -c 1 -W 1 "10.9.0.$i" >/dev/null 2>&1 & pings+=($!); done
+  wait "${pings[@]}" 2>/dev/null || true
+  sleep 2
+  kill -INT "$dump" 2>/dev/null || true
+  echo "benign-neighbours: $(tcpdump -n -r "$OUT/benign-neighbours.pcap" 2>/dev/null | wc -l) packets"
+fi

@@ -20,6 +20,17 @@ use crate::detect::{addr_key, AddrKey};
 /// The protocol field of ARP "flows" in the table (no IP protocol has it: 255 is reserved).
 pub const ARP: u8 = 255;
 
+/// The protocol field of neighbour-discovery "flows" (254 is reserved for experiments, never
+/// seen as a transport here).
+pub const ND: u8 = 254;
+
+/// The solicited-node multicast group of `a` (RFC 4291: ff02::1:ff00:0/104 plus its low 24
+/// bits): where a neighbour solicitation for `a` is sent.
+pub fn solicited_node(a: std::net::Ipv6Addr) -> std::net::Ipv6Addr {
+    let low = u128::from(a) & 0x00ff_ffff;
+    std::net::Ipv6Addr::from(0xff02_0000_0000_0000_0000_0001_ff00_0000u128 | low)
+}
+
 /// How long an opening may go unanswered before it counts as a failed attempt.
 pub const UNANSWERED_NS: u64 = 3_000_000_000;
 
@@ -59,6 +70,8 @@ pub enum Probe {
     IpProto,
     /// An ARP request (host discovery on the local link: nmap -sn, arp-scan, netdiscover).
     Arp,
+    /// An IPv6 neighbour solicitation (host discovery on the local link: nmap -6 -sn).
+    Nd,
 }
 
 impl Probe {
@@ -79,6 +92,7 @@ impl Probe {
             Probe::Echo => "ICMP echo",
             Probe::IpProto => "IP protocol",
             Probe::Arp => "ARP",
+            Probe::Nd => "neighbour solicitation",
         }
     }
 
@@ -95,6 +109,7 @@ impl Probe {
                 | Probe::Echo
                 | Probe::IpProto
                 | Probe::Arp
+                | Probe::Nd
         )
     }
 
@@ -283,6 +298,50 @@ impl Flows {
         };
     }
 
+    /// A neighbour solicitation asks for an address (keyed by its solicited-node group, which
+    /// the solicitation is sent to); an advertisement from that address answers it. Duplicate
+    /// address detection (from ::) asks nothing.
+    #[cold]
+    fn neighbour(&mut self, ip: &Ip, ts_ns: u64, iface: u16) {
+        let (IpAddr::V6(src), IpAddr::V6(dst)) = (ip.src, ip.dst) else {
+            return;
+        };
+        let solicitation = matches!(ip.transport, Transport::Icmpv6 { ty: 135, .. });
+        let (asker, group) = if solicitation {
+            if src.is_unspecified() {
+                return;
+            }
+            let group = if dst.is_multicast() {
+                dst
+            } else {
+                solicited_node(dst)
+            };
+            (src, group)
+        } else {
+            (dst, solicited_node(src))
+        };
+        if asker.is_multicast() {
+            return;
+        }
+        let (a, g) = (u128::from(asker), u128::from(group));
+        let key = (a, g, 0, 0, ND);
+        if let Some(state) = self.table.get_mut(&key, ts_ns) {
+            if !solicitation && state.stage == Stage::Opening {
+                state.stage = Stage::Answered;
+            }
+            return;
+        }
+        if solicitation {
+            *self.table.entry(key, ts_ns) = State {
+                stage: Stage::Opening,
+                probe: Probe::Nd,
+                initiator_first: true,
+                iface,
+                opened_ns: ts_ns,
+            };
+        }
+    }
+
     /// Slots the clock hand visits when the link is idle.
     pub fn idle_budget(&self) -> usize {
         IDLE_SWEEP
@@ -294,6 +353,10 @@ impl Flows {
     }
 
     fn follow(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Failure> {
+        if let Transport::Icmpv6 { ty: 135 | 136, .. } = ip.transport {
+            self.neighbour(ip, ts_ns, iface);
+            return None;
+        }
         let (part, sport, dport) = match ip.transport {
             Transport::Tcp {
                 sport,
@@ -311,6 +374,7 @@ impl Flows {
             Transport::Icmp { ty: 0, .. } | Transport::Icmpv6 { ty: 129, .. } => {
                 (Part::Echo(false), 0, 0)
             }
+
             Transport::None
                 if ip.fragment == Fragment::No
                     && !matches!(ip.proto, proto::ICMP | proto::ICMPV6) =>
@@ -567,5 +631,48 @@ mod arp_tests {
         assert!(failed
             .iter()
             .all(|f| f.probe == Probe::Arp && f.initiator == IpAddr::V4(me)));
+    }
+}
+
+#[cfg(test)]
+mod nd_tests {
+    use super::*;
+    use crate::craft::icmp_frame;
+    use crate::decode::{decode_ethernet, Net};
+    use std::net::Ipv6Addr;
+
+    #[test]
+    fn unanswered_solicitations_fail_and_advertised_ones_do_not() {
+        let me: Ipv6Addr = "fd09::2".parse().unwrap();
+        let mut flows = Flows::new(1024, SeededState::random());
+        let mut frames = Vec::new();
+        for i in 0x10..0x20u16 {
+            let target = Ipv6Addr::new(0xfd09, 0, 0, 0, 0, 0, 0, i);
+            let group = solicited_node(target);
+            frames.push(icmp_frame(me.into(), group.into(), 135, 0));
+        }
+        // fd09::10 advertises itself to the asker.
+        frames.push(icmp_frame("fd09::10".parse().unwrap(), me.into(), 136, 0));
+        // Duplicate address detection asks nothing.
+        frames.push(icmp_frame(
+            Ipv6Addr::UNSPECIFIED.into(),
+            solicited_node(me).into(),
+            135,
+            0,
+        ));
+        for f in &frames {
+            let p = decode_ethernet(f, None).unwrap();
+            let Net::Ip(ip) = &p.net else { panic!() };
+            assert!(flows.observe(ip, 1_000, 0).is_none());
+        }
+        let mut budget = flows.capacity();
+        let mut failed = Vec::new();
+        while let Some(f) = flows.next_unanswered(u64::MAX, &mut budget) {
+            failed.push(f);
+        }
+        assert_eq!(failed.len(), 15, "{failed:?}");
+        assert!(failed
+            .iter()
+            .all(|f| f.probe == Probe::Nd && f.initiator == IpAddr::V6(me)));
     }
 }

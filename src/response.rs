@@ -113,7 +113,10 @@ impl ResponseConfig {
                         format!("response.detectors: no detector {:?}", name.get_ref()),
                     )
                 })?;
-                if matches!(d, Detector::ArpSpoof | Detector::ArpSweep) {
+                if matches!(
+                    d,
+                    Detector::ArpSpoof | Detector::ArpSweep | Detector::NdSweep
+                ) {
                     return Err((
                         name.span(),
                         format!(

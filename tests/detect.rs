@@ -536,13 +536,15 @@ fn ordinary_traffic_raises_nothing() {
         68,
         &[0; 240],
     ));
-    // IPv6: DAD from ::, MLD reports from ::, neighbour and router discovery, to many groups.
-    for i in 0..30u16 {
+    // IPv6: DAD from ::, MLD reports from ::, neighbour and router discovery, to many groups;
+    // each neighbour solicited answers.
+    for i in 0x100..0x100 + 30u16 {
         let group: IpAddr = format!("ff02::1:ff00:{i:x}").parse().unwrap();
+        let neighbour: IpAddr = format!("fe80::{i:x}").parse().unwrap();
         push(craft::icmp_frame(ip("::"), group, 135, 0));
         push(craft::icmp_frame(ip("::"), ip("ff02::16"), 143, 0));
         push(craft::icmp_frame(ip("fe80::1"), group, 135, 0));
-        push(craft::icmp_frame(ip("fe80::2"), ip("fe80::1"), 136, 0));
+        push(craft::icmp_frame(neighbour, ip("fe80::1"), 136, 0));
     }
     push(craft::icmp_frame(ip("fe80::1"), ip("ff02::2"), 133, 0));
     push(craft::icmp_frame(ip("fe80::2"), ip("ff02::1"), 134, 0));

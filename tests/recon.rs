@@ -128,6 +128,18 @@ fn host_discovery_on_the_link_is_an_arp_sweep_naming_the_machine() {
 }
 
 #[test]
+fn ipv6_host_discovery_is_an_nd_sweep() {
+    // nmap -6 -sn over 48 addresses of which 24 exist: neighbour solicitations to
+    // solicited-node groups, half of them answered.
+    let alerts = replay("nmap6-ping-sweep");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(detector(a), "nd-sweep", "{a}");
+    assert_eq!(a["src_ip"], "fd09::2", "{a}");
+    assert!(a["alert"]["context"]["scram"]["mac"].is_string(), "{a}");
+}
+
+#[test]
 fn a_slow_scan_is_caught() {
     // nmap --scan-delay 4s over 30 ports: two minutes, never 20 ports in one.
     caught("nmap-slow", &["portscan"], "SYN");

@@ -1,8 +1,9 @@
-//! `arp-sweep`: host discovery on the local link. On Ethernet a sweep of the local subnet is ARP
-//! on the wire (`nmap -sn`, `arp-scan --localnet`, `netdiscover`): one sender asking for many
-//! addresses that nobody holds. What counts is a request left unanswered (the flow table's
-//! failed attempt): a router resolving its neighbours gets its answers and stays silent. Keyed on
-//! the asking address.
+//! Host discovery on the local link: `arp-sweep` and `nd-sweep`. On Ethernet a sweep of the local
+//! subnet is ARP on the wire (`nmap -sn`, `arp-scan --localnet`, `netdiscover`), and for IPv6
+//! neighbour solicitations (`nmap -6 -sn`): one sender asking for many addresses that nobody
+//! holds. What counts is a request left unanswered (the flow table's failed attempt): a router
+//! resolving its neighbours gets its answers and stays silent. Keyed on the asking address; the
+//! alert names the asking MAC, since the address may be forged.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -13,7 +14,7 @@ use super::table::{SeededState, Table};
 use super::window::{CountSettings, CountWindow, RawCount};
 use super::{addr_key, AddrKey, Detector};
 use crate::alert::text::{addr, mac, secs};
-use crate::decode::Net;
+use crate::decode::{Net, Transport};
 use crate::flow::{Failure, Probe};
 
 /// `arp-sweep`'s catalogue entry.
@@ -37,22 +38,47 @@ pub const ARP_SWEEP: Entry = Entry {
     },
 };
 
-/// `[detect.arp-sweep]`: `hosts` unanswered addresses within `window_seconds`.
+/// `nd-sweep`'s catalogue entry.
+pub const ND_SWEEP: Entry = Entry {
+    name: "nd-sweep",
+    signature_id: 1_000_011,
+    category: "Attempted Information Leak",
+    severity: 2,
+    message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b50b",
+    describe: |a, iface| {
+        let from = match a.detail {
+            Detail::Mac(m) => format!(" ({})", mac(m)),
+            _ => String::new(),
+        };
+        format!(
+            "nd-sweep: {}{from} solicited on {iface} {} IPv6 neighbours nobody answered for in {}",
+            addr(a.src),
+            a.count,
+            secs(a.window_ms)
+        )
+    },
+};
+
+/// `[detect.arp-sweep]` and `[detect.nd-sweep]`: `hosts` unanswered addresses within
+/// `window_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
-    /// The counting window.
-    pub sweep: CountSettings,
+    /// ARP.
+    pub arp: CountSettings,
+    /// Neighbour discovery.
+    pub nd: CountSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            sweep: CountSettings::per_minute(20),
+            arp: CountSettings::per_minute(20),
+            nd: CountSettings::per_minute(20),
         }
     }
 }
 
-/// `[detect.arp-sweep]` as read.
+/// `[detect.arp-sweep]` or `[detect.nd-sweep]` as read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawArpSweep {
@@ -70,46 +96,61 @@ struct Asker {
 
 /// Per asking address, the addresses asked for in vain.
 #[derive(Debug)]
-pub struct ArpSweep {
+pub struct LinkSweeps {
     table: Table<AddrKey, Asker>,
 }
 
-impl Family for ArpSweep {
+impl Family for LinkSweeps {
     type Settings = Settings;
-    type Raw = (Option<RawArpSweep>,);
+    type Raw = (Option<RawArpSweep>, Option<RawArpSweep>);
     const KEY: Key = Key::Source;
 
     fn new(capacity: usize, hasher: SeededState) -> Self {
-        ArpSweep {
+        LinkSweeps {
             table: Table::new(capacity, hasher),
         }
     }
 
-    /// Remembers which MAC asks for each address (requests are rare: not on the common path).
+    /// Remembers which MAC asks for each address (requests are rare: off the common path).
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, _out: &mut Out<'_>) {
-        if let Net::Arp(arp) = &seen.packet.net {
-            if s.sweep.enabled && arp.operation == 1 && !arp.sender_ip.is_unspecified() {
-                let key = addr_key(std::net::IpAddr::V4(arp.sender_ip));
-                self.table.entry(key, seen.ts_ns).mac = arp.sender_mac;
+        let asker = match &seen.packet.net {
+            Net::Arp(arp)
+                if s.arp.enabled && arp.operation == 1 && !arp.sender_ip.is_unspecified() =>
+            {
+                std::net::IpAddr::V4(arp.sender_ip)
             }
-        }
+            Net::Ip(ip)
+                if s.nd.enabled
+                    && matches!(ip.transport, Transport::Icmpv6 { ty: 135, .. })
+                    && !ip.src.is_unspecified() =>
+            {
+                ip.src
+            }
+            _ => return,
+        };
+        self.table.entry(addr_key(asker), seen.ts_ns).mac = seen.packet.src_mac;
     }
 
     fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
-        if f.probe != Probe::Arp || !s.sweep.enabled {
+        let (detector, settings, item) = match (f.probe, f.target) {
+            (Probe::Arp, std::net::IpAddr::V4(t)) => (Detector::ArpSweep, &s.arp, u32::from(t)),
+            // The solicited-node group: the low 24 bits of the address asked for.
+            (Probe::Nd, std::net::IpAddr::V6(g)) => {
+                (Detector::NdSweep, &s.nd, u128::from(g) as u32)
+            }
+            _ => return,
+        };
+        if !settings.enabled {
             return;
         }
-        let std::net::IpAddr::V4(target) = f.target else {
-            return;
-        };
         let ts = f.ts_ns;
         let asker = self.table.entry(addr_key(f.initiator), ts);
-        if let Some(c) = asker.window.count(u32::from(target), ts, &s.sweep) {
+        if let Some(c) = asker.window.count(item, ts, settings) {
             out.send(Alert {
                 ts_ns: ts,
                 iface: f.iface,
-                detector: Detector::ArpSweep,
+                detector,
                 src: Some(f.initiator),
                 count: c.count,
                 window_ms: c.window_ms,
@@ -127,20 +168,19 @@ impl Family for ArpSweep {
         self.table.memory_bytes()
     }
 
-    fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
-        s.sweep.configure(
-            "detect.arp-sweep",
-            "hosts",
-            raw.map(|r| RawCount {
-                enabled: r.enabled,
-                threshold: r.hosts,
-                window_seconds: r.window_seconds,
-            }),
-        )
+    fn configure(s: &mut Settings, (arp, nd): Self::Raw) -> Result<(), SpanError> {
+        let count = |r: RawArpSweep| RawCount {
+            enabled: r.enabled,
+            threshold: r.hosts,
+            window_seconds: r.window_seconds,
+        };
+        s.arp
+            .configure("detect.arp-sweep", "hosts", arp.map(count))?;
+        s.nd.configure("detect.nd-sweep", "hosts", nd.map(count))
     }
 
     fn toml(s: &Settings) -> String {
-        s.sweep.toml("arp-sweep", "hosts")
+        s.arp.toml("arp-sweep", "hosts") + &s.nd.toml("nd-sweep", "hosts")
     }
 }
 
@@ -167,7 +207,7 @@ mod tests {
 
     #[test]
     fn twenty_unanswered_addresses_are_a_sweep_once() {
-        let mut sweep = ArpSweep::new(64, SeededState::random());
+        let mut sweep = LinkSweeps::new(64, SeededState::random());
         let failures: Vec<_> = (1..=200).map(|t| asked(1_000 + u64::from(t), t)).collect();
         let alerts = run_failures(&mut sweep, &Settings::default(), &failures);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
@@ -177,10 +217,11 @@ mod tests {
         );
         assert!(alerts[0].dst.is_none() && alerts[0].proto.is_none());
         let off = Settings {
-            sweep: CountSettings {
+            arp: CountSettings {
                 enabled: false,
                 ..CountSettings::per_minute(20)
             },
+            ..Settings::default()
         };
         assert!(run_failures(&mut sweep, &off, &failures).is_empty());
     }

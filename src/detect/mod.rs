@@ -205,8 +205,9 @@ registry! {
     martian: martian::Martian {
         Martian: martian = "martian" (toggle::RawToggle) => martian::MARTIAN,
     },
-    arp_sweep: arp_sweep::ArpSweep {
+    link_sweeps: arp_sweep::LinkSweeps {
         ArpSweep: arp_sweep = "arp-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ARP_SWEEP,
+        NdSweep: nd_sweep = "nd-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ND_SWEEP,
     },
 }
 

@@ -151,8 +151,8 @@ impl Family for Scans {
     fn observe(&mut self, _seen: &Seen<'_>, _s: &Settings, _out: &mut Out<'_>) {}
 
     fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
-        // Host discovery on the link is the ARP sweep's.
-        if f.probe != Probe::Arp {
+        // Host discovery on the link is the link sweeps'.
+        if !matches!(f.probe, Probe::Arp | Probe::Nd) {
             self.attempt(f, s, out);
         }
     }

@@ -94,6 +94,7 @@ fn detector_metadata_matches_the_contract() {
             ("blocklist", 1000008),
             ("martian", 1000009),
             ("arp-sweep", 1000010),
+            ("nd-sweep", 1000011),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

@@ -46,8 +46,9 @@ pub struct Observation {
 pub enum Routed {
     /// A decoded packet.
     Packet(Observation),
-    /// An attempt refused or left unanswered, for the initiator's shard.
-    Failure(Failure),
+    /// An attempt refused or left unanswered: for the initiator's shard (source role) and the
+    /// target's (destination role).
+    Failure(Failure, Roles),
 }
 
 /// How a frame's bytes are framed.
@@ -450,18 +451,50 @@ impl Pipeline {
         }
     }
 
-    /// A failed attempt goes to the shard of its initiator (the scanner).
+    /// A failed attempt goes to the shard of its initiator (the scanner) and to the shard of its
+    /// target (where scans from many sources meet).
     #[cold]
     fn failed(&mut self, f: Failure) {
         let allow = &self.shard.settings().allowlist;
         if !allow.is_empty() && (allow.contains(f.initiator) || allow.contains(f.target)) {
             return;
         }
-        let shard = self.shard_of(f.initiator);
+        let src = self.shard_of(f.initiator);
+        let dst = self.shard_of(f.target);
+        if src == dst {
+            self.route_failure(
+                src,
+                f,
+                Roles {
+                    src: true,
+                    dst: true,
+                },
+            );
+        } else {
+            self.route_failure(
+                src,
+                f,
+                Roles {
+                    src: true,
+                    dst: false,
+                },
+            );
+            self.route_failure(
+                dst,
+                f,
+                Roles {
+                    src: false,
+                    dst: true,
+                },
+            );
+        }
+    }
+
+    fn route_failure(&mut self, shard: usize, f: Failure, roles: Roles) {
         if shard == self.index {
-            self.observe_failure(&f);
+            self.observe_failure(&f, roles);
         } else if let Some(Some(tx)) = self.outboxes.get_mut(shard) {
-            if tx.push(Routed::Failure(f)).is_err() {
+            if tx.push(Routed::Failure(f, roles)).is_err() {
                 self.local.route_overflow += 1;
             }
         }
@@ -488,10 +521,10 @@ impl Pipeline {
         );
     }
 
-    fn observe_failure(&mut self, f: &Failure) {
+    fn observe_failure(&mut self, f: &Failure, roles: Roles) {
         let alerts = &mut self.alerts;
         let dropped = &mut self.local.alerts_dropped;
-        self.shard.failure(f, &mut |a| {
+        self.shard.failure(f, roles, &mut |a| {
             if alerts.push(a).is_err() {
                 *dropped += 1;
             }
@@ -504,7 +537,7 @@ impl Pipeline {
             while let Ok(routed) = self.inboxes[i].pop() {
                 match routed {
                     Routed::Packet(obs) => self.observe(&obs),
-                    Routed::Failure(f) => self.observe_failure(&f),
+                    Routed::Failure(f, roles) => self.observe_failure(&f, roles),
                 }
             }
         }

@@ -120,8 +120,8 @@ impl ResponseConfig {
                     return Err((
                         name.span(),
                         format!(
-                            "response.detectors: {} offenders are MAC addresses whose IP address \
-                             may be forged, which an IP ban cannot stop",
+                            "response.detectors: {} names addresses that may be forged, which an \
+                             IP ban must not trust",
                             d.name()
                         ),
                     ));

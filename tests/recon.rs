@@ -140,6 +140,51 @@ fn ipv6_host_discovery_is_an_nd_sweep() {
 }
 
 #[test]
+fn a_decoy_scan_is_one_incident_naming_every_source() {
+    // nmap -D 10.9.0.101,10.9.0.102,ME,10.9.0.103: four sources scan at the same moment.
+    let alerts = replay("nmap-decoy");
+    let decoys: Vec<_> = alerts
+        .iter()
+        .filter(|a| detector(a) == "decoy-scan")
+        .collect();
+    assert_eq!(decoys.len(), 1, "{alerts:#?}");
+    let d = decoys[0];
+    assert_eq!(d["dest_ip"], TARGET, "{d}");
+    assert!(d.get("src_ip").is_none(), "no one source is the actor: {d}");
+    let sources: BTreeSet<&str> = d["alert"]["context"]["scram"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let want: BTreeSet<&str> = ["10.9.0.2", "10.9.0.101", "10.9.0.102", "10.9.0.103"].into();
+    assert_eq!(sources, want, "{d}");
+    assert_eq!(d["alert"]["context"]["scram"]["count"], 4, "{d}");
+}
+
+#[test]
+fn a_distributed_scan_names_the_target_and_its_sources() {
+    // Five forged sources, eight ports each (scapy): no source over the per-source threshold.
+    let alerts = replay("distributed");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(detector(a), "distributed-scan", "{a}");
+    assert_eq!(a["dest_ip"], TARGET, "{a}");
+    assert_eq!(a["alert"]["context"]["scram"]["count"], 20, "{a}");
+    let sources = a["alert"]["context"]["scram"]["sources"]
+        .as_array()
+        .unwrap();
+    assert_eq!(sources.len(), 4, "the first four named: {a}");
+    assert!(
+        a["alert"]["context"]["scram"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("and 1 more, none of them over the per-source threshold"),
+        "{a}"
+    );
+}
+
+#[test]
 fn a_slow_scan_is_caught() {
     // nmap --scan-delay 4s over 30 ports: two minutes, never 20 ports in one.
     caught("nmap-slow", &["portscan"], "SYN");

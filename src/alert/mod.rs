@@ -276,9 +276,24 @@ struct EveScram {
     flags: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<Vec<String>>,
     #[serde(skip_serializing_if = "is_zero")]
     suppressed: u64,
     message: String,
+}
+
+/// The sources an alert names (scans from several addresses), as text.
+pub fn sources(a: &Alert) -> Option<Vec<String>> {
+    match a.detail {
+        Detail::Sources { keys, .. } => Some(
+            keys.iter()
+                .filter(|k| **k != 0)
+                .map(|k| crate::flow::key_addr(*k).to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -339,6 +354,7 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
                         Detail::Kind(kind) => Some(kind),
                         _ => None,
                     },
+                    sources: sources(a),
                     suppressed: a.suppressed,
                     message: message(a, iface),
                 },
@@ -350,7 +366,7 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
 }
 
 macro_rules! journal_event {
-    ($level:expr, $a:expr, $iface:expr, $msg:expr, $macs:expr, $cid:expr) => {
+    ($level:expr, $a:expr, $iface:expr, $msg:expr, $macs:expr, $cid:expr, $sources:expr) => {
         tracing::event!(
             target: TARGET,
             $level,
@@ -371,6 +387,7 @@ macro_rules! journal_event {
             scram_suppressed = $a.suppressed,
             scram_mac = $macs.0.map(tracing::field::display),
             scram_previous_mac = $macs.1.map(tracing::field::display),
+            scram_sources = $sources.as_deref().map(tracing::field::display),
             "{}",
             $msg
         )
@@ -390,10 +407,11 @@ pub fn journal(a: &Alert, iface: &str, seed: u16) {
         _ => (None, None),
     };
     let cid = community_id(a, seed);
+    let srcs = sources(a).map(|s| s.join(","));
     match a.detector.severity() {
-        1 => journal_event!(tracing::Level::ERROR, a, iface, msg, macs, cid),
-        2 => journal_event!(tracing::Level::WARN, a, iface, msg, macs, cid),
-        _ => journal_event!(tracing::Level::INFO, a, iface, msg, macs, cid),
+        1 => journal_event!(tracing::Level::ERROR, a, iface, msg, macs, cid, srcs),
+        2 => journal_event!(tracing::Level::WARN, a, iface, msg, macs, cid, srcs),
+        _ => journal_event!(tracing::Level::INFO, a, iface, msg, macs, cid, srcs),
     }
 }
 

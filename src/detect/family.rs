@@ -62,8 +62,8 @@ pub trait Family: Sized {
     /// Runs on one packet, in the shard the family keys on.
     fn observe(&mut self, seen: &Seen<'_>, settings: &Self::Settings, out: &mut Out<'_>);
 
-    /// A source-keyed family: an attempt by the initiator that was refused or went unanswered
-    /// (see [`crate::flow`]), in the initiator's shard.
+    /// An attempt that was refused or went unanswered (see [`crate::flow`]): in the initiator's
+    /// shard for a source-keyed family, in the target's for a destination-keyed one.
     fn failure(&mut self, _f: &Failure, _settings: &Self::Settings, _out: &mut Out<'_>) {}
 
     /// Entries its tables evicted to make room.

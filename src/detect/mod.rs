@@ -16,6 +16,7 @@
 pub mod arp_spoof;
 pub mod arp_sweep;
 pub mod blocklist;
+pub mod coordinated;
 pub mod family;
 pub mod flood;
 pub mod martian;
@@ -157,10 +158,15 @@ macro_rules! registry {
                 }
             }
 
-            /// A failed attempt, for the source-keyed families (in the initiator's shard).
-            fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+            /// A failed attempt: the source-keyed families in the initiator's shard, the
+            /// destination-keyed ones in the target's.
+            fn failure(&mut self, f: &Failure, roles: Roles, s: &Settings, out: &mut Out<'_>) {
                 $(
-                    if <$family as Family>::KEY == Key::Source {
+                    let go = match <$family as Family>::KEY {
+                        Key::Source => roles.src,
+                        Key::Destination => roles.dst,
+                    };
+                    if go {
                         self.$field.failure(f, &s.$field, out);
                     }
                 )+
@@ -208,6 +214,10 @@ registry! {
     link_sweeps: arp_sweep::LinkSweeps {
         ArpSweep: arp_sweep = "arp-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ARP_SWEEP,
         NdSweep: nd_sweep = "nd-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ND_SWEEP,
+    },
+    coordinated: coordinated::Coordinated {
+        DistributedScan: distributed_scan = "distributed-scan" (coordinated::RawDistributed) => coordinated::DISTRIBUTED_SCAN,
+        DecoyScan: decoy_scan = "decoy-scan" (coordinated::RawDecoy) => coordinated::DECOY_SCAN,
     },
 }
 
@@ -368,15 +378,15 @@ impl Shard {
         self.families.observe(&seen, roles, s, &mut out);
     }
 
-    /// Runs the source-keyed families on an attempt that failed (in the initiator's shard).
-    pub fn failure(&mut self, f: &Failure, emit: &mut impl FnMut(Alert)) {
+    /// Runs the families of `roles` on an attempt that failed.
+    pub fn failure(&mut self, f: &Failure, roles: Roles, emit: &mut impl FnMut(Alert)) {
         let s = &*self.settings;
         let mut out = Out {
             suppressor: &mut self.suppressor,
             suppress_ms: s.suppress_ms,
             emit,
         };
-        self.families.failure(f, s, &mut out);
+        self.families.failure(f, roles, s, &mut out);
     }
 
     /// Calls `f(detector, src, dst, held)` for every alert key with repeats held back and not

@@ -26,7 +26,18 @@ pub enum Detail {
         /// The earlier binding.
         previous_mac: [u8; 6],
     },
+    /// The sources of a scan from several addresses (`sources`), the first [`MAX_SOURCES`] of
+    /// them as table keys (0 for none), and how many there were in all.
+    Sources {
+        /// The first sources seen.
+        keys: [u128; MAX_SOURCES],
+        /// How many sources in all.
+        total: u8,
+    },
 }
+
+/// Sources an alert about a scan from several addresses names.
+pub const MAX_SOURCES: usize = 4;
 
 /// What active response did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

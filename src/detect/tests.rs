@@ -95,6 +95,8 @@ fn detector_metadata_matches_the_contract() {
             ("martian", 1000009),
             ("arp-sweep", 1000010),
             ("nd-sweep", 1000011),
+            ("distributed-scan", 1000012),
+            ("decoy-scan", 1000013),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

@@ -107,6 +107,18 @@ record arp-scan 30 arp-scan -I ra --localnet
 record netdiscover 40 netdiscover -i ra -r 10.9.0.0/24 -P
 record nmap6-ping-sweep 40 nmap -6 -n -sn $(for i in $(seq 16 63); do printf "fd09::%x " "$i"; done)
 record alive6 30 atk6-alive6 ra
+# Distributed: five forged sources, eight ports each, none above a per-source threshold (scapy).
+record distributed 30 env VMAC="$VMAC" /usr/bin/python3 -c '
+import os, random
+from scapy.all import Ether, IP, TCP, sendp
+frames = []
+for s in range(5):
+    for p in range(s * 8 + 1, s * 8 + 9):
+        frames.append(Ether(dst=os.environ["VMAC"]) / IP(src="10.9.0.%d" % (51 + s), dst="10.9.0.10")
+                      / TCP(sport=random.randrange(1024, 65535), dport=p, flags="S"))
+random.shuffle(frames)
+sendp(frames, iface="ra", inter=0.01, verbose=False)'
+
 # --- benign ---
 # A poller scraping 30 hosts on one port every 2 s.
 record benign-poller 30 sh -c 'for r in 1 2 3 4 5 6 7 8; do

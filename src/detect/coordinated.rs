@@ -1,0 +1,329 @@
+//! Scans from several addresses against one host, seen where they meet: in the target's shard.
+//! `distributed-scan`: several sources, each below the per-source threshold, whose failed
+//! attempts together cover many ports (Snort's distributed portscan). `decoy-scan`: several
+//! sources that each scan the same host at the same moment (`nmap -D`): all but one are forged,
+//! so the incident names them all and none is banned. Keyed on the target.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::family::{Entry, Family, Key, Out, Seen, SpanError};
+use super::record::{Alert, Detail, MAX_SOURCES};
+use super::table::{SeededState, Table};
+use super::window::{CountSettings, CountWindow, RawCount};
+use super::{addr_key, AddrKey, Detector};
+use crate::alert::text::{addr, secs};
+use crate::flow::{Failure, Probe};
+
+/// Sources followed per target and window.
+const SOURCES: usize = 8;
+
+fn names(a: &Alert) -> String {
+    let mut text = crate::alert::sources(a).unwrap_or_default().join(", ");
+    if let Detail::Sources { total, .. } = a.detail {
+        let shown = crate::alert::sources(a).map_or(0, |s| s.len());
+        if usize::from(total) > shown {
+            text.push_str(&format!(" and {} more", usize::from(total) - shown));
+        }
+    }
+    text
+}
+
+/// `distributed-scan`'s catalogue entry.
+pub const DISTRIBUTED_SCAN: Entry = Entry {
+    name: "distributed-scan",
+    signature_id: 1_000_012,
+    category: "Attempted Information Leak",
+    severity: 2,
+    message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b50c",
+    describe: |a, _| {
+        format!(
+            "distributed-scan: {} ports of {} probed in {} from {}, none of them over the \
+             per-source threshold",
+            a.count,
+            addr(a.dst),
+            secs(a.window_ms),
+            names(a)
+        )
+    },
+};
+
+/// `decoy-scan`'s catalogue entry.
+pub const DECOY_SCAN: Entry = Entry {
+    name: "decoy-scan",
+    signature_id: 1_000_013,
+    category: "Attempted Information Leak",
+    severity: 2,
+    message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b50d",
+    describe: |a, _| {
+        format!(
+            "decoy-scan: {} sources scanned {} at once in {} ({}): all but one are forged",
+            a.count,
+            addr(a.dst),
+            secs(a.window_ms),
+            names(a)
+        )
+    },
+};
+
+/// `[detect.distributed-scan]` and `[detect.decoy-scan]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Distinct ports of one target, over all its sources (`ports`), within `window_seconds`.
+    pub distributed: CountSettings,
+    /// Sources that each reach the threshold against one target (`sources`) within
+    /// `window_seconds`, the threshold being the portscan default of 20 ports.
+    pub decoy: CountSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            distributed: CountSettings::per_minute(20),
+            decoy: CountSettings {
+                threshold: 2,
+                window_ms: 10_000,
+                ..CountSettings::per_minute(2)
+            },
+        }
+    }
+}
+
+/// `[detect.distributed-scan]` as read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDistributed {
+    enabled: Option<bool>,
+    ports: Option<Spanned<i64>>,
+    window_seconds: Option<Spanned<i64>>,
+}
+
+/// `[detect.decoy-scan]` as read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecoy {
+    enabled: Option<bool>,
+    sources: Option<Spanned<i64>>,
+    window_seconds: Option<Spanned<i64>>,
+}
+
+/// Ports one source failed on at a target, as a 64-bit set (port modulo 64): enough to tell a
+/// source scanning tens of ports from one trying a few.
+#[derive(Debug, Clone, Copy, Default)]
+struct Source {
+    key: AddrKey,
+    ports: u64,
+}
+
+/// One target within the window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Target {
+    start_ns: u64,
+    ports: CountWindow<u16>,
+    sources: [Source; SOURCES],
+    len: u8,
+    /// Sources beyond those followed.
+    more: u8,
+    distributed: bool,
+    decoy: bool,
+}
+
+/// Per target, the sources failing against it.
+#[derive(Debug)]
+pub struct Coordinated {
+    table: Table<AddrKey, Target>,
+}
+
+/// Ports at which one source counts as scanning by itself (the portscan default).
+const ONE_SOURCE: u32 = 20;
+
+impl Family for Coordinated {
+    type Settings = Settings;
+    type Raw = (Option<RawDistributed>, Option<RawDecoy>);
+    const KEY: Key = Key::Destination;
+
+    fn new(capacity: usize, hasher: SeededState) -> Self {
+        Coordinated {
+            table: Table::new(capacity, hasher),
+        }
+    }
+
+    #[inline]
+    fn observe(&mut self, _seen: &Seen<'_>, _s: &Settings, _out: &mut Out<'_>) {}
+
+    fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+        if matches!(f.probe, Probe::Arp | Probe::Nd | Probe::Echo)
+            || !(s.distributed.enabled || s.decoy.enabled)
+        {
+            return;
+        }
+        let ts = f.ts_ns;
+        let window = s.distributed.window_ms.max(s.decoy.window_ms) * 1_000_000;
+        let t = self.table.entry(addr_key(f.target), ts);
+        if t.start_ns == 0 || ts.saturating_sub(t.start_ns) > window {
+            *t = Target {
+                start_ns: ts,
+                ..Default::default()
+            };
+        }
+        let key = addr_key(f.initiator);
+        let n = usize::from(t.len);
+        let slot = match t.sources[..n].iter().position(|x| x.key == key) {
+            Some(i) => i,
+            None if n < SOURCES => {
+                t.sources[n].key = key;
+                t.len += 1;
+                n
+            }
+            None => {
+                t.more = t.more.saturating_add(1);
+                return;
+            }
+        };
+        t.sources[slot].ports |= 1 << (f.dport % 64);
+        let crossed = t.ports.count(f.dport, ts, &s.distributed);
+        let elapsed = ts.saturating_sub(t.start_ns) / 1_000_000;
+        let scanning = t.sources[..usize::from(t.len)]
+            .iter()
+            .filter(|x| x.ports.count_ones() >= ONE_SOURCE)
+            .count();
+        let alert = |t: &Target, detector: Detector, count: u64| {
+            let mut keys = [0u128; MAX_SOURCES];
+            for (k, src) in keys.iter_mut().zip(&t.sources[..usize::from(t.len)]) {
+                *k = src.key;
+            }
+            Alert {
+                ts_ns: ts,
+                iface: f.iface,
+                detector,
+                dst: Some(f.target),
+                proto: Some(f.proto),
+                count,
+                window_ms: elapsed,
+                detail: Detail::Sources {
+                    keys,
+                    total: t.len.saturating_add(t.more),
+                },
+                ..Alert::default()
+            }
+        };
+        if s.decoy.enabled
+            && !t.decoy
+            && scanning >= s.decoy.threshold
+            && elapsed <= s.decoy.window_ms
+        {
+            t.decoy = true;
+            let sources = u64::from(t.len) + u64::from(t.more);
+            out.send(alert(t, Detector::DecoyScan, sources));
+        }
+        if s.distributed.enabled && !t.distributed && scanning == 0 && t.len >= 3 {
+            if let Some(c) = crossed {
+                t.distributed = true;
+                out.send(alert(t, Detector::DistributedScan, c.count));
+            }
+        }
+    }
+
+    fn evictions(&self) -> u64 {
+        self.table.evictions()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.table.memory_bytes()
+    }
+
+    fn configure(s: &mut Settings, (distributed, decoy): Self::Raw) -> Result<(), SpanError> {
+        s.distributed.configure(
+            "detect.distributed-scan",
+            "ports",
+            distributed.map(|r| RawCount {
+                enabled: r.enabled,
+                threshold: r.ports,
+                window_seconds: r.window_seconds,
+            }),
+        )?;
+        if let Some(v) = decoy.as_ref().and_then(|r| r.sources.as_ref()) {
+            if !(2..=SOURCES as i64).contains(v.get_ref()) {
+                return Err((
+                    v.span(),
+                    format!(
+                        "detect.decoy-scan.sources = {} is out of range (2..={SOURCES})",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        }
+        s.decoy.configure(
+            "detect.decoy-scan",
+            "sources",
+            decoy.map(|r| RawCount {
+                enabled: r.enabled,
+                threshold: r.sources,
+                window_seconds: r.window_seconds,
+            }),
+        )
+    }
+
+    fn toml(s: &Settings) -> String {
+        s.distributed.toml("distributed-scan", "ports") + &s.decoy.toml("decoy-scan", "sources")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::detect::family::run_failures;
+
+    fn failed(ts: u64, source: u8, port: u16) -> Failure {
+        Failure {
+            ts_ns: ts,
+            iface: 0,
+            initiator: IpAddr::V4(Ipv4Addr::new(192, 0, 2, source)),
+            target: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),
+            proto: crate::decode::proto::TCP,
+            sport: 40000,
+            dport: port,
+            probe: Probe::Syn,
+            refused: true,
+        }
+    }
+
+    #[test]
+    fn few_ports_from_many_sources_are_one_distributed_scan() {
+        let mut c = Coordinated::new(64, SeededState::random());
+        let failures: Vec<_> = (0..5u8)
+            .flat_map(|s| {
+                (0..8u16).map(move |p| failed(1_000 + u64::from(p), s, u16::from(s) * 8 + p))
+            })
+            .collect();
+        let alerts = run_failures(&mut c, &Settings::default(), &failures);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].detector, Detector::DistributedScan);
+        assert_eq!(alerts[0].count, 20);
+        assert!(matches!(
+            alerts[0].detail,
+            Detail::Sources { total: 3.., .. }
+        ));
+    }
+
+    #[test]
+    fn sources_scanning_at_once_are_a_decoy_scan_and_one_scanner_is_not() {
+        let mut c = Coordinated::new(64, SeededState::random());
+        let one: Vec<_> = (1..=60u16)
+            .map(|p| failed(1_000 + u64::from(p), 7, p))
+            .collect();
+        assert!(run_failures(&mut c, &Settings::default(), &one).is_empty());
+        let mut c = Coordinated::new(64, SeededState::random());
+        let decoys: Vec<_> = (1..=60u16)
+            .flat_map(|p| [7u8, 101, 102].map(|s| failed(1_000 + u64::from(p), s, p)))
+            .collect();
+        let alerts = run_failures(&mut c, &Settings::default(), &decoys);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            (alerts[0].detector, alerts[0].count),
+            (Detector::DecoyScan, 3)
+        );
+    }
+}

@@ -8,7 +8,7 @@
 #   tests/data/recon/record.sh [NAME...]    # all captures, or only those named
 #
 # Needs root and the Debian packages nmap masscan arp-scan netdiscover thc-ipv6 hping3
-# dnsmasq-base socat tcpdump python3 curl. CI replays the committed captures; it does not record.
+# dnsmasq-base socat tcpdump python3 python3-scapy curl. CI replays the committed captures; it does not record.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT="$PWD"

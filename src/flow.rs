@@ -148,6 +148,8 @@ pub struct Failure {
     pub probe: Probe,
     /// Refused (RST) rather than unanswered.
     pub refused: bool,
+    /// When the attempt was made, ns (the failure is known later when unanswered).
+    pub attempt_ns: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -259,6 +261,7 @@ impl Flows {
                 dport,
                 probe: s.probe,
                 refused: false,
+                attempt_ns: s.opened_ns,
             });
         }
         None
@@ -412,6 +415,7 @@ impl Flows {
                     Part::Tcp(f) if f & tcp_flags::RST != 0 => {
                         if s.stage == Stage::Opening {
                             let probe = s.probe;
+                            let attempt_ns = s.opened_ns;
                             s.stage = Stage::Done;
                             return Some(Failure {
                                 ts_ns,
@@ -423,6 +427,7 @@ impl Flows {
                                 dport: sport,
                                 probe,
                                 refused: true,
+                                attempt_ns,
                             });
                         }
                     }

@@ -28,6 +28,8 @@ const LOCAL_REFRESH: Duration = Duration::from_secs(10);
 pub struct ResponseCounters {
     /// Bans added or refreshed.
     pub bans: u64,
+    /// Offenders left alone because a decoy scan named them (their address may be forged).
+    pub spared_decoy: u64,
     /// Offenders left alone because they are this host's addresses.
     pub spared_local: u64,
     /// Offenders left alone because they are allowlisted.
@@ -196,6 +198,16 @@ impl Responder {
         }))
     }
 
+    /// Does `detector` ban its offenders?
+    pub fn bans(&self, detector: Detector) -> bool {
+        self.config.detectors.contains(&detector)
+    }
+
+    /// Counts an offender left alone because a decoy scan named it.
+    pub fn spare_decoy(&mut self) {
+        self.counters.spared_decoy += 1;
+    }
+
     /// Bans the offender of `alert` if its detector is one that bans, and marks the alert
     /// `blocked` when the ban is in place.
     pub fn act(&mut self, alert: &mut Alert) {
@@ -262,10 +274,11 @@ impl Responder {
     pub fn finish(mut self) {
         let c = self.counters;
         tracing::info!(
-            "active response: {} ban(s) placed or refreshed, {} offender(s) spared as local, {} as allowlisted, {} refused by the kernel",
+            "active response: {} ban(s) placed or refreshed, {} offender(s) spared as local, {} as allowlisted, {} as possible decoys, {} refused by the kernel",
             c.bans,
             c.spared_local,
             c.spared_allowlisted,
+            c.spared_decoy,
             c.errors
         );
         if self.config.remove_on_exit {

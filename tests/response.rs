@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::net::IpAddr;
+
 use common::{privileged, Netns, Scratch, SCRAMD};
 use scram::netlink::nftables::{Hooks, Nftables};
 
@@ -386,6 +388,40 @@ fn a_reload_changes_whom_response_bans_and_says_what_waits_for_a_restart() {
     let set = nft(&t.victim, "list set inet scram ban4");
     assert!(set.contains("10.1.0.6 timeout 30s"), "{set}");
     assert_eq!(t.stop_scramd(), 0, "{}", t.log());
+}
+
+#[test]
+fn a_decoy_scan_bans_none_of_its_sources() {
+    if !privileged("nftables decoys") {
+        return;
+    }
+    scram_user();
+    let mut t = Topology::new("decoy", false);
+    let alerts = t.scramd(RESPONSE);
+    // The real scanner and two forged sources scan the victim together, their probes
+    // interleaved, as nmap -D sends them.
+    let sources: Vec<IpAddr> = ["10.1.0.1", "10.1.0.77", "10.1.0.78"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let victim: IpAddr = "10.1.0.2".parse().unwrap();
+    t.attacker.run(move || {
+        let s = Sender::open("va1");
+        for port in 1..=30u16 {
+            for &src in &sources {
+                s.send(&craft::tcp_frame(src, victim, 40000, port, SYN));
+            }
+        }
+    });
+    let text = wait_for_alert(&alerts, "\"decoy-scan\"");
+    assert!(!text.contains("\"action\":\"blocked\""), "{text}");
+    // Every ban would have been placed by now.
+    std::thread::sleep(Duration::from_secs(6));
+    let set = nft(&t.victim, "list set inet scram ban4");
+    assert!(!set.contains("elements"), "{set}");
+    assert_eq!(connect(&t.attacker, "10.1.0.1", "10.1.0.2"), "open");
+    assert_eq!(t.stop_scramd(), 0, "{}", t.log());
+    assert!(t.log().contains("as possible decoys"), "{}", t.log());
 }
 
 #[test]

@@ -202,6 +202,7 @@ mod tests {
             dport: 0,
             probe: Probe::Arp,
             refused: false,
+            attempt_ns: 0,
         }
     }
 

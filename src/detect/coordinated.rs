@@ -113,6 +113,9 @@ pub struct RawDecoy {
 struct Source {
     key: AddrKey,
     ports: u64,
+    /// When its first and latest failed attempts were made, ns.
+    first_ns: u64,
+    last_ns: u64,
 }
 
 /// One target within the window.
@@ -136,6 +139,9 @@ pub struct Coordinated {
 
 /// Ports at which one source counts as scanning by itself (the portscan default).
 const ONE_SOURCE: u32 = 20;
+
+/// Slack between the attempts of sources scanning together.
+const OVERLAP_NS: u64 = 500_000_000;
 
 impl Family for Coordinated {
     type Settings = Settings;
@@ -180,13 +186,29 @@ impl Family for Coordinated {
                 return;
             }
         };
-        t.sources[slot].ports |= 1 << (f.dport % 64);
+        let src = &mut t.sources[slot];
+        src.ports |= 1 << (f.dport % 64);
+        if src.first_ns == 0 || f.attempt_ns < src.first_ns {
+            src.first_ns = f.attempt_ns;
+        }
+        src.last_ns = src.last_ns.max(f.attempt_ns);
         let crossed = t.ports.count(f.dport, ts, &s.distributed);
         let elapsed = ts.saturating_sub(t.start_ns) / 1_000_000;
         let scanning = t.sources[..usize::from(t.len)]
             .iter()
             .filter(|x| x.ports.count_ones() >= ONE_SOURCE)
             .count();
+        // Decoys are sent with the real probes, interleaved: their attempts overlap in time,
+        // where two scanners one after the other do not.
+        let (mut latest_first, mut earliest_last) = (0, u64::MAX);
+        for x in t.sources[..usize::from(t.len)]
+            .iter()
+            .filter(|x| x.ports.count_ones() >= ONE_SOURCE)
+        {
+            latest_first = latest_first.max(x.first_ns);
+            earliest_last = earliest_last.min(x.last_ns);
+        }
+        let together = latest_first <= earliest_last.saturating_add(OVERLAP_NS);
         let alert = |t: &Target, detector: Detector, count: u64| {
             let mut keys = [0u128; MAX_SOURCES];
             for (k, src) in keys.iter_mut().zip(&t.sources[..usize::from(t.len)]) {
@@ -210,6 +232,7 @@ impl Family for Coordinated {
         if s.decoy.enabled
             && !t.decoy
             && scanning >= s.decoy.threshold
+            && together
             && elapsed <= s.decoy.window_ms
         {
             t.decoy = true;
@@ -287,6 +310,7 @@ mod tests {
             dport: port,
             probe: Probe::Syn,
             refused: true,
+            attempt_ns: ts,
         }
     }
 

@@ -281,6 +281,7 @@ mod tests {
             dport: port,
             probe,
             refused: true,
+            attempt_ns: 0,
         }
     }
 

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use crate::decode::{proto, tcp_flags, Arp, Fragment, Ip, Transport};
 use crate::detect::family::{chatter_destination, link_local};
 use crate::detect::table::{SeededState, Table};
-use crate::detect::{addr_key, AddrKey};
+use crate::detect::{addr_key, key_addr, AddrKey};
 
 /// The protocol field of ARP "flows" in the table (no IP protocol has it: 255 is reserved).
 pub const ARP: u8 = 255;
@@ -216,13 +216,6 @@ impl Flows {
         self.table.memory_bytes()
     }
 
-    /// Follows one IP packet; returns the attempt it shows refused, if any. Call
-    /// [`Flows::next_unanswered`] with a budget of one slot after it.
-    #[inline]
-    pub fn observe(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Failure> {
-        self.follow(ip, ts_ns, iface)
-    }
-
     /// Moves the clock hand over at most `*budget` slots (spending them) and returns the first
     /// attempt found unanswered at `now_ns`; `u64::MAX` finds every open attempt (the end of a
     /// capture file).
@@ -355,7 +348,10 @@ impl Flows {
         self.table.capacity()
     }
 
-    fn follow(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Failure> {
+    /// Follows one IP packet; returns the attempt it shows refused, if any. Call
+    /// [`Flows::next_unanswered`] with a budget of one slot after it.
+    #[inline]
+    pub fn observe(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Failure> {
         if let Transport::Icmpv6 { ty: 135 | 136, .. } = ip.transport {
             self.neighbour(ip, ts_ns, iface);
             return None;
@@ -462,15 +458,6 @@ impl Flows {
             opened_ns: ts_ns,
         };
         None
-    }
-}
-
-/// The address of a table key.
-pub fn key_addr(k: AddrKey) -> IpAddr {
-    let v6 = std::net::Ipv6Addr::from(k);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(v6),
     }
 }
 

@@ -455,8 +455,7 @@ impl Pipeline {
     /// target (where scans from many sources meet).
     #[cold]
     fn failed(&mut self, f: Failure) {
-        let allow = &self.shard.settings().allowlist;
-        if !allow.is_empty() && (allow.contains(f.initiator) || allow.contains(f.target)) {
+        if self.shard.settings().ignores_pair(f.initiator, f.target) {
             return;
         }
         let src = self.shard_of(f.initiator);

@@ -2,7 +2,7 @@
 //! the held-back summary at shutdown. Reads counters; never on the packet path.
 
 use crate::capture::InterfaceStats;
-use crate::detect::AddrKey;
+use crate::detect::{key_addr, AddrKey};
 use crate::pipeline::PipelineTotals;
 
 /// The one-line `STATUS=` systemd shows in `systemctl status`.
@@ -91,20 +91,18 @@ pub fn log_held_back(pipelines: &[crate::pipeline::Pipeline]) {
             tracing::info!(
                 "{}: {held} repeat(s) of the alert {} -> {} held back since it was last reported",
                 d.name(),
-                key_addr(src),
-                key_addr(dst)
+                key_text(src),
+                key_text(dst)
             );
         });
     }
 }
 
-fn key_addr(k: AddrKey) -> String {
+/// An address key as text, `-` for none.
+fn key_text(k: AddrKey) -> String {
     if k == 0 {
-        return "-".into();
-    }
-    let v6 = std::net::Ipv6Addr::from(k);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => v4.to_string(),
-        None => v6.to_string(),
+        "-".into()
+    } else {
+        key_addr(k).to_string()
     }
 }

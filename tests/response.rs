@@ -9,7 +9,7 @@ mod common;
 
 use std::net::IpAddr;
 
-use common::{privileged, Netns, Scratch, SCRAMD};
+use common::{privileged, Netns, Scramd, Scratch, SCRAMD};
 use scram::netlink::nftables::{Hooks, Nftables};
 
 fn nft(ns: &Netns, args: &str) -> String {
@@ -78,7 +78,10 @@ struct Topology {
     dir: PathBuf,
     /// Removed on drop, after the processes are gone.
     _scratch: Scratch,
+    /// The victim's listener.
     children: Vec<Child>,
+    /// scramd, killed and reaped on drop.
+    scramd: Option<Scramd>,
 }
 
 impl Topology {
@@ -143,6 +146,7 @@ impl Topology {
             dir,
             _scratch: scratch,
             children: Vec::new(),
+            scramd: None,
         };
         // A TCP listener on the victim, alive for at most 60 s.
         let listener = Command::new("ip")
@@ -177,33 +181,20 @@ impl Topology {
             format!("[alerts]\njson = {:?}\n{config}", alerts.to_str().unwrap()),
         )
         .unwrap();
-        let log = self.dir.join("log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.victim.name,
-                SCRAMD,
-                "run",
-                "--iface",
-                "vb1",
-            ])
-            .args(["--config", cfg.to_str().unwrap()])
-            .env("SCRAM_LOG_TARGET", "stderr")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("capturing on vb1") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "scramd did not start: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.victim.name,
+            SCRAMD,
+            "run",
+            "--iface",
+            "vb1",
+        ])
+        .args(["--config", cfg.to_str().unwrap()]);
+        let mut d = Scramd::spawn(c, self.dir.join("log"));
+        d.wait_for_log("capturing on vb1", 10);
+        self.scramd = Some(d);
         alerts
     }
 
@@ -213,18 +204,14 @@ impl Topology {
 
     /// Stops the last started scramd with SIGTERM and returns its exit code.
     fn stop_scramd(&mut self) -> i32 {
-        let mut child = self.children.pop().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        child.wait().unwrap().code().unwrap_or(-1)
+        self.scramd.take().unwrap().stop().0
     }
 }
 
 impl Drop for Topology {
     fn drop(&mut self) {
+        // scramd first (the guard kills and reaps it), before its namespace goes.
+        drop(self.scramd.take());
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
@@ -270,15 +257,15 @@ fn ping(ns: &Netns, dst: &str) -> bool {
 }
 
 fn wait_for_alert(alerts: &PathBuf, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(alerts).unwrap_or_default();
-        if text.contains(what) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "no alert with {what}: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until(
+        &format!("an alert with {what}"),
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(alerts).unwrap_or_default();
+            text.contains(what).then_some(text)
+        },
+        || std::fs::read_to_string(alerts).unwrap_or_default(),
+    )
 }
 
 const RESPONSE: &str = "[response]\naction = \"nftables\"\nban_seconds = 4\n";
@@ -363,8 +350,10 @@ fn a_reload_changes_whom_response_bans_and_says_what_waits_for_a_restart() {
         "ban_seconds = 30\nipv6_prefix = 48\n",
     );
     std::fs::write(&cfg, text).unwrap();
-    let pid = nix::unistd::Pid::from_raw(t.children.last().unwrap().id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    t.scramd
+        .as_ref()
+        .unwrap()
+        .signal(nix::sys::signal::Signal::SIGHUP);
     common::wait_until(
         "the reload",
         Duration::from_secs(5),

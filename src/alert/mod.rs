@@ -286,10 +286,10 @@ struct EveScram {
 /// The sources an alert names (scans from several addresses), as text.
 pub fn sources(a: &Alert) -> Option<Vec<String>> {
     match a.detail {
-        Detail::Sources { keys, .. } => Some(
-            keys.iter()
-                .filter(|k| **k != 0)
-                .map(|k| crate::flow::key_addr(*k).to_string())
+        Detail::Sources { .. } => Some(
+            a.detail
+                .sources()
+                .map(|k| crate::detect::key_addr(k).to_string())
                 .collect(),
         ),
         _ => None,

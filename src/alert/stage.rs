@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::AlertWriter;
 use crate::config::ResponseConfig;
 use crate::detect::prefix::PrefixSet;
-use crate::detect::{addr_key, AddrKey, Alert, Detail, Detector};
+use crate::detect::{addr_key, AddrKey, Alert, Detector};
 use crate::response::Responder;
 
 /// How long the stage sleeps when every ring was empty.
@@ -90,7 +90,7 @@ impl AlertStage {
         if a.detector == Detector::DecoyScan {
             // Its sources may be forged: spare every ban waiting for one of them, and those of
             // alerts still to come about them.
-            let named = decoy_sources(&a);
+            let named: Vec<AddrKey> = a.detail.sources().collect();
             for (_, held, spared) in &mut self.held {
                 if held.dst == a.dst && held.src.is_some_and(|s| named.contains(&addr_key(s))) {
                     *spared = true;
@@ -214,13 +214,5 @@ impl AlertThread {
     pub fn finish(self) -> Option<AlertWriter> {
         self.stop.store(true, Ordering::Release);
         self.handle.join().ok().map(AlertStage::finish)
-    }
-}
-
-/// The sources a decoy-scan alert names.
-fn decoy_sources(a: &Alert) -> Vec<AddrKey> {
-    match a.detail {
-        Detail::Sources { keys, .. } => keys.iter().copied().filter(|k| *k != 0).collect(),
-        _ => Vec::new(),
     }
 }

@@ -51,7 +51,7 @@ pub const ND_SWEEP: Entry = Entry {
             _ => String::new(),
         };
         format!(
-            "nd-sweep: {}{from} solicited on {iface} {} IPv6 neighbours nobody answered for in {}",
+            "nd-sweep: {}{from} asked on {iface} for {} IPv6 neighbours nobody answered for in {}",
             addr(a.src),
             a.count,
             secs(a.window_ms)

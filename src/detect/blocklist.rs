@@ -5,7 +5,7 @@ use super::family::{Entry, Family, Key, Out, Seen, SpanError};
 use super::prefix::PrefixSet;
 use super::record::{Alert, Detail};
 use super::table::SeededState;
-use super::toggle::{self, RawToggle};
+use super::toggle::{RawToggle, Toggle};
 use super::Detector;
 use crate::alert::text::{addr, endpoint, proto_name};
 
@@ -37,21 +37,12 @@ pub const SOURCE: &str = "source";
 pub const DESTINATION: &str = "destination";
 
 /// `[detect.blocklist]` and the prefixes `[blocklist] files` hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Settings {
     /// On or off.
-    pub enabled: bool,
+    pub switch: Toggle,
     /// The listed prefixes.
     pub prefixes: PrefixSet,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            enabled: true,
-            prefixes: PrefixSet::default(),
-        }
-    }
 }
 
 /// Stateless.
@@ -69,7 +60,7 @@ impl Family for Blocklist {
 
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
-        if !s.enabled || s.prefixes.is_empty() {
+        if !s.switch.enabled || s.prefixes.is_empty() {
             return;
         }
         let Some(ip) = seen.ip() else { return };
@@ -84,12 +75,12 @@ impl Family for Blocklist {
     }
 
     fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
-        toggle::configure(&mut s.enabled, raw);
+        s.switch.configure(raw);
         Ok(())
     }
 
     fn toml(s: &Settings) -> String {
-        toggle::toml("blocklist", s.enabled)
+        s.switch.toml("blocklist")
     }
 }
 
@@ -103,7 +94,7 @@ mod tests {
     #[test]
     fn either_end_listed_is_an_alert_naming_which() {
         let s = Settings {
-            enabled: true,
+            switch: Toggle::default(),
             prefixes: PrefixSet::new([parse_cidr("203.0.113.0/24").unwrap()]),
         };
         let (bad, good) = (
@@ -119,7 +110,7 @@ mod tests {
         let kinds: Vec<_> = alerts.iter().map(|a| a.detail).collect();
         assert_eq!(kinds, [Detail::Kind(SOURCE), Detail::Kind(DESTINATION)]);
         let off = Settings {
-            enabled: false,
+            switch: Toggle { enabled: false },
             ..s
         };
         assert!(run(&mut Blocklist, &off, &frames).is_empty());

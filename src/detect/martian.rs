@@ -5,7 +5,7 @@
 use super::family::{Entry, Family, Key, Out, Seen, SpanError};
 use super::record::{Alert, Detail};
 use super::table::SeededState;
-use super::toggle::{self, RawToggle};
+use super::toggle::{RawToggle, Toggle};
 use super::Detector;
 use crate::alert::text::{addr, proto_name};
 
@@ -38,18 +38,8 @@ pub const LOOPBACK_SOURCE: &str = "loopback-source";
 /// `kind` of a multicast source.
 pub const MULTICAST_SOURCE: &str = "multicast-source";
 
-/// `[detect.martian]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// On or off.
-    pub enabled: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings { enabled: true }
-    }
-}
+/// `[detect.martian]`: on or off.
+pub type Settings = Toggle;
 
 /// Stateless.
 #[derive(Debug)]
@@ -87,12 +77,12 @@ impl Family for Martian {
     }
 
     fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
-        toggle::configure(&mut s.enabled, raw);
+        s.configure(raw);
         Ok(())
     }
 
     fn toml(s: &Settings) -> String {
-        toggle::toml("martian", s.enabled)
+        s.toml("martian")
     }
 }
 

@@ -264,14 +264,20 @@ impl Settings {
     /// destination; for ARP, the claimed address)?
     #[inline]
     pub fn ignores(&self, packet: &Packet) -> bool {
-        if self.allowlist.is_empty() {
-            return false;
-        }
         match &packet.net {
-            Net::Ip(ip) => self.allowlist.contains(ip.src) || self.allowlist.contains(ip.dst),
-            Net::Arp(arp) => self.allowlist.contains(IpAddr::V4(arp.sender_ip)),
+            Net::Ip(ip) => self.ignores_pair(ip.src, ip.dst),
+            Net::Arp(arp) => {
+                let sender = IpAddr::V4(arp.sender_ip);
+                self.ignores_pair(sender, sender)
+            }
             Net::Other(_) => false,
         }
+    }
+
+    /// Is either address allowlisted?
+    #[inline]
+    pub fn ignores_pair(&self, a: IpAddr, b: IpAddr) -> bool {
+        !self.allowlist.is_empty() && (self.allowlist.contains(a) || self.allowlist.contains(b))
     }
 }
 
@@ -284,6 +290,15 @@ pub fn addr_key(a: IpAddr) -> AddrKey {
     match a {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address of a key (the inverse of [`addr_key`]).
+pub fn key_addr(k: AddrKey) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
     }
 }
 

@@ -39,6 +39,17 @@ pub enum Detail {
 /// Sources an alert about a scan from several addresses names.
 pub const MAX_SOURCES: usize = 4;
 
+impl Detail {
+    /// The sources a scan from several addresses names (none for other details).
+    pub fn sources(&self) -> impl Iterator<Item = u128> + '_ {
+        let keys: &[u128] = match self {
+            Detail::Sources { keys, .. } => keys,
+            _ => &[],
+        };
+        keys.iter().copied().filter(|k| *k != 0)
+    }
+}
+
 /// What active response did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Action {

@@ -12,7 +12,7 @@ use super::table::{SeededState, Table};
 use super::window::{CountSettings, CountWindow, RawCount};
 use super::{addr_key, AddrKey, Detector};
 use crate::alert::community_id::FlowTuple;
-use crate::alert::text::{proto_name, secs};
+use crate::alert::text::{addr, proto_name, secs};
 use crate::decode::proto;
 use crate::flow::{Failure, Probe};
 
@@ -31,9 +31,9 @@ pub const PORTSCAN: Entry = Entry {
         };
         format!(
             "portscan: {} probed {} {what} of {} in {}{}",
-            text_addr(a.src),
+            addr(a.src),
             a.count,
-            text_addr(a.dst),
+            addr(a.dst),
             secs(a.window_ms),
             scan_type(a)
         )
@@ -50,7 +50,7 @@ pub const PORTSWEEP: Entry = Entry {
     describe: |a, _| match a.dport {
         Some(port) => format!(
             "portsweep: {} probed {} hosts on {} port {port} in {}{}",
-            text_addr(a.src),
+            addr(a.src),
             a.count,
             a.proto.map(proto_name).unwrap_or_default(),
             secs(a.window_ms),
@@ -58,13 +58,13 @@ pub const PORTSWEEP: Entry = Entry {
         ),
         None if a.icmp.is_some() => format!(
             "portsweep: {} pinged {} hosts in {}",
-            text_addr(a.src),
+            addr(a.src),
             a.count,
             secs(a.window_ms)
         ),
         None => format!(
             "portsweep: {} probed {} hosts with {} in {}",
-            text_addr(a.src),
+            addr(a.src),
             a.count,
             a.proto.map(proto_name).unwrap_or_default(),
             secs(a.window_ms)
@@ -78,10 +78,6 @@ fn scan_type(a: &Alert) -> String {
         Detail::Kind(kind) => format!(" ({kind} scan)"),
         _ => String::new(),
     }
-}
-
-fn text_addr(a: Option<std::net::IpAddr>) -> String {
-    a.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
 }
 
 /// `[detect.portscan]` and `[detect.portsweep]`.

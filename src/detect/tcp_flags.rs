@@ -5,7 +5,7 @@
 use super::family::{Entry, Family, Key, Out, Seen, SpanError};
 use super::record::{Alert, Detail};
 use super::table::SeededState;
-use super::toggle::{self, RawToggle};
+use super::toggle::{RawToggle, Toggle};
 use super::Detector;
 use crate::alert::text::endpoint;
 use crate::decode::{tcp_flags, Transport};
@@ -77,18 +77,8 @@ impl FlagCombo {
     }
 }
 
-/// `[detect.tcp-flags]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// On or off.
-    pub enabled: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings { enabled: true }
-    }
-}
+/// `[detect.tcp-flags]`: on or off.
+pub type Settings = Toggle;
 
 /// Stateless: every illegal segment is an alert (suppression keeps repeats down).
 #[derive(Debug)]
@@ -122,12 +112,12 @@ impl Family for TcpFlags {
     }
 
     fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
-        toggle::configure(&mut s.enabled, raw);
+        s.configure(raw);
         Ok(())
     }
 
     fn toml(s: &Settings) -> String {
-        toggle::toml("tcp-flags", s.enabled)
+        s.toml("tcp-flags")
     }
 }
 

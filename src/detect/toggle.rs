@@ -10,14 +10,29 @@ pub struct RawToggle {
     pub enabled: Option<bool>,
 }
 
-/// Applies a toggle table to `enabled`.
-pub fn configure(enabled: &mut bool, raw: Option<RawToggle>) {
-    if let Some(e) = raw.and_then(|t| t.enabled) {
-        *enabled = e;
+/// The settings of a detector that is only switched on or off (on by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Toggle {
+    /// On or off.
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Toggle { enabled: true }
     }
 }
 
-/// `[detect.NAME]` as TOML.
-pub fn toml(name: &str, enabled: bool) -> String {
-    format!("\n[detect.{name}]\nenabled = {enabled}\n")
+impl Toggle {
+    /// Applies a toggle table.
+    pub fn configure(&mut self, raw: Option<RawToggle>) {
+        if let Some(e) = raw.and_then(|t| t.enabled) {
+            self.enabled = e;
+        }
+    }
+
+    /// `[detect.NAME]` as TOML.
+    pub fn toml(&self, name: &str) -> String {
+        format!("\n[detect.{name}]\nenabled = {}\n", self.enabled)
+    }
 }

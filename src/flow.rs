@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use crate::decode::{proto, tcp_flags, Arp, Fragment, Ip, Transport};
+use crate::decode::{proto, tcp_flags, Arp, Fragment, Ip, Quote, Transport};
 use crate::detect::family::{chatter_destination, link_local};
 use crate::detect::table::{SeededState, Table};
 use crate::detect::{addr_key, key_addr, AddrKey};
@@ -75,6 +75,25 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// Every kind, in declaration order.
+    pub const ALL: [Probe; 15] = [
+        Probe::None,
+        Probe::Syn,
+        Probe::Ack,
+        Probe::Fin,
+        Probe::Null,
+        Probe::Xmas,
+        Probe::Maimon,
+        Probe::Tcp,
+        Probe::Fragmented,
+        Probe::Udp,
+        Probe::Sctp,
+        Probe::Echo,
+        Probe::IpProto,
+        Probe::Arp,
+        Probe::Nd,
+    ];
+
     /// The scan type, as alerts name it.
     pub fn name(self) -> &'static str {
         match self {
@@ -127,10 +146,23 @@ impl Probe {
     }
 }
 
-/// A failed attempt: who tried what, and how it ended.
+/// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
-    /// When it failed (the refusal, or the moment it was found unanswered), ns.
+pub enum Outcome {
+    /// Refused: a RST, or an ICMP unreachable from the target.
+    Refused,
+    /// Nothing answered within [`UNANSWERED_NS`].
+    Unanswered,
+    /// Answered, and either dropped at once by its initiator (a RST right after the SYN-ACK: a
+    /// half-open or connect probe of an open port) or answered for a protocol without handshake
+    /// (a UDP, SCTP or IP-protocol reply, an echo reply): what a scanner learns.
+    Answered,
+}
+
+/// An attempt: who tried what, and how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// When it ended (the refusal or answer, or the moment it was found unanswered), ns.
     pub ts_ns: u64,
     /// Interface slot of the opening.
     pub iface: u16,
@@ -146,10 +178,37 @@ pub struct Failure {
     pub dport: u16,
     /// What the opening was.
     pub probe: Probe,
-    /// Refused (RST) rather than unanswered.
-    pub refused: bool,
+    /// How it ended.
+    pub outcome: Outcome,
     /// When the attempt was made, ns (the failure is known later when unanswered).
     pub attempt_ns: u64,
+}
+
+/// The attempt `s` ends with `ip`, sent by its target (`reply`) or its initiator.
+#[inline]
+fn ended(s: &State, ip: &Ip, ts_ns: u64, reply: bool, outcome: Outcome) -> Attempt {
+    let (src_port, dst_port) = ip.transport.ports().unwrap_or_default();
+    let ((initiator, sport), (target, mut dport)) = if reply {
+        ((ip.dst, dst_port), (ip.src, src_port))
+    } else {
+        ((ip.src, src_port), (ip.dst, dst_port))
+    };
+    if s.probe == Probe::IpProto {
+        // An IP protocol probe is counted by its protocol number.
+        dport = u16::from(ip.proto);
+    }
+    Attempt {
+        ts_ns,
+        iface: s.iface,
+        initiator,
+        target,
+        proto: ip.proto,
+        sport,
+        dport,
+        probe: s.probe,
+        outcome,
+        attempt_ns: s.opened_ns,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -220,7 +279,7 @@ impl Flows {
     /// attempt found unanswered at `now_ns`; `u64::MAX` finds every open attempt (the end of a
     /// capture file).
     #[inline]
-    pub fn next_unanswered(&mut self, now_ns: u64, budget: &mut usize) -> Option<Failure> {
+    pub fn next_unanswered(&mut self, now_ns: u64, budget: &mut usize) -> Option<Attempt> {
         while *budget > 0 {
             *budget -= 1;
             self.hand = self.hand.wrapping_add(1);
@@ -240,7 +299,7 @@ impl Flows {
             } else {
                 ((b, pb), (a, pa))
             };
-            return Some(Failure {
+            return Some(Attempt {
                 ts_ns: if now_ns == u64::MAX {
                     s.opened_ns.saturating_add(UNANSWERED_NS)
                 } else {
@@ -253,7 +312,7 @@ impl Flows {
                 sport,
                 dport,
                 probe: s.probe,
-                refused: false,
+                outcome: Outcome::Unanswered,
                 attempt_ns: s.opened_ns,
             });
         }
@@ -338,6 +397,48 @@ impl Flows {
         }
     }
 
+    /// An ICMP destination-unreachable from `from`, quoting `q`: the attempt it refuses, if the
+    /// table follows it, it is still open, and the error comes from its target (a port or
+    /// protocol unreachable: the target itself says no). A router's word about another host's
+    /// attempt is left to the timeout, so a forged error cannot make a client look like a
+    /// scanner faster than silence would.
+    #[cold]
+    #[inline(never)]
+    pub fn unreachable(&mut self, from: IpAddr, q: &Quote, ts_ns: u64) -> Option<Attempt> {
+        if from != q.dst || matches!(q.proto, proto::ICMP | proto::ICMPV6) {
+            return None;
+        }
+        let (sport, dport) = match q.ports {
+            Some(p) => p,
+            None if matches!(q.proto, proto::TCP | proto::UDP | proto::SCTP) => return None,
+            None => (0, u16::from(q.proto)),
+        };
+        let (src, dst) = (addr_key(q.src), addr_key(q.dst));
+        let src_first = (src, sport) <= (dst, dport);
+        let key = if src_first {
+            (src, dst, sport, dport, q.proto)
+        } else {
+            (dst, src, dport, sport, q.proto)
+        };
+        let s = self.table.get_mut(&key, ts_ns)?;
+        if s.stage != Stage::Opening || s.initiator_first != src_first {
+            return None;
+        }
+        s.stage = Stage::Done;
+        Some(Attempt {
+            ts_ns,
+            iface: s.iface,
+            initiator: q.src,
+            target: q.dst,
+            proto: q.proto,
+            sport,
+            dport,
+            probe: s.probe,
+            outcome: Outcome::Refused,
+            attempt_ns: s.opened_ns,
+        })
+    }
+
     /// Slots the clock hand visits when the link is idle.
     pub fn idle_budget(&self) -> usize {
         IDLE_SWEEP
@@ -348,10 +449,10 @@ impl Flows {
         self.table.capacity()
     }
 
-    /// Follows one IP packet; returns the attempt it shows refused, if any. Call
+    /// Follows one IP packet; returns the attempt it shows refused or answered, if any. Call
     /// [`Flows::next_unanswered`] with a budget of one slot after it.
     #[inline]
-    pub fn observe(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Failure> {
+    pub fn observe(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Attempt> {
         if let Transport::Icmpv6 { ty: 135 | 136, .. } = ip.transport {
             self.neighbour(ip, ts_ns, iface);
             return None;
@@ -407,27 +508,32 @@ impl Flows {
                             opened_ns: ts_ns,
                         };
                     }
-                    _ if sender_is_initiator(s) => {}
-                    Part::Tcp(f) if f & tcp_flags::RST != 0 => {
-                        if s.stage == Stage::Opening {
-                            let probe = s.probe;
-                            let attempt_ns = s.opened_ns;
-                            s.stage = Stage::Done;
-                            return Some(Failure {
-                                ts_ns,
-                                iface: s.iface,
-                                initiator: ip.dst,
-                                target: ip.src,
-                                proto: ip.proto,
-                                sport: dport,
-                                dport: sport,
-                                probe,
-                                refused: true,
-                                attempt_ns,
-                            });
-                        }
+                    // The initiator drops a conversation just answered: a half-open or
+                    // connect probe of an open port (the scanner's kernel, or nmap -sT,
+                    // resets what the SYN-ACK opened).
+                    Part::Tcp(f)
+                        if f & tcp_flags::RST != 0
+                            && s.stage == Stage::Answered
+                            && s.probe == Probe::Syn
+                            && sender_is_initiator(s) =>
+                    {
+                        s.stage = Stage::Done;
+                        return Some(ended(s, ip, ts_ns, false, Outcome::Answered));
                     }
-                    _ => s.stage = Stage::Answered,
+                    _ if sender_is_initiator(s) => {}
+                    Part::Tcp(f) if f & tcp_flags::RST != 0 && s.stage == Stage::Opening => {
+                        s.stage = Stage::Done;
+                        return Some(ended(s, ip, ts_ns, true, Outcome::Refused));
+                    }
+                    Part::Tcp(f) if f & tcp_flags::RST != 0 => {}
+                    Part::Tcp(_) => s.stage = Stage::Answered,
+                    // The first reply of a protocol without a handshake: what the probe
+                    // learned.
+                    _ if s.stage == Stage::Opening => {
+                        s.stage = Stage::Answered;
+                        return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
+                    }
+                    _ => {}
                 }
                 return None;
             }
@@ -474,12 +580,26 @@ mod tests {
 
     /// Feeds frames at their times; every failure found, refusals and a full clock-hand turn
     /// at each packet (so timing, not the hand's position, decides).
-    fn follow(flows: &mut Flows, frames: &[(u64, Vec<u8>)]) -> Vec<Failure> {
+    fn follow(flows: &mut Flows, frames: &[(u64, Vec<u8>)]) -> Vec<Attempt> {
+        let mut all = follow_all(flows, frames);
+        all.retain(|a| a.outcome != Outcome::Answered);
+        all
+    }
+
+    /// As [`follow`], answered attempts included; ICMP unreachables are read as the pipeline
+    /// reads them.
+    fn follow_all(flows: &mut Flows, frames: &[(u64, Vec<u8>)]) -> Vec<Attempt> {
         let mut out = Vec::new();
         for (ts, f) in frames {
             let p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &p.net else { continue };
             out.extend(flows.observe(ip, *ts, 0));
+            if let Transport::Icmp { ty: 3, body, .. } | Transport::Icmpv6 { ty: 1, body, .. } =
+                ip.transport
+            {
+                let q = crate::decode::quoted(&f[usize::from(body)..]).unwrap();
+                out.extend(flows.unreachable(ip.src, &q, *ts));
+            }
             let mut budget = flows.capacity();
             while let Some(f) = flows.next_unanswered(*ts, &mut budget) {
                 out.push(f);
@@ -507,7 +627,10 @@ mod tests {
         assert_eq!(failures.len(), 1, "{failures:?}");
         let f = failures[0];
         assert_eq!((f.initiator, f.target, f.dport), (a, v, 23));
-        assert_eq!((f.probe, f.refused, f.ts_ns), (Probe::Syn, true, S + 3));
+        assert_eq!(
+            (f.probe, f.outcome, f.ts_ns),
+            (Probe::Syn, Outcome::Refused, S + 3)
+        );
     }
 
     #[test]
@@ -530,7 +653,7 @@ mod tests {
         );
         let got: Vec<_> = failures
             .iter()
-            .map(|f| (f.probe, f.dport, f.refused))
+            .map(|f| (f.probe, f.dport, f.outcome == Outcome::Refused))
             .collect();
         assert_eq!(got.len(), 2, "{failures:?}");
         assert!(got.contains(&(Probe::Udp, 161, false)), "{got:?}");
@@ -577,6 +700,69 @@ mod tests {
         }
         assert_eq!(flows.memory_bytes(), bytes);
         assert!(flows.evictions() >= 10_000 - 1024, "{}", flows.evictions());
+    }
+
+    #[test]
+    fn what_a_scan_learns_is_reported_answered() {
+        let (a, v) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let mut flows = Flows::new(1024, SeededState::random());
+        let got = follow_all(
+            &mut flows,
+            &[
+                // A half-open probe of an open port: SYN, SYN-ACK, the prober's RST.
+                (S, tcp_frame(a, v, 40000, 22, SYN)),
+                (S + 1, tcp_frame(v, a, 22, 40000, SYN | ACK)),
+                (S + 2, tcp_frame(a, v, 40000, 22, RST)),
+                // An ordinary conversation closed by the client is not reported.
+                (S + 3, tcp_frame(a, v, 40001, 80, SYN)),
+                (S + 4, tcp_frame(v, a, 80, 40001, SYN | ACK)),
+                (S + 5, tcp_frame(a, v, 40001, 80, ACK)),
+                (S + 6, tcp_frame(v, a, 80, 40001, RST)),
+                // A UDP service answering, once.
+                (S + 7, udp_frame(a, v, 40002, 161, b"q")),
+                (S + 8, udp_frame(v, a, 161, 40002, b"a")),
+                (S + 9, udp_frame(v, a, 161, 40002, b"a")),
+            ],
+        );
+        let got: Vec<_> = got
+            .iter()
+            .map(|f| (f.initiator, f.target, f.dport, f.probe, f.outcome))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (a, v, 22, Probe::Syn, Outcome::Answered),
+                (a, v, 161, Probe::Udp, Outcome::Answered),
+            ]
+        );
+    }
+
+    /// An ICMP port unreachable quoting `(src, dst, sport, dport)` UDP, sent by `from`.
+    fn port_unreachable(from: IpAddr, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
+        let quoted = crate::craft::udp_frame(src, dst, sport, dport, b"");
+        // The quoted IP header and 8 bytes of UDP: past the 14-byte Ethernet header.
+        let body = &quoted[14..14 + 28];
+        let icmp = crate::craft::icmp(3, 3, body);
+        crate::craft::ip_frame(from, src, proto::ICMP, &icmp, &[])
+    }
+
+    #[test]
+    fn a_port_unreachable_from_the_target_refuses_at_once_and_a_third_party_is_not_believed() {
+        let (a, v, router) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.254"));
+        let mut flows = Flows::new(1024, SeededState::random());
+        let got = follow_all(
+            &mut flows,
+            &[
+                (S, udp_frame(a, v, 40000, 7, b"")),
+                (S + 1, port_unreachable(v, a, v, 40000, 7)),
+                (S + 2, udp_frame(a, v, 40001, 9, b"")),
+                (S + 3, port_unreachable(router, a, v, 40001, 9)),
+                // An error about an attempt nobody made refuses nothing.
+                (S + 4, port_unreachable(v, a, v, 40002, 11)),
+            ],
+        );
+        let got: Vec<_> = got.iter().map(|f| (f.dport, f.outcome, f.ts_ns)).collect();
+        assert_eq!(got, [(7, Outcome::Refused, S + 1)]);
     }
 }
 

@@ -23,7 +23,7 @@ use crate::capture::{FrameMeta, FrameSink};
 use crate::decode::{self, Fragment, Ip, Layer, Net, Packet, Transport};
 use crate::detect::table::{SeededState, Table};
 use crate::detect::{addr_key, AddrKey, Alert, Roles, Settings, Shard};
-use crate::flow::{Failure, Flows};
+use crate::flow::{Attempt, Flows, Outcome};
 
 /// First fragments remembered per worker; one lives for the moments a datagram takes.
 const FRAGMENT_ENTRIES: usize = 1024;
@@ -41,14 +41,14 @@ pub struct Observation {
     pub roles: Roles,
 }
 
-/// What crosses from one worker to another shard: a packet, or a failed attempt its flow showed.
+/// What crosses from one worker to another shard: a packet, or an attempt its flow showed ended.
 #[derive(Debug, Clone, Copy)]
 pub enum Routed {
     /// A decoded packet.
     Packet(Observation),
-    /// An attempt refused or left unanswered: for the initiator's shard (source role) and the
+    /// An attempt refused, unanswered or answered: for the initiator's shard (source role) and the
     /// target's (destination role).
-    Failure(Failure, Roles),
+    Attempt(Attempt, Roles),
 }
 
 /// How a frame's bytes are framed.
@@ -202,6 +202,8 @@ pub struct Pipeline {
     fragments: Table<(AddrKey, AddrKey, u16, u8), (u16, u16)>,
     /// The flows this worker sees (both directions: fanout hashes them to one worker).
     flows: Flows,
+    /// The newest packet time seen, ns: the detectors' clock between packets.
+    latest_ns: u64,
     interfaces: Arc<Interfaces>,
     local: Local,
     counters: Arc<PipelineCounters>,
@@ -300,6 +302,7 @@ impl PipelineSet {
                 link_loopback: false,
                 fragments: Table::new(FRAGMENT_ENTRIES, SeededState::random()),
                 flows: Flows::new(sizes.flows, SeededState::random()),
+                latest_ns: 0,
                 interfaces: Arc::clone(&interfaces),
                 local: Local::default(),
                 counters: c,
@@ -346,6 +349,7 @@ impl Pipeline {
             }
         };
         self.local.decoded += 1;
+        self.latest_ns = ts_ns;
         if let Net::Ip(ip) = &mut packet.net {
             if ip.fragment != Fragment::No {
                 self.fragment(ip, ts_ns);
@@ -357,14 +361,19 @@ impl Pipeline {
         match &packet.net {
             Net::Ip(ip) => {
                 if let Some(f) = self.flows.observe(ip, ts_ns, iface) {
-                    self.failed(f);
+                    self.attempted(f);
+                }
+                if let Transport::Icmp { ty: 3, body, .. } | Transport::Icmpv6 { ty: 1, body, .. } =
+                    ip.transport
+                {
+                    self.unreachable(frame, ip.src, body, ts_ns);
                 }
             }
             Net::Arp(arp) => self.flows.observe_arp(arp, ts_ns, iface),
             Net::Other(_) => {}
         }
         if let Some(f) = self.flows.next_unanswered(ts_ns, &mut 1) {
-            self.failed(f);
+            self.attempted(f);
         }
         if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
             // One shard plays every role: the destination-keyed families judge the packet
@@ -414,6 +423,16 @@ impl Pipeline {
         }
     }
 
+    /// An ICMP destination-unreachable: the attempt it quotes may be refused.
+    #[cold]
+    #[inline(never)]
+    fn unreachable(&mut self, frame: &[u8], from: std::net::IpAddr, body: u16, ts_ns: u64) {
+        let quote = frame.get(usize::from(body)..).and_then(decode::quoted);
+        if let Some(f) = quote.and_then(|q| self.flows.unreachable(from, &q, ts_ns)) {
+            self.attempted(f);
+        }
+    }
+
     /// Fragment bookkeeping, off the common path (live capture defragments in the kernel, so
     /// fragments come from capture files): counts tiny first fragments, remembers first
     /// fragments' ports and gives them to the later fragments of the same datagram.
@@ -452,16 +471,24 @@ impl Pipeline {
     }
 
     /// A failed attempt goes to the shard of its initiator (the scanner) and to the shard of its
-    /// target (where scans from many sources meet).
+    /// target (where scans from many sources meet); an answered one only to its initiator's
+    /// (what a scan learned).
     #[cold]
-    fn failed(&mut self, f: Failure) {
+    fn attempted(&mut self, f: Attempt) {
         if self.shard.settings().ignores_pair(f.initiator, f.target) {
             return;
         }
         let src = self.shard_of(f.initiator);
+        if f.outcome == Outcome::Answered {
+            let roles = Roles {
+                src: true,
+                dst: false,
+            };
+            return self.route_attempt(src, f, roles);
+        }
         let dst = self.shard_of(f.target);
         if src == dst {
-            self.route_failure(
+            self.route_attempt(
                 src,
                 f,
                 Roles {
@@ -470,7 +497,7 @@ impl Pipeline {
                 },
             );
         } else {
-            self.route_failure(
+            self.route_attempt(
                 src,
                 f,
                 Roles {
@@ -478,7 +505,7 @@ impl Pipeline {
                     dst: false,
                 },
             );
-            self.route_failure(
+            self.route_attempt(
                 dst,
                 f,
                 Roles {
@@ -489,11 +516,11 @@ impl Pipeline {
         }
     }
 
-    fn route_failure(&mut self, shard: usize, f: Failure, roles: Roles) {
+    fn route_attempt(&mut self, shard: usize, f: Attempt, roles: Roles) {
         if shard == self.index {
-            self.observe_failure(&f, roles);
+            self.observe_attempt(&f, roles);
         } else if let Some(Some(tx)) = self.outboxes.get_mut(shard) {
-            if tx.push(Routed::Failure(f, roles)).is_err() {
+            if tx.push(Routed::Attempt(f, roles)).is_err() {
                 self.local.route_overflow += 1;
             }
         }
@@ -520,10 +547,22 @@ impl Pipeline {
         );
     }
 
-    fn observe_failure(&mut self, f: &Failure, roles: Roles) {
+    fn observe_attempt(&mut self, f: &Attempt, roles: Roles) {
         let alerts = &mut self.alerts;
         let dropped = &mut self.local.alerts_dropped;
-        self.shard.failure(f, roles, &mut |a| {
+        self.shard.attempt(f, roles, &mut |a| {
+            if alerts.push(a).is_err() {
+                *dropped += 1;
+            }
+        });
+    }
+
+    /// Moves the detectors' clock to `now_ns` (`u64::MAX`: the end of a capture, or shutdown),
+    /// closing the incidents gone quiet.
+    pub fn tick(&mut self, now_ns: u64) {
+        let alerts = &mut self.alerts;
+        let dropped = &mut self.local.alerts_dropped;
+        self.shard.tick(now_ns, &mut |a| {
             if alerts.push(a).is_err() {
                 *dropped += 1;
             }
@@ -536,7 +575,7 @@ impl Pipeline {
             while let Ok(routed) = self.inboxes[i].pop() {
                 match routed {
                     Routed::Packet(obs) => self.observe(&obs),
-                    Routed::Failure(f, roles) => self.observe_failure(&f, roles),
+                    Routed::Attempt(f, roles) => self.observe_attempt(&f, roles),
                 }
             }
         }
@@ -546,7 +585,7 @@ impl Pipeline {
     pub fn sweep_flows(&mut self, now_ns: u64) {
         let mut budget = self.flows.idle_budget();
         while let Some(f) = self.flows.next_unanswered(now_ns, &mut budget) {
-            self.failed(f);
+            self.attempted(f);
         }
     }
 
@@ -560,7 +599,7 @@ impl Pipeline {
         }
         found.sort_by_key(|f| f.ts_ns);
         for f in found {
-            self.failed(f);
+            self.attempted(f);
         }
     }
 
@@ -633,6 +672,7 @@ impl FrameSink for Pipeline {
 
     fn block_end(&mut self) {
         self.drain();
+        self.tick(self.latest_ns);
         self.check_settings();
         self.publish();
     }
@@ -640,6 +680,7 @@ impl FrameSink for Pipeline {
     fn idle(&mut self, now_ns: u64) {
         self.sweep_flows(now_ns);
         self.drain();
+        self.tick(now_ns);
         self.check_settings();
         self.publish();
     }
@@ -723,6 +764,7 @@ mod tests {
         }
         for p in &mut set.pipelines {
             p.drain();
+            p.tick(u64::MAX);
         }
         let mut out = Vec::new();
         for rx in &mut set.alert_rx {

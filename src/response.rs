@@ -115,9 +115,21 @@ impl ResponseConfig {
                         format!("response.detectors: no detector {:?}", name.get_ref()),
                     )
                 })?;
+                if d == Detector::ScanSummary {
+                    return Err((
+                        name.span(),
+                        "response.detectors: scan-summary closes a scan already alerted on; list \
+                         portscan or portsweep"
+                            .into(),
+                    ));
+                }
                 if matches!(
                     d,
-                    Detector::ArpSpoof | Detector::ArpSweep | Detector::NdSweep
+                    Detector::ArpSpoof
+                        | Detector::ArpSweep
+                        | Detector::NdSweep
+                        | Detector::DistributedScan
+                        | Detector::DecoyScan
                 ) {
                     return Err((
                         name.span(),

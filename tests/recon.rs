@@ -48,12 +48,14 @@ fn detector(a: &Value) -> &str {
     a["alert"]["context"]["scram"]["detector"].as_str().unwrap()
 }
 
-/// `capture` raises exactly the detectors `expected`, each naming the scanner and the target,
-/// and its portscan names `scan_type`.
-fn caught(capture: &str, expected: &[&str], scan_type: &str) {
+/// `capture` raises exactly the detectors `expected` and the portscan's closing record, each
+/// naming the scanner and the target; the portscan names `scan_type`, and so does its closing
+/// record, with its totals.
+fn caught(capture: &str, expected: &[&str], scan_type: &str) -> Value {
     let alerts = replay(capture);
     let got: BTreeSet<&str> = alerts.iter().map(detector).collect();
-    let want: BTreeSet<&str> = expected.iter().copied().collect();
+    let mut want: BTreeSet<&str> = expected.iter().copied().collect();
+    want.insert("scan-summary");
     assert_eq!(got, want, "{capture}: {alerts:#?}");
     for a in &alerts {
         assert_eq!(a["src_ip"], SCANNER, "{capture}: {a}");
@@ -69,6 +71,63 @@ fn caught(capture: &str, expected: &[&str], scan_type: &str) {
         1,
         "one incident, repeats suppressed: {capture}"
     );
+    let closing: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| detector(a) == "scan-summary")
+        .collect();
+    assert_eq!(closing.len(), 1, "one closing record: {capture}");
+    let sum = closing[0].clone();
+    let ctx = &sum["alert"]["context"]["scram"];
+    assert_eq!(ctx["scan"], "portscan", "{capture}: {sum}");
+    assert!(
+        ctx["kind"].as_str().unwrap().contains(scan_type),
+        "{capture}: {sum}"
+    );
+    assert!(
+        ctx["count"].as_u64().unwrap() >= 20
+            && ctx["attempts"].as_u64().unwrap() >= ctx["count"].as_u64().unwrap(),
+        "{capture}: {sum}"
+    );
+    assert_eq!(sum["alert"]["severity"], 3, "{capture}: {sum}");
+    sum
+}
+
+/// The ports a closing record says answered.
+fn answered(sum: &Value) -> BTreeSet<u64> {
+    sum["alert"]["context"]["scram"]["answered_ports"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p.as_u64().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_scan_closes_with_what_the_scanner_learned() {
+    // The target offers ssh and http: what SYN, connect and masscan scans find open.
+    for capture in ["nmap-syn", "nmap-connect", "masscan"] {
+        let sum = caught(capture, &["portscan"], "SYN");
+        assert_eq!(answered(&sum), [22, 80].into(), "{capture}: {sum}");
+        assert_eq!(sum["alert"]["context"]["scram"]["answered"], 2, "{sum}");
+    }
+    // The slow scan's 30 ports include ssh's.
+    let sum = caught("nmap-slow", &["portscan"], "SYN");
+    assert_eq!(answered(&sum), [22].into(), "{sum}");
+    // Nothing answers an ACK or a FIN scan, or UDP on ports nobody serves.
+    for (capture, also, kind) in [
+        ("nmap-ack", None, "ACK"),
+        ("nmap-fin", Some("tcp-flags"), "FIN"),
+        ("nmap-udp", None, "UDP"),
+    ] {
+        let expected: Vec<&str> = ["portscan"].into_iter().chain(also).collect();
+        let sum = caught(capture, &expected, kind);
+        assert_eq!(sum["alert"]["context"]["scram"]["answered"], 0, "{sum}");
+        assert!(
+            sum["alert"]["context"]["scram"]["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("nothing answered"),
+            "{sum}"
+        );
+    }
 }
 
 #[test]
@@ -137,6 +196,25 @@ fn ipv6_host_discovery_is_an_nd_sweep() {
     assert_eq!(detector(a), "nd-sweep", "{a}");
     assert_eq!(a["src_ip"], "fd09::2", "{a}");
     assert!(a["alert"]["context"]["scram"]["mac"].is_string(), "{a}");
+}
+
+#[test]
+fn alive6_is_an_nd_sweep_from_its_first_packet() {
+    // atk6-alive6: an echo request to ff02::1, then the same with a destination option every
+    // node must answer with a parameter problem.
+    let alerts = replay("alive6");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(detector(a), "nd-sweep", "{a}");
+    assert_eq!(a["src_ip"], "fe80::fc88:afff:fec7:d27b", "{a}");
+    assert_eq!(
+        a["alert"]["context"]["scram"]["kind"], "multicast echo",
+        "{a}"
+    );
+    assert_eq!(
+        a["alert"]["context"]["scram"]["mac"], "fe:88:af:c7:d2:7b",
+        "{a}"
+    );
 }
 
 #[test]
@@ -260,4 +338,172 @@ fn a_live_arp_sweep_is_caught_naming_the_sender() {
     assert_eq!(sweep["src_ip"], "10.77.0.1", "{sweep}");
     assert!(sweep.get("proto").is_none(), "{sweep}");
     assert_eq!(d.stop().0, 0);
+}
+
+/// A veth pair with `10.77.X.1` (the scanner's side) and `10.77.X.2` (scramd's), a listener on
+/// the target's port 22, and scramd capturing on the target's side with `detect` added to its
+/// configuration; the alerts file.
+struct Live {
+    // Dropped in this order: scramd before the namespaces it runs in.
+    scramd: common::Scramd,
+    _listener: std::net::TcpListener,
+    veth: common::Veth,
+    alerts: std::path::PathBuf,
+    _scratch: common::Scratch,
+}
+
+impl Live {
+    fn new(name: &str, net: u8, detect: &str) -> Live {
+        let owner = common::scram_user();
+        let veth = common::Veth::new();
+        let (a, b) = (format!("10.77.{net}.1/24"), format!("10.77.{net}.2/24"));
+        veth.a.exec(&["ip", "addr", "add", &a, "dev", common::VA]);
+        veth.b.exec(&["ip", "addr", "add", &b, "dev", common::VB]);
+        let addr = format!("10.77.{net}.2:22");
+        let listener = veth
+            .b
+            .run(move || std::net::TcpListener::bind(addr.as_str()).unwrap());
+        let scratch = common::Scratch::owned_by(name, owner);
+        let alerts = scratch.path("alerts.json");
+        let config = scratch.write(
+            "scram.toml",
+            format!("[alerts]\njson = {:?}\n{detect}", alerts.to_str().unwrap()).as_bytes(),
+        );
+        let mut scramd = common::Scramd::run_in(
+            &veth.b.name,
+            &["--config", config.to_str().unwrap(), "--iface", common::VB],
+            scratch.path("log"),
+        );
+        scramd.wait_for_log("capturing on vb", 10);
+        Live {
+            veth,
+            scramd,
+            alerts,
+            _listener: listener,
+            _scratch: scratch,
+        }
+    }
+
+    /// Waits (at most `secs`) for an alert of `det`; every alert so far.
+    fn wait_for(&self, det: &str, secs: u64) -> Vec<Value> {
+        common::wait_until(
+            det,
+            std::time::Duration::from_secs(secs),
+            || {
+                let text = std::fs::read_to_string(&self.alerts).unwrap_or_default();
+                let alerts: Vec<Value> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                alerts.iter().any(|a| detector(a) == det).then_some(alerts)
+            },
+            || self.scramd.log(),
+        )
+    }
+}
+
+#[test]
+fn a_live_slow_scan_is_caught_while_it_runs_and_closed_with_what_it_found() {
+    if !common::privileged("live slow scan") {
+        return;
+    }
+    // nmap -T1 waits 15 s between probes and a portscan window is an hour; here, on the same
+    // scale, one probe a second against a threshold of 6 ports in 4 minutes, and the scan ends
+    // after 3 quiet seconds.
+    let live = Live::new(
+        "slow-scan",
+        1,
+        "[detect.portscan]\nports = 6\nwindow_seconds = 240\n\
+         [detect.scan-summary]\nquiet_seconds = 3\n",
+    );
+    let scanner = live.veth.a.spawn(|| {
+        common::sh(&[
+            "timeout",
+            "60",
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "--max-retries",
+            "0",
+            "--scan-delay",
+            "1s",
+            "-p",
+            "20-27,22",
+            "10.77.1.2",
+        ])
+    });
+    let alerts = live.wait_for("portscan", 30);
+    assert!(
+        !scanner.is_finished(),
+        "the portscan alert comes while the scan runs: {alerts:#?}"
+    );
+    let scan = alerts.iter().find(|a| detector(a) == "portscan").unwrap();
+    assert_eq!(scan["src_ip"], "10.77.1.1", "{scan}");
+    assert_eq!(scan["alert"]["context"]["scram"]["kind"], "SYN", "{scan}");
+    let out = scanner.join().unwrap();
+    assert!(
+        out.status.success(),
+        "nmap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = live.wait_for("scan-summary", 15);
+    let sum = alerts
+        .iter()
+        .find(|a| detector(a) == "scan-summary")
+        .unwrap();
+    assert_eq!(
+        (&sum["src_ip"], &sum["dest_ip"]),
+        (&Value::from("10.77.1.1"), &Value::from("10.77.1.2")),
+        "{sum}"
+    );
+    let ctx = &sum["alert"]["context"]["scram"];
+    assert_eq!(ctx["count"], 8, "{sum}");
+    assert_eq!(answered(sum), [22].into(), "{sum}");
+    assert!(ctx["window_ms"].as_u64().unwrap() >= 5_000, "{sum}");
+    let Live { scramd, .. } = live;
+    assert_eq!(scramd.stop().0, 0);
+}
+
+#[test]
+fn a_live_decoy_scan_is_one_incident_naming_every_source() {
+    if !common::privileged("live decoy scan") {
+        return;
+    }
+    let live = Live::new("decoy-scan", 2, "");
+    let out = live.veth.a.run(|| {
+        common::sh(&[
+            "timeout",
+            "60",
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "--max-retries",
+            "0",
+            "-D",
+            "10.77.2.101,10.77.2.102,ME,10.77.2.103",
+            "-p",
+            "1-40",
+            "10.77.2.2",
+        ])
+    });
+    assert!(
+        out.status.success(),
+        "nmap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = live.wait_for("decoy-scan", 20);
+    let decoy = alerts.iter().find(|a| detector(a) == "decoy-scan").unwrap();
+    assert_eq!(decoy["dest_ip"], "10.77.2.2", "{decoy}");
+    let sources: BTreeSet<&str> = decoy["alert"]["context"]["scram"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let want: BTreeSet<&str> = ["10.77.2.1", "10.77.2.101", "10.77.2.102", "10.77.2.103"].into();
+    assert_eq!(sources, want, "{decoy}");
+    let Live { scramd, .. } = live;
+    assert_eq!(scramd.stop().0, 0);
 }

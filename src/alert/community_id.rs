@@ -117,7 +117,7 @@ impl FlowTuple {
             return None;
         };
         Some(match ip.transport {
-            Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => {
+            Transport::Icmp { ty, code, .. } | Transport::Icmpv6 { ty, code, .. } => {
                 FlowTuple::icmp(ip.src, ip.dst, ip.proto, ty, code)
             }
             t => FlowTuple::new(ip.src, ip.dst, ip.proto, t.ports()),

@@ -275,9 +275,19 @@ struct EveScram {
     #[serde(skip_serializing_if = "Option::is_none")]
     flags: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
+    kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered_ports: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered_hosts: Option<Vec<String>>,
     #[serde(skip_serializing_if = "is_zero")]
     suppressed: u64,
     message: String,
@@ -314,8 +324,12 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
             mac: m,
             previous_mac,
         } => (Some(mac(m)), Some(mac(previous_mac))),
-        Detail::Mac(m) => (Some(mac(m)), None),
+        Detail::Mac(m) | Detail::MacKind(m, _) => (Some(mac(m)), None),
         _ => (None, None),
+    };
+    let summary = match a.detail {
+        Detail::Summary(sum) => Some(sum),
+        _ => None,
     };
     let record = Eve {
         timestamp: eve_timestamp(a.ts_ns),
@@ -351,10 +365,24 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
                         _ => None,
                     },
                     kind: match a.detail {
-                        Detail::Kind(kind) => Some(kind),
+                        Detail::Kind(kind) | Detail::MacKind(_, kind) => Some(kind.into()),
+                        Detail::Summary(sum) => Some(sum.kinds()),
                         _ => None,
                     },
                     sources: sources(a),
+                    scan: summary.map(|s| s.scan.unwrap_or_default().name()),
+                    attempts: summary.map(|s| s.attempts),
+                    answered: summary.map(|s| s.answered_total),
+                    answered_ports: summary
+                        .filter(|s| s.scan != Some(crate::detect::Detector::Portsweep))
+                        .map(|s| s.answered().map(|p| p as u16).collect()),
+                    answered_hosts: summary
+                        .filter(|s| s.scan == Some(crate::detect::Detector::Portsweep))
+                        .map(|s| {
+                            s.answered()
+                                .map(|k| crate::detect::key_addr(k).to_string())
+                                .collect()
+                        }),
                     suppressed: a.suppressed,
                     message: message(a, iface),
                 },
@@ -366,7 +394,7 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
 }
 
 macro_rules! journal_event {
-    ($level:expr, $a:expr, $iface:expr, $msg:expr, $macs:expr, $cid:expr, $sources:expr) => {
+    ($level:expr, $a:expr, $iface:expr, $msg:expr, $macs:expr, $cid:expr, $sources:expr, $sum:expr) => {
         tracing::event!(
             target: TARGET,
             $level,
@@ -388,6 +416,13 @@ macro_rules! journal_event {
             scram_mac = $macs.0.map(tracing::field::display),
             scram_previous_mac = $macs.1.map(tracing::field::display),
             scram_sources = $sources.as_deref().map(tracing::field::display),
+            scram_scan = $sum.map(|s| s.scan.unwrap_or_default().name()),
+            scram_scan_type = $sum.map(|s| tracing::field::display(s.kinds())),
+            scram_attempts = $sum.map(|s| s.attempts),
+            scram_answered = $sum.map(|s| s.answered_total),
+            scram_answered_list = $sum.map(|s| {
+                tracing::field::display(crate::detect::scan::answered_items(&s).join(","))
+            }),
             "{}",
             $msg
         )
@@ -403,15 +438,19 @@ pub fn journal(a: &Alert, iface: &str, seed: u16) {
             mac: m,
             previous_mac,
         } => (Some(mac(m)), Some(mac(previous_mac))),
-        Detail::Mac(m) => (Some(mac(m)), None),
+        Detail::Mac(m) | Detail::MacKind(m, _) => (Some(mac(m)), None),
         _ => (None, None),
     };
     let cid = community_id(a, seed);
     let srcs = sources(a).map(|s| s.join(","));
+    let sum = match a.detail {
+        Detail::Summary(sum) => Some(sum),
+        _ => None,
+    };
     match a.detector.severity() {
-        1 => journal_event!(tracing::Level::ERROR, a, iface, msg, macs, cid, srcs),
-        2 => journal_event!(tracing::Level::WARN, a, iface, msg, macs, cid, srcs),
-        _ => journal_event!(tracing::Level::INFO, a, iface, msg, macs, cid, srcs),
+        1 => journal_event!(tracing::Level::ERROR, a, iface, msg, macs, cid, srcs, sum),
+        2 => journal_event!(tracing::Level::WARN, a, iface, msg, macs, cid, srcs, sum),
+        _ => journal_event!(tracing::Level::INFO, a, iface, msg, macs, cid, srcs, sum),
     }
 }
 

@@ -292,6 +292,10 @@ impl Daemon {
                 p.drain();
             }
         }
+        // Scans still open are closed with what they came to so far.
+        for p in &mut pipelines {
+            p.tick(u64::MAX);
+        }
         for p in &pipelines {
             p.publish();
         }

@@ -151,6 +151,10 @@ pub struct Ip {
     pub frag_id: u16,
     /// The transport header.
     pub transport: Transport,
+    /// IPv6: an extension header carries an option no node knows and every node must answer
+    /// with a parameter problem, multicast destination or not (action bits 10 or 11): how thc-ipv6
+    /// alive6 makes every host on a link answer at once. Never set by ordinary traffic.
+    pub forcing_option: bool,
 }
 
 /// The transport layer.
@@ -185,6 +189,8 @@ pub enum Transport {
         ty: u8,
         /// Code.
         code: u8,
+        /// Where the message body (an error's quoted packet) starts in the frame.
+        body: u16,
     },
     /// ICMPv6.
     Icmpv6 {
@@ -192,6 +198,8 @@ pub enum Transport {
         ty: u8,
         /// Code.
         code: u8,
+        /// Where the message body (an error's quoted packet) starts in the frame.
+        body: u16,
     },
     /// A first fragment that ends inside its TCP, UDP or SCTP header (RFC 1858's tiny fragment:
     /// `nmap -f` cuts TCP after 8 bytes, so the flags travel in the second fragment). Carries
@@ -565,6 +573,7 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         fragment,
         frag_id: ip.get_identification(),
         transport,
+        forcing_option: false,
     })
 }
 
@@ -596,6 +605,7 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
     let mut fragment = Fragment::No;
     let mut frag_id = 0;
     let mut walked = 0;
+    let mut forcing_option = false;
     loop {
         match next {
             // Hop-by-hop, routing, destination options, mobility, HIP, shim6: (len + 1) * 8.
@@ -604,6 +614,9 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
                 need(Layer::Ipv6Ext, offset + at, h, 8)?;
                 let len = (usize::from(h[1]) + 1) * 8;
                 need(Layer::Ipv6Ext, offset + at, h, len)?;
+                if matches!(next, 0 | 60) {
+                    forcing_option |= forces_answer(&h[2..len]);
+                }
                 next = h[0];
                 at += len;
             }
@@ -647,7 +660,29 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         fragment,
         frag_id,
         transport,
+        forcing_option,
     })
+}
+
+/// Do these hop-by-hop or destination options (RFC 8200 4.2) hold an unknown one whose action
+/// bits tell every receiver to answer with a parameter problem? Known options of that kind
+/// (jumbo payload 0xC2, home address 0xC9) are not counted.
+fn forces_answer(options: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&ty) = options.get(at) {
+        if ty == 0 {
+            at += 1;
+            continue;
+        }
+        if ty & 0x80 != 0 && !matches!(ty, 0xC2 | 0xC9) {
+            return true;
+        }
+        let Some(&len) = options.get(at + 1) else {
+            return false;
+        };
+        at += 2 + usize::from(len);
+    }
+    false
 }
 
 /// The transport header of an IP payload: none in later fragments; a first fragment too short
@@ -678,6 +713,59 @@ fn transport_of(
             other => other,
         },
     }
+}
+
+/// The packet an ICMP error quotes (RFC 792, RFC 4443: its IP header and at least the first 8
+/// bytes of its payload): who sent what to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote {
+    /// The quoted packet's source (whoever the error goes back to).
+    pub src: IpAddr,
+    /// Its destination.
+    pub dst: IpAddr,
+    /// Its protocol.
+    pub proto: u8,
+    /// Its ports, for TCP, UDP and SCTP.
+    pub ports: Option<(u16, u16)>,
+}
+
+/// Reads the packet quoted in an ICMP error's body; `None` when it is too short or not IP.
+pub fn quoted(body: &[u8]) -> Option<Quote> {
+    let version = body.first()? >> 4;
+    let (src, dst, proto, rest) = match version {
+        4 => {
+            let ihl = usize::from(body[0] & 0x0f) * 4;
+            let h = body.get(..ihl.max(20))?;
+            let src: [u8; 4] = h[12..16].try_into().ok()?;
+            let dst: [u8; 4] = h[16..20].try_into().ok()?;
+            (
+                IpAddr::from(src),
+                IpAddr::from(dst),
+                h[9],
+                body.get(ihl.max(20)..).unwrap_or_default(),
+            )
+        }
+        6 => {
+            let h = body.get(..40)?;
+            let src: [u8; 16] = h[8..24].try_into().ok()?;
+            let dst: [u8; 16] = h[24..40].try_into().ok()?;
+            (IpAddr::from(src), IpAddr::from(dst), h[6], &body[40..])
+        }
+        _ => return None,
+    };
+    let ports = match (proto, rest.get(..4)) {
+        (proto::TCP | proto::UDP | proto::SCTP, Some(p)) => Some((
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        )),
+        _ => None,
+    };
+    Some(Quote {
+        src,
+        dst,
+        proto,
+        ports,
+    })
 }
 
 fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport, DecodeError> {
@@ -748,6 +836,7 @@ fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport,
             Transport::Icmp {
                 ty: icmp.get_icmp_type().0,
                 code: icmp.get_icmp_code().0,
+                body: u16::try_from(offset + 8).unwrap_or(u16::MAX),
             }
         }
         proto::ICMPV6 => {
@@ -770,6 +859,7 @@ fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport,
             Transport::Icmpv6 {
                 ty: icmp.get_icmpv6_type().0,
                 code: icmp.get_icmpv6_code().0,
+                body: u16::try_from(offset + 8).unwrap_or(u16::MAX),
             }
         }
         _ => Transport::None,

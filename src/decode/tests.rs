@@ -459,3 +459,36 @@ fn every_truncation_and_byte_value_is_handled() {
         }
     }
 }
+
+#[test]
+fn an_option_every_node_must_answer_is_marked_and_ordinary_options_are_not() {
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let me: Ipv6Addr = "fe80::1".parse().unwrap();
+    let echo = craft::icmp(128, 0, b"");
+    let with = |header: u8, options: [u8; 6]| -> bool {
+        let mut ext = vec![58, 0];
+        ext.extend_from_slice(&options);
+        ext.extend_from_slice(&echo);
+        let frame = craft::ethernet(
+            craft::MAC_A,
+            craft::MAC_B,
+            &[],
+            ethertype::IPV6,
+            &craft::ipv6(me, all_nodes, header, &ext),
+        );
+        let p = decode_ethernet(&frame, None).unwrap();
+        let Net::Ip(ip) = p.net else { panic!("{p:?}") };
+        assert!(
+            matches!(ip.transport, Transport::Icmpv6 { ty: 128, .. }),
+            "{ip:?}"
+        );
+        ip.forcing_option
+    };
+    // alive6's destination option: type 0x80 (discard, answer even to multicast), then Pad1s.
+    assert!(with(60, [0x80, 1, 0, 0, 0, 0]));
+    assert!(with(0, [0xde, 0, 1, 2, 0, 0]));
+    // MLD's router alert (hop-by-hop 0x05), PadN, and the home address option: ordinary.
+    assert!(!with(0, [0x05, 2, 0, 0, 1, 0]));
+    assert!(!with(60, [1, 4, 0, 0, 0, 0]));
+    assert!(!with(60, [0xc9, 4, 0, 0, 0, 0]));
+}

@@ -14,8 +14,8 @@ use super::table::{SeededState, Table};
 use super::window::{CountSettings, CountWindow, RawCount};
 use super::{addr_key, AddrKey, Detector};
 use crate::alert::text::{addr, mac, secs};
-use crate::decode::{Net, Transport};
-use crate::flow::{Failure, Probe};
+use crate::decode::{Ip, Net, Transport};
+use crate::flow::{Attempt, Probe};
 
 /// `arp-sweep`'s catalogue entry.
 pub const ARP_SWEEP: Entry = Entry {
@@ -47,9 +47,16 @@ pub const ND_SWEEP: Entry = Entry {
     message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b50b",
     describe: |a, iface| {
         let from = match a.detail {
-            Detail::Mac(m) => format!(" ({})", mac(m)),
+            Detail::Mac(m) | Detail::MacKind(m, _) => format!(" ({})", mac(m)),
             _ => String::new(),
         };
+        if let Detail::MacKind(_, kind) = a.detail {
+            return format!(
+                "nd-sweep: {}{from} asked every node on {iface} to answer at once ({kind} with an \
+                 option every node must answer, as thc-ipv6 alive6 sends)",
+                addr(a.src)
+            );
+        }
         format!(
             "nd-sweep: {}{from} asked on {iface} for {} IPv6 neighbours nobody answered for in {}",
             addr(a.src),
@@ -113,7 +120,7 @@ impl Family for LinkSweeps {
 
     /// Remembers which MAC asks for each address (requests are rare: off the common path).
     #[inline]
-    fn observe(&mut self, seen: &Seen<'_>, s: &Settings, _out: &mut Out<'_>) {
+    fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
         let asker = match &seen.packet.net {
             Net::Arp(arp)
                 if s.arp.enabled && arp.operation == 1 && !arp.sender_ip.is_unspecified() =>
@@ -127,12 +134,15 @@ impl Family for LinkSweeps {
             {
                 ip.src
             }
+            Net::Ip(ip) if ip.forcing_option && s.nd.enabled => {
+                return all_nodes_probe(seen, ip, out);
+            }
             _ => return,
         };
         self.table.entry(addr_key(asker), seen.ts_ns).mac = seen.packet.src_mac;
     }
 
-    fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+    fn failure(&mut self, f: &Attempt, s: &Settings, out: &mut Out<'_>) {
         let (detector, settings, item) = match (f.probe, f.target) {
             (Probe::Arp, std::net::IpAddr::V4(t)) => (Detector::ArpSweep, &s.arp, u32::from(t)),
             // The solicited-node group: the low 24 bits of the address asked for.
@@ -184,6 +194,24 @@ impl Family for LinkSweeps {
     }
 }
 
+/// A packet to a multicast group with an option every node must answer (thc-ipv6 alive6 sends
+/// its echo request to all nodes so): IPv6 host discovery in one packet, however many answer.
+#[cold]
+fn all_nodes_probe(seen: &Seen<'_>, ip: &Ip, out: &mut Out<'_>) {
+    if !ip.dst.is_multicast() || ip.src.is_unspecified() {
+        return;
+    }
+    let what = match ip.transport {
+        Transport::Icmpv6 { ty: 128, .. } => "multicast echo",
+        _ => "multicast probe",
+    };
+    out.send(Alert {
+        detector: Detector::NdSweep,
+        detail: Detail::MacKind(seen.packet.src_mac, what),
+        ..seen.base(ip)
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
@@ -191,8 +219,8 @@ mod tests {
     use super::*;
     use crate::detect::family::run_failures;
 
-    fn asked(ts: u64, target: u32) -> Failure {
-        Failure {
+    fn asked(ts: u64, target: u32) -> Attempt {
+        Attempt {
             ts_ns: ts,
             iface: 0,
             initiator: IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2)),
@@ -201,7 +229,7 @@ mod tests {
             sport: 0,
             dport: 0,
             probe: Probe::Arp,
-            refused: false,
+            outcome: crate::flow::Outcome::Unanswered,
             attempt_ns: 0,
         }
     }

@@ -13,7 +13,7 @@ use super::table::{SeededState, Table};
 use super::window::{CountSettings, CountWindow, RawCount};
 use super::{addr_key, AddrKey, Detector};
 use crate::alert::text::{addr, secs};
-use crate::flow::{Failure, Probe};
+use crate::flow::{Attempt, Probe};
 
 /// Sources followed per target and window.
 const SOURCES: usize = 8;
@@ -157,7 +157,7 @@ impl Family for Coordinated {
     #[inline]
     fn observe(&mut self, _seen: &Seen<'_>, _s: &Settings, _out: &mut Out<'_>) {}
 
-    fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+    fn failure(&mut self, f: &Attempt, s: &Settings, out: &mut Out<'_>) {
         if matches!(f.probe, Probe::Arp | Probe::Nd | Probe::Echo)
             || !(s.distributed.enabled || s.decoy.enabled)
         {
@@ -299,8 +299,8 @@ mod tests {
     use super::*;
     use crate::detect::family::run_failures;
 
-    fn failed(ts: u64, source: u8, port: u16) -> Failure {
-        Failure {
+    fn failed(ts: u64, source: u8, port: u16) -> Attempt {
+        Attempt {
             ts_ns: ts,
             iface: 0,
             initiator: IpAddr::V4(Ipv4Addr::new(192, 0, 2, source)),
@@ -309,7 +309,7 @@ mod tests {
             sport: 40000,
             dport: port,
             probe: Probe::Syn,
-            refused: true,
+            outcome: crate::flow::Outcome::Refused,
             attempt_ns: ts,
         }
     }

@@ -9,7 +9,7 @@ use super::suppress::Suppressor;
 use super::table::SeededState;
 use crate::alert::community_id::FlowTuple;
 use crate::decode::{proto, Ip, Net, Packet, Transport};
-use crate::flow::Failure;
+use crate::flow::Attempt;
 
 /// Whose shard runs a family: with several workers, an address's state lives in one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,15 @@ pub trait Family: Sized {
 
     /// An attempt that was refused or went unanswered (see [`crate::flow`]): in the initiator's
     /// shard for a source-keyed family, in the target's for a destination-keyed one.
-    fn failure(&mut self, _f: &Failure, _settings: &Self::Settings, _out: &mut Out<'_>) {}
+    fn failure(&mut self, _f: &Attempt, _settings: &Self::Settings, _out: &mut Out<'_>) {}
+
+    /// An attempt that was answered (what a scan learned; see [`crate::flow::Outcome`]): in
+    /// the initiator's shard, for source-keyed families only.
+    fn answered(&mut self, _a: &Attempt, _settings: &Self::Settings, _out: &mut Out<'_>) {}
+
+    /// The clock moved to `now_ns` (once per ring block, or an idle tick; `u64::MAX` at the end
+    /// of a capture or at shutdown): incidents quiet since are closed and reported.
+    fn tick(&mut self, _now_ns: u64, _settings: &Self::Settings, _out: &mut Out<'_>) {}
 
     /// Entries its tables evicted to make room.
     fn evictions(&self) -> u64 {
@@ -124,7 +132,7 @@ impl<'a> Seen<'a> {
     /// only when a detector fires: an `Alert` is large, and most packets raise none.
     pub fn base(&self, ip: &Ip) -> Alert {
         let (icmp, trigger) = match ip.transport {
-            Transport::Icmp { ty, code } | Transport::Icmpv6 { ty, code } => (
+            Transport::Icmp { ty, code, .. } | Transport::Icmpv6 { ty, code, .. } => (
                 Some((ty, code)),
                 Some(FlowTuple::icmp(ip.src, ip.dst, ip.proto, ty, code)),
             ),
@@ -174,6 +182,13 @@ pub struct Out<'a> {
 }
 
 impl Out<'_> {
+    /// Sends a record that is never a repeat (an incident's closing record), counted as an
+    /// alert.
+    pub fn report(&mut self, alert: Alert) {
+        self.suppressor.alerts += 1;
+        (self.emit)(alert);
+    }
+
     /// Sends `alert` unless it repeats one sent within the suppression window (then counted,
     /// and reported with the next one that goes out).
     pub fn send(&mut self, alert: Alert) {
@@ -231,7 +246,7 @@ pub(crate) fn run<F: Family>(
 pub(crate) fn run_failures<F: Family>(
     family: &mut F,
     settings: &F::Settings,
-    failures: &[Failure],
+    failures: &[Attempt],
 ) -> Vec<Alert> {
     let mut suppressor = Suppressor::new(64, SeededState::random());
     let mut alerts = Vec::new();
@@ -243,6 +258,39 @@ pub(crate) fn run_failures<F: Family>(
             emit: &mut emit,
         };
         family.failure(f, settings, &mut out);
+    }
+    alerts
+}
+
+/// Runs attempts (failed and answered) through one family as a shard does, moving its clock to
+/// each attempt's time, then to `end` (`u64::MAX`: the end of a capture); the alerts and
+/// records that went out.
+#[cfg(test)]
+pub(crate) fn run_attempts<F: Family>(
+    family: &mut F,
+    settings: &F::Settings,
+    attempts: &[Attempt],
+    end: u64,
+) -> Vec<Alert> {
+    let mut suppressor = Suppressor::new(64, SeededState::random());
+    let mut alerts = Vec::new();
+    let mut emit = |a| alerts.push(a);
+    let mut out = Out {
+        suppressor: &mut suppressor,
+        suppress_ms: 60_000,
+        emit: &mut emit,
+    };
+    for a in attempts {
+        if a.outcome == crate::flow::Outcome::Answered {
+            family.answered(a, settings, &mut out);
+        } else {
+            family.failure(a, settings, &mut out);
+        }
+        family.tick(a.ts_ns, settings, &mut out);
+    }
+    // Enough ticks for the clock hand to visit every slot.
+    for _ in 0..64 {
+        family.tick(end, settings, &mut out);
     }
     alerts
 }

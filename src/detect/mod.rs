@@ -36,10 +36,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::decode::{Net, Packet};
-use crate::flow::Failure;
+use crate::flow::{Attempt, Outcome};
 pub use family::{Entry, Family, Key, Out, Seen, SpanError};
 use prefix::PrefixSet;
-pub use record::{Action, Alert, Detail};
+pub use record::{Action, Alert, Detail, Summary};
 use suppress::Suppressor;
 use table::SeededState;
 pub use window::{CountSettings, MAX_DISTINCT};
@@ -160,7 +160,7 @@ macro_rules! registry {
 
             /// A failed attempt: the source-keyed families in the initiator's shard, the
             /// destination-keyed ones in the target's.
-            fn failure(&mut self, f: &Failure, roles: Roles, s: &Settings, out: &mut Out<'_>) {
+            fn failure(&mut self, f: &Attempt, roles: Roles, s: &Settings, out: &mut Out<'_>) {
                 $(
                     let go = match <$family as Family>::KEY {
                         Key::Source => roles.src,
@@ -170,6 +170,19 @@ macro_rules! registry {
                         self.$field.failure(f, &s.$field, out);
                     }
                 )+
+            }
+
+            /// An answered attempt: the source-keyed families in the initiator's shard.
+            fn answered(&mut self, a: &Attempt, s: &Settings, out: &mut Out<'_>) {
+                $(
+                    if <$family as Family>::KEY == Key::Source {
+                        self.$field.answered(a, &s.$field, out);
+                    }
+                )+
+            }
+
+            fn tick(&mut self, now_ns: u64, s: &Settings, out: &mut Out<'_>) {
+                $(self.$field.tick(now_ns, &s.$field, out);)+
             }
 
             #[inline]
@@ -193,6 +206,7 @@ registry! {
     scans: scan::Scans {
         Portscan: portscan = "portscan" (scan::RawPortscan) => scan::PORTSCAN,
         Portsweep: portsweep = "portsweep" (scan::RawPortsweep) => scan::PORTSWEEP,
+        ScanSummary: scan_summary = "scan-summary" (scan::RawSummary) => scan::SCAN_SUMMARY,
     },
     tcp_flags: tcp_flags::TcpFlags {
         TcpFlags: tcp_flags = "tcp-flags" (toggle::RawToggle) => tcp_flags::TCP_FLAGS,
@@ -393,15 +407,31 @@ impl Shard {
         self.families.observe(&seen, roles, s, &mut out);
     }
 
-    /// Runs the families of `roles` on an attempt that failed.
-    pub fn failure(&mut self, f: &Failure, roles: Roles, emit: &mut impl FnMut(Alert)) {
+    /// Runs the families of `roles` on an attempt that ended: failed, or answered.
+    pub fn attempt(&mut self, a: &Attempt, roles: Roles, emit: &mut impl FnMut(Alert)) {
         let s = &*self.settings;
         let mut out = Out {
             suppressor: &mut self.suppressor,
             suppress_ms: s.suppress_ms,
             emit,
         };
-        self.families.failure(f, roles, s, &mut out);
+        if a.outcome == Outcome::Answered {
+            self.families.answered(a, s, &mut out);
+        } else {
+            self.families.failure(a, roles, s, &mut out);
+        }
+    }
+
+    /// Moves the families' clock to `now_ns` (`u64::MAX`: the end of a capture, or shutdown):
+    /// incidents gone quiet are closed and reported.
+    pub fn tick(&mut self, now_ns: u64, emit: &mut impl FnMut(Alert)) {
+        let s = &*self.settings;
+        let mut out = Out {
+            suppressor: &mut self.suppressor,
+            suppress_ms: s.suppress_ms,
+            emit,
+        };
+        self.families.tick(now_ns, s, &mut out);
     }
 
     /// Calls `f(detector, src, dst, held)` for every alert key with repeats held back and not

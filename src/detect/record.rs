@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use super::Detector;
 use crate::alert::community_id::FlowTuple;
+use crate::flow::Probe;
 
 /// Extra facts an alert carries, for its sentence and `alert.context.scram`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,6 +19,8 @@ pub enum Detail {
     Flags(&'static str, u8),
     /// The sender's MAC (`mac`): the machine behind an address that may be forged.
     Mac([u8; 6]),
+    /// The sender's MAC (`mac`) and which variety of the finding (`kind`).
+    MacKind([u8; 6], &'static str),
     /// A link-layer claim: the claimant's MAC (`mac`) and the one the address was bound to
     /// (`previous_mac`).
     Macs {
@@ -34,6 +37,45 @@ pub enum Detail {
         /// How many sources in all.
         total: u8,
     },
+    /// The closing record of a scan incident (`scan-summary`).
+    Summary(Summary),
+}
+
+/// What a scan incident came to, reported when it goes quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// The scan it closes: portscan (ports of one host) or portsweep (hosts on one port).
+    pub scan: Option<Detector>,
+    /// The scan types seen (bit `1 << probe` for each [`Probe`]).
+    pub kinds: u16,
+    /// Attempts in all, failed and answered.
+    pub attempts: u32,
+    /// What answered (what the scanner learned): ports of a portscan, host keys of a
+    /// portsweep; the first [`MAX_ANSWERED`], 0 for none.
+    pub answered: [u128; MAX_ANSWERED],
+    /// How many distinct ports or hosts answered in all.
+    pub answered_total: u32,
+}
+
+/// Answers a scan's closing record lists.
+pub const MAX_ANSWERED: usize = 8;
+
+impl Summary {
+    /// The scan types, as alerts name them (`SYN`, `SYN+UDP`).
+    pub fn kinds(&self) -> String {
+        Probe::ALL
+            .iter()
+            .filter(|p| self.kinds & (1 << **p as u16) != 0)
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// The answers listed (ports, or host keys).
+    pub fn answered(&self) -> impl Iterator<Item = u128> + '_ {
+        let n = (self.answered_total as usize).min(MAX_ANSWERED);
+        self.answered[..n].iter().copied()
+    }
 }
 
 /// Sources an alert about a scan from several addresses names.

@@ -7,14 +7,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::family::{Entry, Family, Key, Out, Seen, SpanError};
-use super::record::{Alert, Detail};
+use super::record::{Alert, Detail, Summary, MAX_ANSWERED};
 use super::table::{SeededState, Table};
 use super::window::{CountSettings, CountWindow, RawCount};
-use super::{addr_key, AddrKey, Detector};
+use super::{addr_key, key_addr, AddrKey, Detector};
 use crate::alert::community_id::FlowTuple;
 use crate::alert::text::{addr, proto_name, secs};
+use crate::config::in_range;
 use crate::decode::proto;
-use crate::flow::{Failure, Probe};
+use crate::flow::{Attempt, Probe};
 
 /// `portscan`'s catalogue entry.
 pub const PORTSCAN: Entry = Entry {
@@ -80,13 +81,76 @@ fn scan_type(a: &Alert) -> String {
     }
 }
 
-/// `[detect.portscan]` and `[detect.portsweep]`.
+/// `scan-summary`'s catalogue entry: a scan incident's closing record.
+pub const SCAN_SUMMARY: Entry = Entry {
+    name: "scan-summary",
+    signature_id: 1_000_014,
+    category: "Attempted Information Leak",
+    severity: 3,
+    message_id: "3f6d2a9c71e84b05a2c4d8e6f1b3a714",
+    describe: |a, _| {
+        let Detail::Summary(sum) = a.detail else {
+            return format!("scan-summary: {} scan ended", addr(a.src));
+        };
+        let what = match (sum.scan, a.dst, a.dport) {
+            (Some(Detector::Portsweep), _, Some(port)) => format!(
+                "{} hosts on {} port {port}",
+                a.count,
+                a.proto.map(proto_name).unwrap_or_default()
+            ),
+            (Some(Detector::Portsweep), _, None) => format!("{} hosts", a.count),
+            (_, dst, _) if sum.kinds & 1 << Probe::IpProto as u16 != 0 => {
+                format!("{} IP protocols of {}", a.count, addr(dst))
+            }
+            (_, dst, _) => format!("{} ports of {}", a.count, addr(dst)),
+        };
+        let answered = answered_text(&sum);
+        format!(
+            "scan-summary: {} probed {what} over {} ({} scan, {} attempts); {answered}",
+            addr(a.src),
+            secs(a.window_ms),
+            sum.kinds(),
+            sum.attempts,
+        )
+    },
+};
+
+/// `answered: 22, 80 and 3 more`, or `nothing answered`.
+fn answered_text(sum: &Summary) -> String {
+    if sum.answered_total == 0 {
+        return "nothing answered".into();
+    }
+    let listed = answered_items(sum);
+    let more = (sum.answered_total as usize).saturating_sub(listed.len());
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("answered: {}{tail}", listed.join(", "))
+}
+
+/// What answered, as text: ports (a portscan) or addresses (a portsweep).
+pub fn answered_items(sum: &Summary) -> Vec<String> {
+    sum.answered()
+        .map(|k| match sum.scan {
+            Some(Detector::Portsweep) => key_addr(k).to_string(),
+            _ => k.to_string(),
+        })
+        .collect()
+}
+
+/// `[detect.portscan]`, `[detect.portsweep]` and `[detect.scan-summary]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// portscan.
     pub portscan: CountSettings,
     /// portsweep.
     pub portsweep: CountSettings,
+    /// scan-summary: on or off.
+    pub summary: bool,
+    /// A scan with no attempt for this long has ended, ms.
+    pub quiet_ms: u64,
 }
 
 impl Default for Settings {
@@ -99,8 +163,18 @@ impl Default for Settings {
                 ..CountSettings::per_minute(20)
             },
             portsweep: CountSettings::per_minute(20),
+            summary: true,
+            quiet_ms: 60_000,
         }
     }
+}
+
+/// `[detect.scan-summary]` as read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSummary {
+    enabled: Option<bool>,
+    quiet_seconds: Option<Spanned<i64>>,
 }
 
 /// `[detect.portscan]` as read.
@@ -121,23 +195,167 @@ pub struct RawPortsweep {
     window_seconds: Option<Spanned<i64>>,
 }
 
-/// Scan state: per (source, target) the ports probed; per (source, port, protocol) the hosts.
+/// Scan state: per (source, target) the ports probed; per (source, port, protocol) the hosts;
+/// the incidents open (scans that crossed their threshold, until they go quiet); the last
+/// answers seen from anyone not yet failing (the first open ports a scan finds come back as
+/// fast as its first refusals).
 #[derive(Debug)]
 pub struct Scans {
-    scans: Table<(AddrKey, AddrKey), CountWindow<u16>>,
-    sweeps: Table<(AddrKey, u16, u8), CountWindow<u32>>,
+    scans: Table<(AddrKey, AddrKey), Scan>,
+    sweeps: Table<(AddrKey, u16, u8), Sweep>,
+    incidents: Table<IncidentKey, Incident>,
+    recent: Box<[Answer; RECENT]>,
+    recent_next: usize,
+    /// Incidents open, as far as closing them counts (an evicted one stays counted until a
+    /// whole turn of the hand finds none).
+    open: usize,
+    /// Incidents seen open or opened since the hand last passed slot 0.
+    open_this_turn: usize,
+    hand: usize,
     hasher: SeededState,
+}
+
+/// One (source, target)'s ports, and the first ports that answered it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Scan {
+    window: CountWindow<u16>,
+    early: Early,
+}
+
+/// One (source, port, protocol)'s hosts, and the first hosts that answered it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sweep {
+    window: CountWindow<u32>,
+    early: Early,
+}
+
+/// Answers before an incident opened (ports, or host keys).
+#[derive(Debug, Clone, Copy, Default)]
+struct Early {
+    items: [u128; EARLY],
+    len: u8,
+}
+
+const EARLY: usize = 4;
+
+impl Early {
+    fn push(&mut self, item: u128) {
+        let n = usize::from(self.len);
+        if n < EARLY && !self.items[..n].contains(&item) {
+            self.items[n] = item;
+            self.len += 1;
+        }
+    }
+
+    fn items(&self) -> &[u128] {
+        &self.items[..usize::from(self.len)]
+    }
+}
+
+/// An answer seen before its initiator had any scan state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Answer {
+    src: AddrKey,
+    dst: AddrKey,
+    port: u16,
+    proto: u8,
+    /// A port scan's answer (not an echo reply, which only a sweep counts).
+    ported: bool,
+}
+
+/// Answers remembered from initiators not (yet) failing anywhere.
+const RECENT: usize = 256;
+
+/// Incident slots per shard: `capacity / INCIDENT_SHARE`, within [`INCIDENTS_MIN`, `INCIDENTS_MAX`].
+const INCIDENT_SHARE: usize = 256;
+const INCIDENTS_MIN: usize = 8;
+const INCIDENTS_MAX: usize = 256;
+
+/// Incident slots the clock hand visits per tick.
+const TICK_BUDGET: usize = 16;
+
+/// (scan or sweep, source, the target's key or `port << 8 | protocol`).
+type IncidentKey = (bool, AddrKey, u128);
+
+/// 65,536 bits: exact for ports, a hash map for hosts.
+#[derive(Debug, Clone, Copy)]
+struct Bits([u64; 1024]);
+
+impl Default for Bits {
+    fn default() -> Self {
+        Bits([0; 1024])
+    }
+}
+
+impl Bits {
+    /// Sets bit `i`; was it new?
+    #[inline]
+    fn insert(&mut self, i: u16) -> bool {
+        let (w, b) = (usize::from(i >> 6), 1u64 << (i & 63));
+        let new = self.0[w] & b == 0;
+        self.0[w] |= b;
+        new
+    }
+}
+
+/// A scan from its alert until it goes quiet.
+#[derive(Debug, Clone, Copy, Default)]
+struct Incident {
+    open: bool,
+    first_ns: u64,
+    last_ns: u64,
+    iface: u16,
+    proto: u8,
+    /// Scan types seen (bit `1 << probe`).
+    kinds: u16,
+    attempts: u32,
+    probed: Bits,
+    probed_n: u32,
+    answered: Bits,
+    answered_n: u32,
+    listed: [u128; MAX_ANSWERED],
+}
+
+impl Incident {
+    fn probe(&mut self, index: u16, ts_ns: u64) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.last_ns = self.last_ns.max(ts_ns);
+        if self.probed.insert(index) {
+            self.probed_n += 1;
+        }
+    }
+
+    fn answer(&mut self, index: u16, item: u128, ts_ns: u64) {
+        self.probe(index, ts_ns);
+        if self.answered.insert(index) {
+            if let Some(slot) = self.listed.get_mut(self.answered_n as usize) {
+                *slot = item;
+            }
+            self.answered_n += 1;
+        }
+    }
 }
 
 impl Family for Scans {
     type Settings = Settings;
-    type Raw = (Option<RawPortscan>, Option<RawPortsweep>);
+    type Raw = (
+        Option<RawPortscan>,
+        Option<RawPortsweep>,
+        Option<RawSummary>,
+    );
     const KEY: Key = Key::Source;
 
     fn new(capacity: usize, hasher: SeededState) -> Self {
+        let incidents = (capacity / INCIDENT_SHARE).clamp(INCIDENTS_MIN, INCIDENTS_MAX);
         Scans {
             scans: Table::new(capacity, hasher),
             sweeps: Table::new(capacity, hasher),
+            incidents: Table::new(incidents, hasher),
+            recent: Box::new([Answer::default(); RECENT]),
+            recent_next: 0,
+            open: 0,
+            open_this_turn: 0,
+            hand: 0,
             hasher,
         }
     }
@@ -146,22 +364,85 @@ impl Family for Scans {
     #[inline]
     fn observe(&mut self, _seen: &Seen<'_>, _s: &Settings, _out: &mut Out<'_>) {}
 
-    fn failure(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+    fn failure(&mut self, f: &Attempt, s: &Settings, out: &mut Out<'_>) {
         // Host discovery on the link is the link sweeps'.
         if !matches!(f.probe, Probe::Arp | Probe::Nd) {
             self.attempt(f, s, out);
         }
     }
 
+    fn answered(&mut self, a: &Attempt, s: &Settings, _out: &mut Out<'_>) {
+        if !matches!(a.probe, Probe::Arp | Probe::Nd | Probe::None) {
+            self.answer(a, s);
+        }
+    }
+
+    fn tick(&mut self, now_ns: u64, s: &Settings, out: &mut Out<'_>) {
+        if self.open == 0 {
+            return;
+        }
+        let quiet_ns = s.quiet_ms.saturating_mul(1_000_000);
+        let slots = self.incidents.capacity();
+        let budget = if now_ns == u64::MAX {
+            slots
+        } else {
+            TICK_BUDGET
+        };
+        for _ in 0..budget {
+            self.hand = (self.hand + 1) % slots;
+            if self.hand == 0 {
+                // A whole turn found none open and none was opened: any left in the count
+                // were evicted.
+                if std::mem::take(&mut self.open_this_turn) == 0 {
+                    self.open = 0;
+                }
+            }
+            let Some((&key, inc)) = self.incidents.slot_mut(self.hand) else {
+                continue;
+            };
+            if !inc.open {
+                continue;
+            }
+            if now_ns != u64::MAX && now_ns.saturating_sub(inc.last_ns) < quiet_ns {
+                self.open_this_turn += 1;
+                continue;
+            }
+            self.open_this_turn += 1;
+            inc.open = false;
+            self.open = self.open.saturating_sub(1);
+            if s.summary {
+                let ts = if now_ns == u64::MAX {
+                    inc.last_ns
+                } else {
+                    now_ns
+                };
+                out.report(summary(key, inc, ts));
+            }
+        }
+    }
+
     fn evictions(&self) -> u64 {
-        self.scans.evictions() + self.sweeps.evictions()
+        self.scans.evictions() + self.sweeps.evictions() + self.incidents.evictions()
     }
 
     fn memory_bytes(&self) -> usize {
-        self.scans.memory_bytes() + self.sweeps.memory_bytes()
+        self.scans.memory_bytes()
+            + self.sweeps.memory_bytes()
+            + self.incidents.memory_bytes()
+            + std::mem::size_of::<[Answer; RECENT]>()
     }
 
-    fn configure(s: &mut Settings, (scan, sweep): Self::Raw) -> Result<(), SpanError> {
+    fn configure(s: &mut Settings, (scan, sweep, summary): Self::Raw) -> Result<(), SpanError> {
+        if let Some(r) = summary {
+            if let Some(e) = r.enabled {
+                s.summary = e;
+            }
+            if let Some(v) = r.quiet_seconds {
+                s.quiet_ms = in_range(&v, 1, 86_400, "detect.scan-summary.quiet_seconds")
+                    .map_err(|m| (v.span(), m))? as u64
+                    * 1000;
+            }
+        }
         s.portscan.configure(
             "detect.portscan",
             "ports",
@@ -183,13 +464,25 @@ impl Family for Scans {
     }
 
     fn toml(s: &Settings) -> String {
-        s.portscan.toml("portscan", "ports") + &s.portsweep.toml("portsweep", "hosts")
+        s.portscan.toml("portscan", "ports")
+            + &s.portsweep.toml("portsweep", "hosts")
+            + &format!(
+                "\n[detect.scan-summary]\nenabled = {}\nquiet_seconds = {}\n",
+                s.summary,
+                s.quiet_ms / 1000
+            )
     }
 }
 
 impl Scans {
-    /// A failed attempt for the scan and sweep counters.
-    fn attempt(&mut self, f: &Failure, s: &Settings, out: &mut Out<'_>) {
+    /// The bit a sweep's host takes in an incident's maps.
+    fn host_index(&self, dst: AddrKey) -> (u32, u16) {
+        let h = std::hash::BuildHasher::hash_one(&self.hasher, dst) as u32;
+        (h, h as u16)
+    }
+
+    /// A failed attempt for the scan and sweep counters, and the incidents they opened.
+    fn attempt(&mut self, f: &Attempt, s: &Settings, out: &mut Out<'_>) {
         let ts = f.ts_ns;
         let src = addr_key(f.initiator);
         let dst = addr_key(f.target);
@@ -222,11 +515,9 @@ impl Scans {
             }
         };
         if s.portscan.enabled && !echo {
-            if let Some(c) = self
-                .scans
-                .entry((src, dst), ts)
-                .count(f.dport, ts, &s.portscan)
-            {
+            let scan = self.scans.entry((src, dst), ts);
+            let crossed = scan.window.count(f.dport, ts, &s.portscan);
+            if let Some(c) = crossed {
                 out.send(Alert {
                     detector: Detector::Portscan,
                     count: c.count,
@@ -234,14 +525,19 @@ impl Scans {
                     ..base()
                 });
             }
+            if scan.window.fired() {
+                let scan = *scan;
+                let key = (false, src, dst);
+                let inc =
+                    self.incident(key, f, crossed.is_some(), &scan.window, |p| p, &scan.early);
+                inc.probe(f.dport, ts);
+            }
         }
         if s.portsweep.enabled {
-            let h = std::hash::BuildHasher::hash_one(&self.hasher, dst) as u32;
-            if let Some(c) =
-                self.sweeps
-                    .entry((src, f.dport, f.proto), ts)
-                    .count(h, ts, &s.portsweep)
-            {
+            let (h, index) = self.host_index(dst);
+            let sweep = self.sweeps.entry((src, f.dport, f.proto), ts);
+            let crossed = sweep.window.count(h, ts, &s.portsweep);
+            if let Some(c) = crossed {
                 out.send(Alert {
                     detector: Detector::Portsweep,
                     dst: None,
@@ -251,7 +547,174 @@ impl Scans {
                     ..base()
                 });
             }
+            if sweep.window.fired() {
+                let sweep = *sweep;
+                let key = (true, src, sweep_key(f.dport, f.proto));
+                let inc = self.incident(
+                    key,
+                    f,
+                    crossed.is_some(),
+                    &sweep.window,
+                    |h| h as u16,
+                    &sweep.early,
+                );
+                inc.probe(index, ts);
+            }
         }
+    }
+
+    /// The open incident of `key`, opened now if it is not: from the window that just
+    /// `crossed` (or, a scan resuming after it went quiet, from now), the answers its state
+    /// kept and the recent answers.
+    fn incident<T: Copy + Default + PartialEq>(
+        &mut self,
+        key: IncidentKey,
+        f: &Attempt,
+        crossed: bool,
+        window: &CountWindow<T>,
+        index: impl Fn(T) -> u16,
+        early: &Early,
+    ) -> &mut Incident {
+        let ts = f.ts_ns;
+        let (sweep, src, other) = key;
+        let fresh = !self.incidents.get(&key).is_some_and(|i| i.open);
+        if fresh {
+            let mut inc = Incident {
+                open: true,
+                first_ns: ts,
+                last_ns: ts,
+                iface: f.iface,
+                proto: f.proto,
+                ..Incident::default()
+            };
+            if crossed {
+                // The window that crossed is the incident's start; the attempt being counted
+                // is added by the caller.
+                inc.first_ns = window.start_ns();
+                for &item in window.items() {
+                    if inc.probed.insert(index(item)) {
+                        inc.probed_n += 1;
+                    }
+                }
+                inc.attempts = window.attempts().saturating_sub(1);
+            }
+            let hasher = self.hasher;
+            let bit = |item: u128| {
+                if sweep {
+                    std::hash::BuildHasher::hash_one(&hasher, item) as u32 as u16
+                } else {
+                    item as u16
+                }
+            };
+            let recent = self.recent.iter().filter(|a| {
+                a.src == src
+                    && if sweep {
+                        sweep_key(a.port, a.proto) == other
+                    } else {
+                        a.ported && a.dst == other
+                    }
+            });
+            for a in recent {
+                let item = if sweep { a.dst } else { u128::from(a.port) };
+                inc.answer(bit(item), item, ts);
+            }
+            // The recent answers came before the scan's state existed, its own after.
+            for &item in early.items() {
+                inc.answer(bit(item), item, ts);
+            }
+            self.open += 1;
+            self.open_this_turn += 1;
+            *self.incidents.entry(key, ts) = inc;
+        }
+        let inc = self.incidents.entry(key, ts);
+        inc.kinds |= 1 << f.probe as u16;
+        inc.proto = f.proto;
+        inc
+    }
+
+    /// An answered attempt: into its incident, or the state of its scan and sweep, or the
+    /// recent answers.
+    fn answer(&mut self, a: &Attempt, s: &Settings) {
+        let ts = a.ts_ns;
+        let src = addr_key(a.initiator);
+        let dst = addr_key(a.target);
+        let mut kept = false;
+        if s.portscan.enabled && a.probe != Probe::Echo {
+            let key = (false, src, dst);
+            if let Some(inc) = self.incidents.get_mut(&key, ts).filter(|i| i.open) {
+                inc.kinds |= 1 << a.probe as u16;
+                inc.answer(a.dport, u128::from(a.dport), ts);
+                kept = true;
+            } else if let Some(scan) = self.scans.get_mut(&(src, dst), ts) {
+                scan.early.push(u128::from(a.dport));
+                kept = true;
+            }
+        }
+        if s.portsweep.enabled {
+            let key = (true, src, sweep_key(a.dport, a.proto));
+            let index = self.host_index(dst).1;
+            if let Some(inc) = self.incidents.get_mut(&key, ts).filter(|i| i.open) {
+                inc.kinds |= 1 << a.probe as u16;
+                inc.answer(index, dst, ts);
+                kept = true;
+            } else if let Some(sweep) = self.sweeps.get_mut(&(src, a.dport, a.proto), ts) {
+                sweep.early.push(dst);
+                kept = true;
+            }
+        }
+        if !kept {
+            self.recent[self.recent_next] = Answer {
+                src,
+                dst,
+                port: a.dport,
+                proto: a.proto,
+                ported: a.probe != Probe::Echo,
+            };
+            self.recent_next = (self.recent_next + 1) % RECENT;
+        }
+    }
+}
+
+/// A sweep's incident key part: its port and protocol.
+fn sweep_key(port: u16, proto: u8) -> u128 {
+    u128::from(port) << 8 | u128::from(proto)
+}
+
+/// The closing record of an incident, at `ts_ns`.
+fn summary(key: IncidentKey, inc: &Incident, ts_ns: u64) -> Alert {
+    let (sweep, src, other) = key;
+    let (dst, dport, proto) = if sweep {
+        let (port, proto) = ((other >> 8) as u16, other as u8);
+        let ported = !matches!(proto, proto::ICMP | proto::ICMPV6)
+            && inc.kinds & (1 << Probe::IpProto as u16) == 0;
+        (None, ported.then_some(port), proto)
+    } else {
+        (Some(key_addr(other)), None, inc.proto)
+    };
+    let echo = matches!(proto, proto::ICMP | proto::ICMPV6) && sweep;
+    Alert {
+        ts_ns,
+        detector: Detector::ScanSummary,
+        iface: inc.iface,
+        src: Some(key_addr(src)),
+        dst,
+        dport,
+        proto: Some(proto),
+        icmp: echo.then_some((if proto == proto::ICMP { 8 } else { 128 }, 0)),
+        count: u64::from(inc.probed_n),
+        window_ms: inc.last_ns.saturating_sub(inc.first_ns) / 1_000_000,
+        detail: Detail::Summary(Summary {
+            scan: Some(if sweep {
+                Detector::Portsweep
+            } else {
+                Detector::Portscan
+            }),
+            kinds: inc.kinds,
+            attempts: inc.attempts,
+            answered: inc.listed,
+            answered_total: inc.answered_n,
+        }),
+        ..Alert::default()
     }
 }
 
@@ -260,14 +723,15 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::detect::family::run_failures;
+    use crate::detect::family::{run_attempts, run_failures};
+    use crate::flow::Outcome;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
-    fn refused(ts: u64, a: IpAddr, v: IpAddr, port: u16, probe: Probe) -> Failure {
-        Failure {
+    fn refused(ts: u64, a: IpAddr, v: IpAddr, port: u16, probe: Probe) -> Attempt {
+        Attempt {
             ts_ns: ts,
             iface: 0,
             initiator: a,
@@ -276,7 +740,7 @@ mod tests {
             sport: 40000,
             dport: port,
             probe,
-            refused: true,
+            outcome: crate::flow::Outcome::Refused,
             attempt_ns: 0,
         }
     }
@@ -301,7 +765,7 @@ mod tests {
         let mut scans = Scans::new(64, SeededState::random());
         let s = Settings::default();
         let a = ip("192.0.2.7");
-        let sweep = |t0: u64, n: u32| -> Vec<Failure> {
+        let sweep = |t0: u64, n: u32| -> Vec<Attempt> {
             (0..n)
                 .map(|i| {
                     let v = IpAddr::V4(Ipv4Addr::from(0xc633_6400 + i));
@@ -318,5 +782,131 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].detector, Detector::Portsweep);
         assert_eq!((alerts[0].dport, alerts[0].dst), (Some(22), None));
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    fn answered(ts: u64, a: IpAddr, v: IpAddr, port: u16) -> Attempt {
+        Attempt {
+            outcome: Outcome::Answered,
+            ..refused(ts, a, v, port, Probe::Syn)
+        }
+    }
+
+    fn summaries(alerts: &[Alert]) -> Vec<&Alert> {
+        alerts
+            .iter()
+            .filter(|a| a.detector == Detector::ScanSummary)
+            .collect()
+    }
+
+    #[test]
+    fn a_scan_that_goes_quiet_is_closed_with_its_totals_and_what_answered() {
+        let mut scans = Scans::new(1024, SeededState::random());
+        let s = Settings::default();
+        let (a, v) = (ip("192.0.2.7"), ip("198.51.100.2"));
+        // Port 22 answers before anything fails (kept among the recent answers), 443 after
+        // the first refusal (kept by the scan's state), 80 once the incident is open.
+        let mut attempts = vec![answered(S, a, v, 22)];
+        attempts.extend((1000..1030u16).map(|p| refused(S + u64::from(p), a, v, p, Probe::Syn)));
+        attempts.insert(3, answered(S + 1002, a, v, 443));
+        attempts.push(answered(S + 2000, a, v, 80));
+        // A refused port probed twice counts once among ports, twice among attempts.
+        attempts.push(refused(2 * S, a, v, 1000, Probe::Syn));
+        let alerts = run_attempts(&mut scans, &s, &attempts, 2 * S + s.quiet_ms * 1_000_000);
+        assert_eq!(alerts[0].detector, Detector::Portscan);
+        let sums = summaries(&alerts);
+        assert_eq!(sums.len(), 1, "{alerts:#?}");
+        let sum = sums[0];
+        assert_eq!((sum.src, sum.dst, sum.count), (Some(a), Some(v), 33));
+        assert_eq!(sum.window_ms, 999);
+        let Detail::Summary(d) = sum.detail else {
+            panic!("{sum:?}")
+        };
+        assert_eq!(
+            (d.attempts, d.answered_total, d.kinds()),
+            (34, 3, "SYN".into())
+        );
+        let ports: Vec<u128> = d.answered().collect();
+        assert_eq!(ports, [22, 443, 80]);
+        let text = (SCAN_SUMMARY.describe)(sum, "eth0");
+        assert_eq!(
+            text,
+            "scan-summary: 192.0.2.7 probed 33 ports of 198.51.100.2 over 1.0 s (SYN scan, \
+             34 attempts); answered: 22, 443, 80"
+        );
+    }
+
+    #[test]
+    fn an_open_scan_stays_open_until_quiet_and_a_resumed_one_is_a_new_record() {
+        let mut scans = Scans::new(1024, SeededState::random());
+        let s = Settings::default();
+        let (a, v) = (ip("192.0.2.7"), ip("198.51.100.2"));
+        let burst = |t0: u64, ports: std::ops::Range<u16>| -> Vec<Attempt> {
+            ports
+                .map(|p| refused(t0 + u64::from(p), a, v, p, Probe::Syn))
+                .collect()
+        };
+        // Quiet for less than quiet_seconds: still open, no record.
+        let mut attempts = burst(S, 1..30);
+        attempts.extend(burst(50 * S, 30..40));
+        let alerts = run_attempts(&mut scans, &s, &attempts, 100 * S);
+        assert!(summaries(&alerts).is_empty(), "{alerts:#?}");
+        // Then quiet: one record for all 39 ports.
+        let alerts = run_attempts(&mut scans, &s, &[], 111 * S);
+        let sums = summaries(&alerts);
+        assert_eq!((sums.len(), sums[0].count), (1, 39), "{alerts:#?}");
+        assert_eq!(sums[0].ts_ns, 111 * S);
+        // The scan resumes (its portscan alert already sent within the hour): a new incident,
+        // closed at the end of the capture at its last attempt.
+        let alerts = run_attempts(&mut scans, &s, &burst(200 * S, 40..45), u64::MAX);
+        let sums = summaries(&alerts);
+        assert_eq!(sums.len(), 1, "{alerts:#?}");
+        assert_eq!((sums[0].count, sums[0].ts_ns), (5, 200 * S + 44));
+    }
+
+    #[test]
+    fn a_sweep_summary_names_the_hosts_that_answered() {
+        let mut scans = Scans::new(1024, SeededState::random());
+        let s = Settings::default();
+        let a = ip("192.0.2.7");
+        let host = |i: u32| IpAddr::V4(Ipv4Addr::from(0xc633_6400 + i));
+        let mut attempts: Vec<Attempt> = (0..30)
+            .map(|i| refused(S + u64::from(i), a, host(i), 22, Probe::Syn))
+            .collect();
+        attempts.push(answered(S + 100, a, host(200), 22));
+        let alerts = run_attempts(&mut scans, &s, &attempts, u64::MAX);
+        let sums = summaries(&alerts);
+        assert_eq!(sums.len(), 1, "{alerts:#?}");
+        let sum = sums[0];
+        assert_eq!((sum.dst, sum.dport, sum.count), (None, Some(22), 31));
+        let text = (SCAN_SUMMARY.describe)(sum, "eth0");
+        assert!(
+            text.contains("probed 31 hosts on TCP port 22")
+                && text.ends_with("answered: 198.51.100.200"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn scan_summary_can_be_switched_off_and_its_quiet_time_set() {
+        let mut scans = Scans::new(1024, SeededState::random());
+        let (a, v) = (ip("192.0.2.7"), ip("198.51.100.2"));
+        let attempts: Vec<_> = (1..30u16)
+            .map(|p| refused(S + u64::from(p), a, v, p, Probe::Syn))
+            .collect();
+        let off = Settings {
+            summary: false,
+            ..Settings::default()
+        };
+        let alerts = run_attempts(&mut scans, &off, &attempts, u64::MAX);
+        assert!(summaries(&alerts).is_empty(), "{alerts:#?}");
+        let mut scans = Scans::new(1024, SeededState::random());
+        let short = Settings {
+            quiet_ms: 5_000,
+            ..Settings::default()
+        };
+        let alerts = run_attempts(&mut scans, &short, &attempts, 7 * S);
+        assert_eq!(summaries(&alerts).len(), 1, "{alerts:#?}");
     }
 }

@@ -77,10 +77,11 @@ fn time_going_backwards_is_survived() {
 
 #[test]
 fn detector_metadata_matches_the_contract() {
-    let names: Vec<_> = Detector::ALL
+    let mut names: Vec<_> = Detector::ALL
         .iter()
         .map(|d| (d.name(), d.signature_id()))
         .collect();
+    names.sort_by_key(|n| n.1);
     assert_eq!(
         names,
         [
@@ -97,6 +98,7 @@ fn detector_metadata_matches_the_contract() {
             ("nd-sweep", 1000011),
             ("distributed-scan", 1000012),
             ("decoy-scan", 1000013),
+            ("scan-summary", 1000014),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

@@ -96,6 +96,8 @@ impl<T: Copy + Default + PartialEq> Default for Distinct<T> {
 pub struct CountWindow<T: Copy + Default + PartialEq> {
     start_ns: u64,
     seen: Distinct<T>,
+    /// Items counted, repeats included.
+    attempts: u32,
     fired: bool,
 }
 
@@ -119,6 +121,7 @@ impl<T: Copy + Default + PartialEq> CountWindow<T> {
                 ..Default::default()
             };
         }
+        self.attempts = self.attempts.saturating_add(1);
         let seen = &mut self.seen;
         let n = usize::from(seen.len);
         if n < MAX_DISTINCT && !seen.items[..n].contains(&item) {
@@ -133,5 +136,27 @@ impl<T: Copy + Default + PartialEq> CountWindow<T> {
             count: u64::from(seen.len),
             window_ms: ts_ns.saturating_sub(self.start_ns) / 1_000_000,
         })
+    }
+}
+
+impl<T: Copy + Default + PartialEq> CountWindow<T> {
+    /// Has this window reached its threshold?
+    pub fn fired(&self) -> bool {
+        self.fired
+    }
+
+    /// When it opened, ns.
+    pub fn start_ns(&self) -> u64 {
+        self.start_ns
+    }
+
+    /// Items counted in it, repeats included.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The distinct items it holds (the first [`MAX_DISTINCT`]).
+    pub fn items(&self) -> &[T] {
+        &self.seen.items[..usize::from(self.seen.len)]
     }
 }

@@ -186,12 +186,15 @@ pub fn replay(
             };
             pipeline.set_link(link, record.loopback);
             pipeline.process(record.data, record.ts_ns, slot, None);
+            pipeline.tick(record.ts_ns);
             while let Ok(a) = alerts.pop() {
                 writer.write(&a);
             }
         }
-        // The capture ends: attempts still unanswered are reported as such.
+        // The capture ends: attempts still unanswered are reported as such, and the scans
+        // still open are closed with what they came to.
         pipeline.flush_flows();
+        pipeline.tick(u64::MAX);
         while let Ok(a) = alerts.pop() {
             writer.write(&a);
         }

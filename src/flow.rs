@@ -397,6 +397,20 @@ impl Flows {
         }
     }
 
+    /// An ICMP destination-unreachable from `from` whose body starts at `body` in `frame`.
+    #[cold]
+    #[inline(never)]
+    fn unreachable_in(
+        &mut self,
+        frame: &[u8],
+        from: IpAddr,
+        body: u16,
+        ts_ns: u64,
+    ) -> Option<Attempt> {
+        let q = crate::decode::quoted(frame.get(usize::from(body)..)?)?;
+        self.unreachable(from, &q, ts_ns)
+    }
+
     /// An ICMP destination-unreachable from `from`, quoting `q`: the attempt it refuses, if the
     /// table follows it, it is still open, and the error comes from its target (a port or
     /// protocol unreachable: the target itself says no). A router's word about another host's
@@ -449,10 +463,11 @@ impl Flows {
         self.table.capacity()
     }
 
-    /// Follows one IP packet; returns the attempt it shows refused or answered, if any. Call
-    /// [`Flows::next_unanswered`] with a budget of one slot after it.
+    /// Follows one IP packet (`frame`, where an ICMP error's quote is read); returns the
+    /// attempt it shows refused or answered, if any. Call [`Flows::next_unanswered`] with a
+    /// budget of one slot after it.
     #[inline]
-    pub fn observe(&mut self, ip: &Ip, ts_ns: u64, iface: u16) -> Option<Attempt> {
+    pub fn observe(&mut self, ip: &Ip, frame: &[u8], ts_ns: u64, iface: u16) -> Option<Attempt> {
         if let Transport::Icmpv6 { ty: 135 | 136, .. } = ip.transport {
             self.neighbour(ip, ts_ns, iface);
             return None;
@@ -473,6 +488,9 @@ impl Flows {
             }
             Transport::Icmp { ty: 0, .. } | Transport::Icmpv6 { ty: 129, .. } => {
                 (Part::Echo(false), 0, 0)
+            }
+            Transport::Icmp { ty: 3, body, .. } | Transport::Icmpv6 { ty: 1, body, .. } => {
+                return self.unreachable_in(frame, ip.src, body, ts_ns);
             }
 
             Transport::None
@@ -593,13 +611,7 @@ mod tests {
         for (ts, f) in frames {
             let p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &p.net else { continue };
-            out.extend(flows.observe(ip, *ts, 0));
-            if let Transport::Icmp { ty: 3, body, .. } | Transport::Icmpv6 { ty: 1, body, .. } =
-                ip.transport
-            {
-                let q = crate::decode::quoted(&f[usize::from(body)..]).unwrap();
-                out.extend(flows.unreachable(ip.src, &q, *ts));
-            }
+            out.extend(flows.observe(ip, f, *ts, 0));
             let mut budget = flows.capacity();
             while let Some(f) = flows.next_unanswered(*ts, &mut budget) {
                 out.push(f);
@@ -696,7 +708,7 @@ mod tests {
         for (ts, f) in &frames[100..] {
             let p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &p.net else { continue };
-            flows.observe(ip, *ts, 0);
+            flows.observe(ip, f, *ts, 0);
         }
         assert_eq!(flows.memory_bytes(), bytes);
         assert!(flows.evictions() >= 10_000 - 1024, "{}", flows.evictions());
@@ -841,7 +853,7 @@ mod nd_tests {
         for f in &frames {
             let p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &p.net else { panic!() };
-            assert!(flows.observe(ip, 1_000, 0).is_none());
+            assert!(flows.observe(ip, f, 1_000, 0).is_none());
         }
         let mut budget = flows.capacity();
         let mut failed = Vec::new();

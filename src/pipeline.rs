@@ -360,13 +360,8 @@ impl Pipeline {
         }
         match &packet.net {
             Net::Ip(ip) => {
-                if let Some(f) = self.flows.observe(ip, ts_ns, iface) {
+                if let Some(f) = self.flows.observe(ip, frame, ts_ns, iface) {
                     self.attempted(f);
-                }
-                if let Transport::Icmp { ty: 3, body, .. } | Transport::Icmpv6 { ty: 1, body, .. } =
-                    ip.transport
-                {
-                    self.unreachable(frame, ip.src, body, ts_ns);
                 }
             }
             Net::Arp(arp) => self.flows.observe_arp(arp, ts_ns, iface),
@@ -420,16 +415,6 @@ impl Pipeline {
                 dst: true,
             };
             self.deliver(d, &obs);
-        }
-    }
-
-    /// An ICMP destination-unreachable: the attempt it quotes may be refused.
-    #[cold]
-    #[inline(never)]
-    fn unreachable(&mut self, frame: &[u8], from: std::net::IpAddr, body: u16, ts_ns: u64) {
-        let quote = frame.get(usize::from(body)..).and_then(decode::quoted);
-        if let Some(f) = quote.and_then(|q| self.flows.unreachable(from, &q, ts_ns)) {
-            self.attempted(f);
         }
     }
 

@@ -215,18 +215,22 @@ pub struct Scans {
     hasher: SeededState,
 }
 
-/// One (source, target)'s ports, and the first ports that answered it.
+/// One (source, target)'s ports, the first ports that answered it, and the slot of its
+/// incident once open.
 #[derive(Debug, Clone, Copy, Default)]
 struct Scan {
     window: CountWindow<u16>,
     early: Early,
+    incident: usize,
 }
 
-/// One (source, port, protocol)'s hosts, and the first hosts that answered it.
+/// One (source, port, protocol)'s hosts, the first hosts that answered it, and the slot of its
+/// incident once open.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sweep {
     window: CountWindow<u32>,
     early: Early,
+    incident: usize,
 }
 
 /// Answers before an incident opened (ports, or host keys).
@@ -526,11 +530,29 @@ impl Scans {
                 });
             }
             if scan.window.fired() {
-                let scan = *scan;
                 let key = (false, src, dst);
-                let inc =
-                    self.incident(key, f, crossed.is_some(), &scan.window, |p| p, &scan.early);
-                inc.probe(f.dport, ts);
+                let open = self
+                    .incidents
+                    .slot_used(scan.incident, &key, ts)
+                    .filter(|i| i.open);
+                if let Some(inc) = open {
+                    inc.kinds |= 1 << f.probe as u16;
+                    inc.probe(f.dport, ts);
+                } else {
+                    let scan = *scan;
+                    let slot = self.open_incident(
+                        key,
+                        f,
+                        crossed.is_some(),
+                        &scan.window,
+                        |p| p,
+                        &scan.early,
+                    );
+                    self.scans.entry((src, dst), ts).incident = slot;
+                    if let Some(inc) = self.incidents.slot_used(slot, &key, ts) {
+                        inc.probe(f.dport, ts);
+                    }
+                }
             }
         }
         if s.portsweep.enabled {
@@ -548,25 +570,37 @@ impl Scans {
                 });
             }
             if sweep.window.fired() {
-                let sweep = *sweep;
                 let key = (true, src, sweep_key(f.dport, f.proto));
-                let inc = self.incident(
-                    key,
-                    f,
-                    crossed.is_some(),
-                    &sweep.window,
-                    |h| h as u16,
-                    &sweep.early,
-                );
-                inc.probe(index, ts);
+                let open = self
+                    .incidents
+                    .slot_used(sweep.incident, &key, ts)
+                    .filter(|i| i.open);
+                if let Some(inc) = open {
+                    inc.kinds |= 1 << f.probe as u16;
+                    inc.probe(index, ts);
+                } else {
+                    let sweep = *sweep;
+                    let slot = self.open_incident(
+                        key,
+                        f,
+                        crossed.is_some(),
+                        &sweep.window,
+                        |h| h as u16,
+                        &sweep.early,
+                    );
+                    self.sweeps.entry((src, f.dport, f.proto), ts).incident = slot;
+                    if let Some(inc) = self.incidents.slot_used(slot, &key, ts) {
+                        inc.probe(index, ts);
+                    }
+                }
             }
         }
     }
 
-    /// The open incident of `key`, opened now if it is not: from the window that just
-    /// `crossed` (or, a scan resuming after it went quiet, from now), the answers its state
-    /// kept and the recent answers.
-    fn incident<T: Copy + Default + PartialEq>(
+    /// Opens the incident of `key` (unless it is open) and returns its slot: from the window
+    /// that just `crossed` (or, a scan resuming after it went quiet, from now), the answers its
+    /// state kept and the recent answers.
+    fn open_incident<T: Copy + Default + PartialEq>(
         &mut self,
         key: IncidentKey,
         f: &Attempt,
@@ -574,7 +608,7 @@ impl Scans {
         window: &CountWindow<T>,
         index: impl Fn(T) -> u16,
         early: &Early,
-    ) -> &mut Incident {
+    ) -> usize {
         let ts = f.ts_ns;
         let (sweep, src, other) = key;
         let fresh = !self.incidents.get(&key).is_some_and(|i| i.open);
@@ -629,7 +663,7 @@ impl Scans {
         let inc = self.incidents.entry(key, ts);
         inc.kinds |= 1 << f.probe as u16;
         inc.proto = f.proto;
-        inc
+        self.incidents.last_slot()
     }
 
     /// An answered attempt: into its incident, or the state of its scan and sweep, or the

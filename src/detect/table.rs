@@ -201,6 +201,23 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         Some(&mut self.slots[i].value)
     }
 
+    /// The slot the last lookup or insertion found (for [`Table::slot_used`]).
+    pub fn last_slot(&self) -> usize {
+        self.last
+    }
+
+    /// The value in slot `index` if it still holds `key`, counted as a use at `now`: a lookup
+    /// without hashing, for a caller that kept the slot of an entry it made.
+    #[inline]
+    pub fn slot_used(&mut self, index: usize, key: &K, now: u64) -> Option<&mut V> {
+        let i = index & (self.slots.len() - 1);
+        if self.stamps[i] == 0 || self.slots[i].key != *key {
+            return None;
+        }
+        self.stamps[i] = now.max(1);
+        Some(&mut self.slots[i].value)
+    }
+
     /// Slot `index` (modulo the capacity), if in use: its key and value. For sweeps that visit a
     /// few slots at a time.
     #[inline]

@@ -182,6 +182,8 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// When the attempt was made, ns (the failure is known later when unanswered).
     pub attempt_ns: u64,
+    /// The MAC that sent the opening: the initiator's on the local link, a router's beyond it.
+    pub mac: [u8; 6],
 }
 
 /// The attempt `s` ends with `ip`, sent by its target (`reply`) or its initiator.
@@ -207,7 +209,8 @@ fn ended(s: &State, ip: &Ip, ts_ns: u64, reply: bool, outcome: Outcome) -> Attem
         dport,
         probe: s.probe,
         outcome,
-        attempt_ns: s.opened_ns,
+        attempt_ns: s.opened_ns(ts_ns),
+        mac: s.mac,
     }
 }
 
@@ -220,14 +223,52 @@ enum Stage {
     Done,
 }
 
+/// One flow: 16 bytes, so a slot with its key fills one cache line.
 #[derive(Debug, Clone, Copy, Default)]
 struct State {
+    /// The MAC that sent the opening (the initiator, or the router it came through).
+    mac: [u8; 6],
     stage: Stage,
     probe: Probe,
     /// The initiator is the first endpoint of the key.
     initiator_first: bool,
     iface: u16,
-    opened_ns: u64,
+    /// When it was opened, in ms modulo 2^32 (see [`State::age_ms`]).
+    opened_ms: u32,
+}
+
+/// `ns` in ms, modulo 2^32.
+#[inline]
+fn millis(ns: u64) -> u32 {
+    (ns / 1_000_000) as u32
+}
+
+impl State {
+    /// An attempt opened at `ts_ns` by `mac`.
+    #[inline]
+    fn opening(probe: Probe, initiator_first: bool, iface: u16, ts_ns: u64, mac: [u8; 6]) -> State {
+        State {
+            mac,
+            stage: Stage::Opening,
+            probe,
+            initiator_first,
+            iface,
+            opened_ms: millis(ts_ns),
+        }
+    }
+
+    /// Its age at `now_ns`, in ms: exact for flows younger than 49 days (older ones are long
+    /// answered, failed or evicted).
+    #[inline]
+    fn age_ms(&self, now_ns: u64) -> u64 {
+        u64::from(millis(now_ns).wrapping_sub(self.opened_ms))
+    }
+
+    /// When it was opened, ns (to the ms), seen from `now_ns`.
+    #[inline]
+    fn opened_ns(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.age_ms(now_ns) * 1_000_000)
+    }
 }
 
 /// (first address, second address, first port, second port, protocol): both directions of a flow
@@ -276,10 +317,20 @@ impl Flows {
     }
 
     /// Moves the clock hand over at most `*budget` slots (spending them) and returns the first
-    /// attempt found unanswered at `now_ns`; `u64::MAX` finds every open attempt (the end of a
-    /// capture file).
+    /// attempt found unanswered at `now_ns`.
     #[inline]
     pub fn next_unanswered(&mut self, now_ns: u64, budget: &mut usize) -> Option<Attempt> {
+        self.next_open(now_ns, budget, false)
+    }
+
+    /// As [`Flows::next_unanswered`], but every attempt still open counts, as failed 3 s after
+    /// it was made: the end of a capture file whose last packet came at `latest_ns`.
+    pub fn next_at_end(&mut self, latest_ns: u64, budget: &mut usize) -> Option<Attempt> {
+        self.next_open(latest_ns, budget, true)
+    }
+
+    #[inline]
+    fn next_open(&mut self, now_ns: u64, budget: &mut usize, end: bool) -> Option<Attempt> {
         while *budget > 0 {
             *budget -= 1;
             self.hand = self.hand.wrapping_add(1);
@@ -288,7 +339,7 @@ impl Flows {
             };
             if s.stage != Stage::Opening
                 || !s.probe.fails_unanswered()
-                || now_ns.saturating_sub(s.opened_ns) < UNANSWERED_NS
+                || (!end && s.age_ms(now_ns) * 1_000_000 < UNANSWERED_NS)
             {
                 continue;
             }
@@ -299,9 +350,10 @@ impl Flows {
             } else {
                 ((b, pb), (a, pa))
             };
+            let attempt_ns = s.opened_ns(now_ns);
             return Some(Attempt {
-                ts_ns: if now_ns == u64::MAX {
-                    s.opened_ns.saturating_add(UNANSWERED_NS)
+                ts_ns: if end {
+                    attempt_ns.saturating_add(UNANSWERED_NS)
                 } else {
                     now_ns
                 },
@@ -313,7 +365,8 @@ impl Flows {
                 dport,
                 probe: s.probe,
                 outcome: Outcome::Unanswered,
-                attempt_ns: s.opened_ns,
+                attempt_ns,
+                mac: s.mac,
             });
         }
         None
@@ -344,20 +397,15 @@ impl Flows {
         if arp.operation != 1 {
             return;
         }
-        *self.table.entry(key, ts_ns) = State {
-            stage: Stage::Opening,
-            probe: Probe::Arp,
-            initiator_first: sender_first,
-            iface,
-            opened_ns: ts_ns,
-        };
+        *self.table.entry(key, ts_ns) =
+            State::opening(Probe::Arp, sender_first, iface, ts_ns, arp.sender_mac);
     }
 
     /// A neighbour solicitation asks for an address (keyed by its solicited-node group, which
     /// the solicitation is sent to); an advertisement from that address answers it. Duplicate
     /// address detection (from ::) asks nothing.
     #[cold]
-    fn neighbour(&mut self, ip: &Ip, ts_ns: u64, iface: u16) {
+    fn neighbour(&mut self, ip: &Ip, mac: [u8; 6], ts_ns: u64, iface: u16) {
         let (IpAddr::V6(src), IpAddr::V6(dst)) = (ip.src, ip.dst) else {
             return;
         };
@@ -387,13 +435,7 @@ impl Flows {
             return;
         }
         if solicitation {
-            *self.table.entry(key, ts_ns) = State {
-                stage: Stage::Opening,
-                probe: Probe::Nd,
-                initiator_first: true,
-                iface,
-                opened_ns: ts_ns,
-            };
+            *self.table.entry(key, ts_ns) = State::opening(Probe::Nd, true, iface, ts_ns, mac);
         }
     }
 
@@ -449,7 +491,8 @@ impl Flows {
             dport,
             probe: s.probe,
             outcome: Outcome::Refused,
-            attempt_ns: s.opened_ns,
+            attempt_ns: s.opened_ns(ts_ns),
+            mac: s.mac,
         })
     }
 
@@ -467,9 +510,16 @@ impl Flows {
     /// attempt it shows refused or answered, if any. Call [`Flows::next_unanswered`] with a
     /// budget of one slot after it.
     #[inline]
-    pub fn observe(&mut self, ip: &Ip, frame: &[u8], ts_ns: u64, iface: u16) -> Option<Attempt> {
+    pub fn observe(
+        &mut self,
+        ip: &Ip,
+        mac: [u8; 6],
+        frame: &[u8],
+        ts_ns: u64,
+        iface: u16,
+    ) -> Option<Attempt> {
         if let Transport::Icmpv6 { ty: 135 | 136, .. } = ip.transport {
-            self.neighbour(ip, ts_ns, iface);
+            self.neighbour(ip, mac, ts_ns, iface);
             return None;
         }
         let (part, sport, dport) = match ip.transport {
@@ -518,13 +568,7 @@ impl Flows {
                             && f & tcp_flags::ACK == 0
                             && s.stage != Stage::Opening =>
                     {
-                        *s = State {
-                            stage: Stage::Opening,
-                            probe: Probe::Syn,
-                            initiator_first: src_first,
-                            iface,
-                            opened_ns: ts_ns,
-                        };
+                        *s = State::opening(Probe::Syn, src_first, iface, ts_ns, mac);
                     }
                     // The initiator drops a conversation just answered: a half-open or
                     // connect probe of an open port (the scanner's kernel, or nmap -sT,
@@ -574,13 +618,7 @@ impl Flows {
         if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
             return None;
         }
-        *self.table.entry(key, ts_ns) = State {
-            stage: Stage::Opening,
-            probe,
-            initiator_first: src_first,
-            iface,
-            opened_ns: ts_ns,
-        };
+        *self.table.entry(key, ts_ns) = State::opening(probe, src_first, iface, ts_ns, mac);
         None
     }
 }
@@ -611,7 +649,7 @@ mod tests {
         for (ts, f) in frames {
             let p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &p.net else { continue };
-            out.extend(flows.observe(ip, f, *ts, 0));
+            out.extend(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0));
             let mut budget = flows.capacity();
             while let Some(f) = flows.next_unanswered(*ts, &mut budget) {
                 out.push(f);
@@ -708,7 +746,7 @@ mod tests {
         for (ts, f) in &frames[100..] {
             let p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &p.net else { continue };
-            flows.observe(ip, f, *ts, 0);
+            flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0);
         }
         assert_eq!(flows.memory_bytes(), bytes);
         assert!(flows.evictions() >= 10_000 - 1024, "{}", flows.evictions());
@@ -853,7 +891,7 @@ mod nd_tests {
         for f in &frames {
             let p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &p.net else { panic!() };
-            assert!(flows.observe(ip, f, 1_000, 0).is_none());
+            assert!(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, 1_000, 0).is_none());
         }
         let mut budget = flows.capacity();
         let mut failed = Vec::new();

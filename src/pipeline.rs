@@ -360,7 +360,7 @@ impl Pipeline {
         }
         match &packet.net {
             Net::Ip(ip) => {
-                if let Some(f) = self.flows.observe(ip, frame, ts_ns, iface) {
+                if let Some(f) = self.flows.observe(ip, packet.src_mac, frame, ts_ns, iface) {
                     self.attempted(f);
                 }
             }
@@ -387,10 +387,12 @@ impl Pipeline {
         }
         let (src, dst) = match &packet.net {
             Net::Ip(ip) => (ip.src, ip.dst),
-            Net::Arp(arp) => {
-                let sender = std::net::IpAddr::V4(arp.sender_ip);
-                (sender, sender)
-            }
+            // The claimed address's shard judges the claim; the asked-for address's learns
+            // which MAC claims what (a decoy scan's link-layer evidence).
+            Net::Arp(arp) => (
+                std::net::IpAddr::V4(arp.sender_ip),
+                std::net::IpAddr::V4(arp.target_ip),
+            ),
             Net::Other(_) => return,
         };
         let src_shard = self.shard_of(src);
@@ -579,7 +581,7 @@ impl Pipeline {
     pub fn flush_flows(&mut self) {
         let mut budget = self.flows.capacity();
         let mut found = Vec::new();
-        while let Some(f) = self.flows.next_unanswered(u64::MAX, &mut budget) {
+        while let Some(f) = self.flows.next_at_end(self.latest_ns, &mut budget) {
             found.push(f);
         }
         found.sort_by_key(|f| f.ts_ns);

@@ -238,6 +238,33 @@ fn a_decoy_scan_is_one_incident_naming_every_source() {
     let want: BTreeSet<&str> = ["10.9.0.2", "10.9.0.101", "10.9.0.102", "10.9.0.103"].into();
     assert_eq!(sources, want, "{d}");
     assert_eq!(d["alert"]["context"]["scram"]["count"], 4, "{d}");
+    // The link layer: every probe came from the scanner's MAC, the one 10.9.0.2 claims in ARP.
+    assert_eq!(
+        d["alert"]["context"]["scram"]["mac"], "fe:88:af:c7:d2:7b",
+        "{d}"
+    );
+    assert_eq!(d["alert"]["context"]["scram"]["mac_owner"], SCANNER, "{d}");
+    assert!(
+        d["alert"]["context"]["scram"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("10.9.0.2 is the scanner, the others are forged"),
+        "{d}"
+    );
+    // One incident: the decoys' portscans, and their closing records that learned nothing,
+    // fold into it. What stays: the scanner's portscan (refused at once, it came first) and
+    // its closing record, where the answers went.
+    let rest: Vec<(&str, &Value)> = alerts
+        .iter()
+        .filter(|a| detector(a) != "decoy-scan")
+        .map(|a| (detector(a), &a["src_ip"]))
+        .collect();
+    let scanner = Value::from(SCANNER);
+    assert_eq!(
+        rest,
+        [("portscan", &scanner), ("scan-summary", &scanner)],
+        "{alerts:#?}"
+    );
 }
 
 #[test]
@@ -252,12 +279,12 @@ fn a_distributed_scan_names_the_target_and_its_sources() {
     let sources = a["alert"]["context"]["scram"]["sources"]
         .as_array()
         .unwrap();
-    assert_eq!(sources.len(), 4, "the first four named: {a}");
+    assert_eq!(sources.len(), 5, "all five named: {a}");
     assert!(
         a["alert"]["context"]["scram"]["message"]
             .as_str()
             .unwrap()
-            .ends_with("and 1 more, none of them over the per-source threshold"),
+            .ends_with("none of them over the per-source threshold"),
         "{a}"
     );
 }
@@ -504,6 +531,23 @@ fn a_live_decoy_scan_is_one_incident_naming_every_source() {
         .collect();
     let want: BTreeSet<&str> = ["10.77.2.1", "10.77.2.101", "10.77.2.102", "10.77.2.103"].into();
     assert_eq!(sources, want, "{decoy}");
-    let Live { scramd, .. } = live;
+    assert_eq!(
+        decoy["alert"]["context"]["scram"]["mac_owner"], "10.77.2.1",
+        "the scanner's MAC sent every probe: {decoy}"
+    );
+    let Live {
+        scramd, alerts: f, ..
+    } = live;
     assert_eq!(scramd.stop().0, 0);
+    // No decoy has a portscan of its own.
+    let text = std::fs::read_to_string(f).unwrap();
+    let scans: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|a| detector(a) == "portscan")
+        .collect();
+    assert!(
+        scans.iter().all(|a| a["src_ip"] == "10.77.2.1"),
+        "{scans:#?}"
+    );
 }

@@ -273,6 +273,8 @@ struct EveScram {
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    mac_owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     flags: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<String>,
@@ -306,6 +308,30 @@ pub fn sources(a: &Alert) -> Option<Vec<String>> {
     }
 }
 
+/// The MAC an alert names (`mac`), and the one before it (`previous_mac`) or, for a decoy scan
+/// sent from one MAC, the address that MAC claims (`mac_owner`).
+fn macs(a: &Alert) -> (Option<String>, Option<String>) {
+    match a.detail {
+        Detail::Macs {
+            mac: m,
+            previous_mac,
+        } => (Some(mac(m)), Some(mac(previous_mac))),
+        Detail::Mac(m) | Detail::MacKind(m, _) => (Some(mac(m)), None),
+        Detail::Sources { mac: m, .. } if m != [0; 6] => (Some(mac(m)), None),
+        _ => (None, None),
+    }
+}
+
+/// The address a decoy scan's one MAC claims in ARP.
+fn mac_owner(a: &Alert) -> Option<String> {
+    match a.detail {
+        Detail::Sources { owner, .. } if owner != 0 => {
+            Some(crate::detect::key_addr(owner).to_string())
+        }
+        _ => None,
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -319,14 +345,7 @@ fn action_name(a: Action) -> &'static str {
 
 /// The EVE JSON record (one line, no newline).
 pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
-    let (mac_new, mac_prev) = match a.detail {
-        Detail::Macs {
-            mac: m,
-            previous_mac,
-        } => (Some(mac(m)), Some(mac(previous_mac))),
-        Detail::Mac(m) | Detail::MacKind(m, _) => (Some(mac(m)), None),
-        _ => (None, None),
-    };
+    let (mac_new, mac_prev) = macs(a);
     let summary = match a.detail {
         Detail::Summary(sum) => Some(sum),
         _ => None,
@@ -360,6 +379,7 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
                     window_ms: a.window_ms,
                     mac: mac_new,
                     previous_mac: mac_prev,
+                    mac_owner: mac_owner(a),
                     flags: match a.detail {
                         Detail::Flags(combo, _) => Some(combo.into()),
                         _ => None,
@@ -415,6 +435,7 @@ macro_rules! journal_event {
             scram_suppressed = $a.suppressed,
             scram_mac = $macs.0.map(tracing::field::display),
             scram_previous_mac = $macs.1.map(tracing::field::display),
+            scram_mac_owner = mac_owner($a).map(tracing::field::display),
             scram_sources = $sources.as_deref().map(tracing::field::display),
             scram_scan = $sum.map(|s| s.scan.unwrap_or_default().name()),
             scram_scan_type = $sum.map(|s| tracing::field::display(s.kinds())),
@@ -433,14 +454,7 @@ macro_rules! journal_event {
 /// upper-case journal fields and the level to PRIORITY: severity 1 -> 3, 2 -> 4, 3 -> 5).
 pub fn journal(a: &Alert, iface: &str, seed: u16) {
     let msg = message(a, iface);
-    let macs = match a.detail {
-        Detail::Macs {
-            mac: m,
-            previous_mac,
-        } => (Some(mac(m)), Some(mac(previous_mac))),
-        Detail::Mac(m) | Detail::MacKind(m, _) => (Some(mac(m)), None),
-        _ => (None, None),
-    };
+    let macs = macs(a);
     let cid = community_id(a, seed);
     let srcs = sources(a).map(|s| s.join(","));
     let sum = match a.detail {

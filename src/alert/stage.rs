@@ -1,7 +1,8 @@
-//! The alert stage: drains every worker's alert ring, passes each alert through active response
-//! (which may ban its offender and mark it `blocked`), then writes it to the sinks. Runs on its
-//! own thread, never on the packet path; response settings changed by a reload reach it over a
-//! channel and apply between two drains.
+//! The alert stage: drains every worker's alert ring, folds the portscans of a decoy scan's
+//! sources into it, passes each alert through active response (which may ban its offender and
+//! mark it `blocked`), then writes it to the sinks. `scramd run` runs it on its own thread, never
+//! on the packet path (response settings changed by a reload reach it over a channel and apply
+//! between two drains); `scramd replay` drains it after each packet.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::AlertWriter;
 use crate::config::ResponseConfig;
 use crate::detect::prefix::PrefixSet;
+use crate::detect::record::MAX_SOURCES;
 use crate::detect::{addr_key, AddrKey, Alert, Detector};
 use crate::response::Responder;
 
@@ -25,6 +27,28 @@ const HOLD: Duration = Duration::from_secs(5);
 
 /// Alerts held at most; beyond, a ban is placed at once (and counted).
 const HELD: usize = 256;
+
+/// Alerts taken from the rings per drain (the rest wait for the next one).
+const BATCH: usize = 1024;
+
+/// How long a decoy scan folds the later portscans of its sources, in packet time.
+const FOLD_NS: u64 = 600_000_000_000;
+
+/// A decoy scan seen: when (packet time and here), its target, the sources it names.
+#[derive(Debug, Clone, Copy)]
+struct Decoy {
+    seen: Instant,
+    ts_ns: u64,
+    target: Option<std::net::IpAddr>,
+    sources: [AddrKey; MAX_SOURCES],
+}
+
+impl Decoy {
+    /// Does it name `a`'s source, scanning its target?
+    fn names(&self, a: &Alert) -> bool {
+        self.target == a.dst && a.src.is_some_and(|s| self.sources.contains(&addr_key(s)))
+    }
+}
 
 /// Response settings a reload hands to the stage.
 #[derive(Debug, Clone)]
@@ -45,8 +69,14 @@ pub struct AlertStage {
     held: Vec<(Instant, Alert, bool)>,
     /// Alerts whose ban could not wait because the hold was full.
     hold_full: u64,
-    /// Recent decoy scans (when, target, sources): later alerts about them are spared too.
-    decoys: Vec<(Instant, Option<std::net::IpAddr>, Vec<AddrKey>)>,
+    /// Recent decoy scans: later alerts about their sources are folded into them or spared
+    /// (allocated once, at most [`HELD`]).
+    decoys: Vec<Decoy>,
+    /// Alerts folded into the decoy scan that named their source: portscans, and closing
+    /// records of scans nothing answered.
+    folded: u64,
+    /// One drain's alerts (allocated once, at most [`BATCH`]).
+    batch: Vec<Alert>,
 }
 
 impl AlertStage {
@@ -62,51 +92,90 @@ impl AlertStage {
             responder,
             held: Vec::with_capacity(HELD),
             hold_full: 0,
-            decoys: Vec::new(),
+            decoys: Vec::with_capacity(HELD),
+            folded: 0,
+            batch: Vec::with_capacity(BATCH),
         }
     }
 
-    /// Takes every queued alert through response and out to the sinks; returns how many.
+    /// Takes every queued alert through folding and response and out to the sinks; returns
+    /// how many went out or were folded.
     pub fn drain(&mut self) -> usize {
-        let mut n = 0;
-        for i in 0..self.rx.len() {
-            while let Ok(a) = self.rx[i].pop() {
-                self.take(a, Instant::now());
-                n += 1;
+        let mut batch = std::mem::take(&mut self.batch);
+        for rx in &mut self.rx {
+            while batch.len() < BATCH {
+                match rx.pop() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
             }
         }
-        n += self.release(Instant::now(), false);
+        let now = Instant::now();
+        // A decoy scan first: the portscans of its sources raised by the same attempts fold
+        // into it rather than going out beside it.
+        for a in batch.iter().filter(|a| a.detector == Detector::DecoyScan) {
+            self.note_decoy(a, now);
+        }
+        let mut n = batch.len();
+        for a in batch.drain(..) {
+            self.take(a, now);
+        }
+        self.batch = batch;
+        n += self.release(now, false);
         if n > 0 {
             self.writer.flush();
         }
         n
     }
 
+    /// Remembers a decoy scan; every ban waiting for one of its sources is spared.
+    fn note_decoy(&mut self, a: &Alert, now: Instant) {
+        let mut sources = [0; MAX_SOURCES];
+        for (k, s) in sources.iter_mut().zip(a.detail.sources()) {
+            *k = s;
+        }
+        let decoy = Decoy {
+            seen: now,
+            ts_ns: a.ts_ns,
+            target: a.dst,
+            sources,
+        };
+        for (_, held, spared) in &mut self.held {
+            if decoy.names(held) {
+                *spared = true;
+            }
+        }
+        self.decoys.retain(|d| {
+            now.duration_since(d.seen) < 2 * HOLD || a.ts_ns.saturating_sub(d.ts_ns) < FOLD_NS
+        });
+        if self.decoys.len() < HELD {
+            self.decoys.push(decoy);
+        }
+    }
+
     fn take(&mut self, mut a: Alert, now: Instant) {
+        let decoy = self.decoys.iter().find(|d| d.names(&a)).copied();
+        let learned_nothing =
+            matches!(a.detail, crate::detect::Detail::Summary(s) if s.answered_total == 0);
+        if (a.detector == Detector::Portscan || learned_nothing)
+            && decoy.is_some_and(|d| a.ts_ns.saturating_sub(d.ts_ns) < FOLD_NS)
+        {
+            // One incident: the decoy scan names this source already (a closing record is
+            // kept when answers reached its source: that is where the scanner is).
+            self.folded += 1;
+            if let Some(r) = &mut self.responder {
+                if r.bans(a.detector) {
+                    r.spare_decoy();
+                }
+            }
+            return;
+        }
         let Some(r) = &mut self.responder else {
             self.writer.write(&a);
             return;
         };
-        if a.detector == Detector::DecoyScan {
-            // Its sources may be forged: spare every ban waiting for one of them, and those of
-            // alerts still to come about them.
-            let named: Vec<AddrKey> = a.detail.sources().collect();
-            for (_, held, spared) in &mut self.held {
-                if held.dst == a.dst && held.src.is_some_and(|s| named.contains(&addr_key(s))) {
-                    *spared = true;
-                }
-            }
-            self.decoys
-                .retain(|(since, _, _)| now.duration_since(*since) < 2 * HOLD);
-            if self.decoys.len() < HELD {
-                self.decoys.push((now, a.dst, named));
-            }
-        }
         if r.bans(a.detector) {
-            let decoy = self.decoys.iter().any(|(_, dst, named)| {
-                *dst == a.dst && a.src.is_some_and(|s| named.contains(&addr_key(s)))
-            });
-            if decoy {
+            if decoy.is_some() {
                 r.spare_decoy();
                 self.writer.write(&a);
                 return;
@@ -183,6 +252,13 @@ impl AlertStage {
     pub fn finish(mut self) -> AlertWriter {
         self.release(Instant::now(), true);
         self.writer.flush();
+        if self.folded > 0 {
+            tracing::info!(
+                "{} alert(s) folded into the decoy scans that named their sources (portscans, and \
+                 closing records of scans nothing answered)",
+                self.folded
+            );
+        }
         if self.hold_full > 0 {
             tracing::warn!(
                 "{} ban(s) placed without waiting for a decoy scan to show (hold full)",

@@ -43,7 +43,7 @@ pub fn replay(config_path: Option<&Path>, files: &[PathBuf]) -> Result<(), Error
     if !e.enforced() && e != crate::sandbox::fs::Enforcement::Disabled {
         tracing::warn!("Landlock is not available on this kernel: replay reads unconfined")
     }
-    let report = crate::replay::replay(files, Arc::new(config.detect), &mut writer);
+    let (report, _writer) = crate::replay::replay(files, Arc::new(config.detect), writer);
     for f in &report.files {
         if f.complete() && f.skipped == 0 && f.unsupported.is_empty() {
             tracing::info!("{}", f.summary());

@@ -231,6 +231,7 @@ mod tests {
             probe: Probe::Arp,
             outcome: crate::flow::Outcome::Unanswered,
             attempt_ns: 0,
+            mac: [2, 0, 0, 0, 0, 1],
         }
     }
 

@@ -11,8 +11,9 @@ use super::family::{Entry, Family, Key, Out, Seen, SpanError};
 use super::record::{Alert, Detail, MAX_SOURCES};
 use super::table::{SeededState, Table};
 use super::window::{CountSettings, CountWindow, RawCount};
-use super::{addr_key, AddrKey, Detector};
-use crate::alert::text::{addr, secs};
+use super::{addr_key, key_addr, AddrKey, Detector};
+use crate::alert::text::{addr, mac, secs};
+use crate::decode::{Net, Packet};
 use crate::flow::{Attempt, Probe};
 
 /// Sources followed per target and window.
@@ -56,8 +57,29 @@ pub const DECOY_SCAN: Entry = Entry {
     severity: 2,
     message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b50d",
     describe: |a, _| {
+        let verdict = match a.detail {
+            Detail::Sources { mac: m, owner, .. } if m != [0; 6] => {
+                let owner_named = a.detail.sources().any(|k| k == owner);
+                match owner {
+                    0 => format!("all sent from one MAC, {}; all but one are forged", mac(m)),
+                    o if owner_named => format!(
+                        "all sent from {}, the MAC of {}: {} is the scanner, the others are forged",
+                        mac(m),
+                        key_addr(o),
+                        key_addr(o)
+                    ),
+                    o => format!(
+                        "all sent from {}, the MAC of {} (a router: the scanner is beyond it); \
+                         all but one are forged",
+                        mac(m),
+                        key_addr(o)
+                    ),
+                }
+            }
+            _ => "all but one are forged".into(),
+        };
         format!(
-            "decoy-scan: {} sources scanned {} at once in {} ({}): all but one are forged",
+            "decoy-scan: {} sources scanned {} at once in {} ({}): {verdict}",
             a.count,
             addr(a.dst),
             secs(a.window_ms),
@@ -112,6 +134,8 @@ pub struct RawDecoy {
 #[derive(Debug, Clone, Copy, Default)]
 struct Source {
     key: AddrKey,
+    /// The MAC its first failed attempt came from.
+    mac: [u8; 6],
     ports: u64,
     /// When its first and latest failed attempts were made, ns.
     first_ns: u64,
@@ -131,10 +155,23 @@ struct Target {
     decoy: bool,
 }
 
-/// Per target, the sources failing against it.
+/// Per target, the sources failing against it; per MAC, the address it claims in ARP.
 #[derive(Debug)]
 pub struct Coordinated {
     table: Table<AddrKey, Target>,
+    /// Sender MAC -> sender address, from the ARP packets that reach this shard (those whose
+    /// target address is one of its hosts: a scanner on the link asks for its target's MAC,
+    /// or answers when the target asks for its own).
+    claims: Table<u64, AddrKey>,
+}
+
+/// MACs whose ARP claims a shard remembers: `capacity / CLAIM_SHARE`, at least a bucket.
+const CLAIM_SHARE: usize = 16;
+
+fn mac_key(m: [u8; 6]) -> u64 {
+    let mut b = [0; 8];
+    b[..6].copy_from_slice(&m);
+    u64::from_le_bytes(b)
 }
 
 /// Ports at which one source counts as scanning by itself (the portscan default).
@@ -142,6 +179,20 @@ const ONE_SOURCE: u32 = 20;
 
 /// Slack between the attempts of sources scanning together.
 const OVERLAP_NS: u64 = 500_000_000;
+
+/// The one MAC every source scanning `t` sent from (zero if several), and the address that MAC
+/// claims in ARP (0 if unknown).
+fn one_sender(t: &Target, claims: &Table<u64, AddrKey>) -> ([u8; 6], AddrKey) {
+    let mut macs = t.sources[..usize::from(t.len)]
+        .iter()
+        .filter(|x| x.ports.count_ones() >= ONE_SOURCE)
+        .map(|x| x.mac);
+    let first = macs.next().unwrap_or_default();
+    if first == [0; 6] || !macs.all(|m| m == first) {
+        return ([0; 6], 0);
+    }
+    (first, claims.get(&mac_key(first)).copied().unwrap_or(0))
+}
 
 impl Family for Coordinated {
     type Settings = Settings;
@@ -151,11 +202,26 @@ impl Family for Coordinated {
     fn new(capacity: usize, hasher: SeededState) -> Self {
         Coordinated {
             table: Table::new(capacity, hasher),
+            claims: Table::new(capacity / CLAIM_SHARE, hasher),
         }
     }
 
+    /// ARP packets reach the shard of the address they ask for (or answer to).
     #[inline]
-    fn observe(&mut self, _seen: &Seen<'_>, _s: &Settings, _out: &mut Out<'_>) {}
+    fn wants(packet: &Packet) -> bool {
+        matches!(packet.net, Net::Arp(_))
+    }
+
+    /// Learns which address each MAC claims (ARP is rare: off the common path).
+    #[inline]
+    fn observe(&mut self, seen: &Seen<'_>, s: &Settings, _out: &mut Out<'_>) {
+        if let Net::Arp(arp) = &seen.packet.net {
+            if s.decoy.enabled && !arp.sender_ip.is_unspecified() {
+                let owner = addr_key(std::net::IpAddr::V4(arp.sender_ip));
+                *self.claims.entry(mac_key(arp.sender_mac), seen.ts_ns) = owner;
+            }
+        }
+    }
 
     fn failure(&mut self, f: &Attempt, s: &Settings, out: &mut Out<'_>) {
         if matches!(f.probe, Probe::Arp | Probe::Nd | Probe::Echo)
@@ -178,6 +244,7 @@ impl Family for Coordinated {
             Some(i) => i,
             None if n < SOURCES => {
                 t.sources[n].key = key;
+                t.sources[n].mac = f.mac;
                 t.len += 1;
                 n
             }
@@ -209,7 +276,7 @@ impl Family for Coordinated {
             earliest_last = earliest_last.min(x.last_ns);
         }
         let together = latest_first <= earliest_last.saturating_add(OVERLAP_NS);
-        let alert = |t: &Target, detector: Detector, count: u64| {
+        let alert = |t: &Target, detector: Detector, count: u64, (mac, owner)| {
             let mut keys = [0u128; MAX_SOURCES];
             for (k, src) in keys.iter_mut().zip(&t.sources[..usize::from(t.len)]) {
                 *k = src.key;
@@ -225,6 +292,8 @@ impl Family for Coordinated {
                 detail: Detail::Sources {
                     keys,
                     total: t.len.saturating_add(t.more),
+                    mac,
+                    owner,
                 },
                 ..Alert::default()
             }
@@ -237,22 +306,23 @@ impl Family for Coordinated {
         {
             t.decoy = true;
             let sources = u64::from(t.len) + u64::from(t.more);
-            out.send(alert(t, Detector::DecoyScan, sources));
+            let evidence = one_sender(t, &self.claims);
+            out.send(alert(t, Detector::DecoyScan, sources, evidence));
         }
         if s.distributed.enabled && !t.distributed && scanning == 0 && t.len >= 3 {
             if let Some(c) = crossed {
                 t.distributed = true;
-                out.send(alert(t, Detector::DistributedScan, c.count));
+                out.send(alert(t, Detector::DistributedScan, c.count, ([0; 6], 0)));
             }
         }
     }
 
     fn evictions(&self) -> u64 {
-        self.table.evictions()
+        self.table.evictions() + self.claims.evictions()
     }
 
     fn memory_bytes(&self) -> usize {
-        self.table.memory_bytes()
+        self.table.memory_bytes() + self.claims.memory_bytes()
     }
 
     fn configure(s: &mut Settings, (distributed, decoy): Self::Raw) -> Result<(), SpanError> {
@@ -311,6 +381,7 @@ mod tests {
             probe: Probe::Syn,
             outcome: crate::flow::Outcome::Refused,
             attempt_ns: ts,
+            mac: [2, 0, 0, 0, 0, 1],
         }
     }
 
@@ -349,5 +420,56 @@ mod tests {
             (alerts[0].detector, alerts[0].count),
             (Detector::DecoyScan, 3)
         );
+    }
+
+    #[test]
+    fn a_decoy_scan_from_one_mac_names_the_address_that_mac_claims() {
+        let scan = |macs: [[u8; 6]; 3]| -> Vec<Attempt> {
+            (1..=60u16)
+                .flat_map(|p| {
+                    [7u8, 101, 102]
+                        .into_iter()
+                        .zip(macs)
+                        .map(move |(s, mac)| Attempt {
+                            mac,
+                            ..failed(1_000 + u64::from(p), s, p)
+                        })
+                })
+                .collect()
+        };
+        let scanner = [2, 0, 0, 0, 0, 7];
+        // The scanner asked for its target's MAC first: ARP binds its MAC to 192.0.2.7.
+        let mut c = Coordinated::new(64, SeededState::random());
+        let ask = crate::craft::arp_frame(
+            1,
+            scanner,
+            Ipv4Addr::new(192, 0, 2, 7),
+            [0; 6],
+            Ipv4Addr::new(198, 51, 100, 2),
+        );
+        let _ = crate::detect::family::run(&mut c, &Settings::default(), &[(500, ask)]);
+        let alerts = run_failures(&mut c, &Settings::default(), &scan([scanner; 3]));
+        let Detail::Sources { mac, owner, .. } = alerts[0].detail else {
+            panic!("{alerts:?}")
+        };
+        assert_eq!((mac, owner), (scanner, addr_key(ip(7))));
+        assert!((DECOY_SCAN.describe)(&alerts[0], "eth0")
+            .ends_with("192.0.2.7 is the scanner, the others are forged"));
+        // Frames from several MACs prove nothing.
+        let mut c = Coordinated::new(64, SeededState::random());
+        let alerts = run_failures(
+            &mut c,
+            &Settings::default(),
+            &scan([scanner, [2, 0, 0, 0, 0, 8], scanner]),
+        );
+        let Detail::Sources { mac, owner, .. } = alerts[0].detail else {
+            panic!("{alerts:?}")
+        };
+        assert_eq!((mac, owner), ([0; 6], 0));
+        assert!((DECOY_SCAN.describe)(&alerts[0], "eth0").ends_with("all but one are forged"));
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
     }
 }

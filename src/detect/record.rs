@@ -36,6 +36,11 @@ pub enum Detail {
         keys: [u128; MAX_SOURCES],
         /// How many sources in all.
         total: u8,
+        /// The one MAC every source's frames came from (`mac`), zero if they came from several.
+        mac: [u8; 6],
+        /// The address that MAC claims in ARP (`mac_owner`), 0 if none was seen: one of the
+        /// sources (the real scanner) or another address (a router the scan came through).
+        owner: u128,
     },
     /// The closing record of a scan incident (`scan-summary`).
     Summary(Summary),
@@ -79,7 +84,7 @@ impl Summary {
 }
 
 /// Sources an alert about a scan from several addresses names.
-pub const MAX_SOURCES: usize = 4;
+pub const MAX_SOURCES: usize = 8;
 
 impl Detail {
     /// The sources a scan from several addresses names (none for other details).

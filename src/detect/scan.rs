@@ -776,6 +776,7 @@ mod tests {
             probe,
             outcome: crate::flow::Outcome::Refused,
             attempt_ns: 0,
+            mac: [2, 0, 0, 0, 0, 1],
         }
     }
 

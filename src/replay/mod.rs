@@ -14,6 +14,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::alert::stage::AlertStage;
 use crate::alert::AlertWriter;
 use crate::detect::Settings;
 use crate::pipeline::{Interfaces, LinkType, PipelineSet, PipelineTotals, Sizes};
@@ -135,13 +136,14 @@ impl ReplayReport {
     }
 }
 
-/// Replays `files` in order; alerts go to `writer`. A file that cannot be read is reported in
+/// Replays `files` in order; alerts go through the alert stage (as live capture's do, without
+/// active response) to `writer`, which is handed back. A file that cannot be read is reported in
 /// the result (and the caller exits 65) after everything readable was processed.
 pub fn replay(
     files: &[PathBuf],
     settings: Arc<Settings>,
-    writer: &mut AlertWriter,
-) -> ReplayReport {
+    writer: AlertWriter,
+) -> (ReplayReport, AlertWriter) {
     let interfaces = Arc::new(Interfaces {
         loopback: vec![false; files.len().max(1)],
         loopback_by_packet: true,
@@ -154,7 +156,7 @@ pub fn replay(
         Sizes::default(),
     );
     let mut pipeline = set.pipelines.remove(0);
-    let mut alerts = set.alert_rx.remove(0);
+    let mut stage = AlertStage::new(vec![set.alert_rx.remove(0)], writer, None);
     let mut report = ReplayReport::default();
     for (slot, path) in files.iter().enumerate() {
         let slot = u16::try_from(slot).unwrap_or(u16::MAX);
@@ -187,17 +189,13 @@ pub fn replay(
             pipeline.set_link(link, record.loopback);
             pipeline.process(record.data, record.ts_ns, slot, None);
             pipeline.tick(record.ts_ns);
-            while let Ok(a) = alerts.pop() {
-                writer.write(&a);
-            }
+            stage.drain();
         }
         // The capture ends: attempts still unanswered are reported as such, and the scans
         // still open are closed with what they came to.
         pipeline.flush_flows();
         pipeline.tick(u64::MAX);
-        while let Ok(a) = alerts.pop() {
-            writer.write(&a);
-        }
+        stage.drain();
         let (named, total) = reader.skipped();
         file_report.skipped = total;
         file_report.skipped_records = named.iter().map(|s| (s.record, s.why.clone())).collect();
@@ -205,9 +203,9 @@ pub fn replay(
     }
     pipeline.publish();
     report.totals = PipelineTotals::sum(&set.counters);
+    let writer = stage.finish();
     report.alerts = writer.written();
-    writer.flush();
-    report
+    (report, writer)
 }
 
 fn open(path: &Path) -> Result<Reader<BufReader<std::fs::File>>, String> {

@@ -233,14 +233,17 @@ struct State {
     /// The initiator is the first endpoint of the key.
     initiator_first: bool,
     iface: u16,
-    /// When it was opened, in ms modulo 2^32 (see [`State::age_ms`]).
-    opened_ms: u32,
+    /// When it was opened, in ticks modulo 2^32 (see [`State::age_ns`]).
+    opened: u32,
 }
 
-/// `ns` in ms, modulo 2^32.
+/// A tick: 2^20 ns (about a millisecond), a shift away from a timestamp.
+const TICK_SHIFT: u32 = 20;
+
+/// `ns` in ticks, modulo 2^32.
 #[inline]
-fn millis(ns: u64) -> u32 {
-    (ns / 1_000_000) as u32
+fn ticks(ns: u64) -> u32 {
+    (ns >> TICK_SHIFT) as u32
 }
 
 impl State {
@@ -253,21 +256,21 @@ impl State {
             probe,
             initiator_first,
             iface,
-            opened_ms: millis(ts_ns),
+            opened: ticks(ts_ns),
         }
     }
 
-    /// Its age at `now_ns`, in ms: exact for flows younger than 49 days (older ones are long
-    /// answered, failed or evicted).
+    /// Its age at `now_ns`, in ns to the tick: exact for flows younger than 52 days (older
+    /// ones are long answered, failed or evicted).
     #[inline]
-    fn age_ms(&self, now_ns: u64) -> u64 {
-        u64::from(millis(now_ns).wrapping_sub(self.opened_ms))
+    fn age_ns(&self, now_ns: u64) -> u64 {
+        u64::from(ticks(now_ns).wrapping_sub(self.opened)) << TICK_SHIFT
     }
 
-    /// When it was opened, ns (to the ms), seen from `now_ns`.
+    /// When it was opened, ns (to the tick), seen from `now_ns`.
     #[inline]
     fn opened_ns(&self, now_ns: u64) -> u64 {
-        now_ns.saturating_sub(self.age_ms(now_ns) * 1_000_000)
+        now_ns.saturating_sub(self.age_ns(now_ns))
     }
 }
 
@@ -339,7 +342,7 @@ impl Flows {
             };
             if s.stage != Stage::Opening
                 || !s.probe.fails_unanswered()
-                || (!end && s.age_ms(now_ns) * 1_000_000 < UNANSWERED_NS)
+                || (!end && s.age_ns(now_ns) < UNANSWERED_NS & !((1 << TICK_SHIFT) - 1))
             {
                 continue;
             }

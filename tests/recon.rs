@@ -303,6 +303,7 @@ fn ordinary_traffic_raises_nothing() {
         "benign-browser",
         "benign-chatter",
         "benign-neighbours",
+        "benign-nat",
     ] {
         let alerts = replay(capture);
         assert!(alerts.is_empty(), "{capture}: {alerts:#?}");

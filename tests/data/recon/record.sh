@@ -136,6 +136,37 @@ for i in range(300):
 # A browser opening 30 parallel connections to one server.
 record benign-browser 20 sh -c 'for r in 1 2 3; do
   curl -s -m 2 --parallel --parallel-max 30 $(for i in $(seq 1 30); do echo "-o /dev/null http://10.9.0.10/asset$i"; done); sleep 1; done'
+# The outside address of a NAT gateway: forty users behind one address browsing the LAN's web
+# servers and asking its DNS server for 20 s, with the failures such a crowd makes: a few
+# connections to a closed port (443) on different hosts, an app polling a dead database port,
+# two attempts at a host that is gone.
+record benign-nat 40 python3 -c '
+import random, socket, threading, time
+def tcp(host, port):
+    s = socket.socket(); s.settimeout(1)
+    try:
+        s.connect((host, port)); s.sendall(b"GET / HTTP/1.0\r\n\r\n"); s.recv(100)
+    except Exception:
+        pass
+    s.close()
+def dns():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+    q = random.randrange(65536).to_bytes(2, "big") + b"\1\0\0\1\0\0\0\0\0\0\3www\3lab\0\0\1\0\1"
+    s.sendto(q, ("10.9.0.10", 8600))
+    try: s.recv(512)
+    except Exception: pass
+    s.close()
+def user(u):
+    for _ in range(4):
+        time.sleep(random.uniform(0, 5))
+        dns()
+        tcp("10.9.0.%d" % random.randrange(10, 40), random.choice((80, 9100)))
+threads = [threading.Thread(target=user, args=(u,)) for u in range(40)]
+for t in threads: t.start()
+for h in (11, 17, 23, 31): tcp("10.9.0.%d" % h, 443)
+for _ in range(3): tcp("10.9.0.12", 5432); time.sleep(2)
+for _ in range(2): tcp("10.9.0.99", 80)
+for t in threads: t.join()'
 # Link-local chatter: mDNS, LLMNR, SSDP, a DHCP discover, router solicitations.
 record benign-chatter 20 python3 -c '
 import socket, time

@@ -304,6 +304,7 @@ fn ordinary_traffic_raises_nothing() {
         "benign-chatter",
         "benign-neighbours",
         "benign-nat",
+        "benign-server",
     ] {
         let alerts = replay(capture);
         assert!(alerts.is_empty(), "{capture}: {alerts:#?}");

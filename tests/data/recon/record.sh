@@ -167,6 +167,47 @@ for h in (11, 17, 23, 31): tcp("10.9.0.%d" % h, 443)
 for _ in range(3): tcp("10.9.0.12", 5432); time.sleep(2)
 for _ in range(2): tcp("10.9.0.99", 80)
 for t in threads: t.join()'
+# A web and mail server's ordinary day (the victim, 10.9.0.10): ten clients (10.9.0.50-59)
+# fetching pages and opening ssh sessions, while the server delivers mail to thirteen remote
+# MXs (10.9.0.60-72), three of which refuse.
+record benign-server 40 sh -c '
+for i in $(seq 50 72); do ip addr add 10.9.0.$i/24 dev ra 2>/dev/null; done
+python3 -c "
+import socket, threading
+def mx(addr):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, 25)); s.listen(16)
+    while True:
+        c, _ = s.accept(); c.sendall(b\"220 mx ESMTP\\r\\n\"); c.close()
+for i in range(60, 70):
+    threading.Thread(target=mx, args=(\"10.9.0.%d\" % i,), daemon=True).start()
+threading.Event().wait()
+" &
+sleep 1
+ip netns exec '"$V"' python3 -c "
+import socket, time
+for r in range(2):
+    for i in range(60, 73):
+        s = socket.socket(); s.settimeout(1); s.bind((\"10.9.0.10\", 0))
+        try:
+            s.connect((\"10.9.0.%d\" % i, 25)); s.recv(100)
+        except Exception:
+            pass
+        s.close(); time.sleep(0.3)
+" &
+python3 -c "
+import random, socket, time
+for n in range(200):
+    s = socket.socket(); s.settimeout(1)
+    s.bind((\"10.9.0.%d\" % random.randrange(50, 60), 0))
+    try:
+        s.connect((\"10.9.0.10\", random.choice((80, 80, 80, 22))))
+        s.sendall(b\"GET / HTTP/1.0\\r\\n\\r\\n\"); s.recv(100)
+    except Exception:
+        pass
+    s.close(); time.sleep(0.1)
+"
+wait'
 # Link-local chatter: mDNS, LLMNR, SSDP, a DHCP discover, router solicitations.
 record benign-chatter 20 python3 -c '
 import socket, time

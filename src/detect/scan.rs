@@ -675,7 +675,12 @@ impl Scans {
         let mut kept = false;
         if s.portscan.enabled && a.probe != Probe::Echo {
             let key = (false, src, dst);
-            if let Some(inc) = self.incidents.get_mut(&key, ts).filter(|i| i.open) {
+            let open = self.open > 0;
+            if let Some(inc) = open
+                .then(|| self.incidents.get_mut(&key, ts))
+                .flatten()
+                .filter(|i| i.open)
+            {
                 inc.kinds |= 1 << a.probe as u16;
                 inc.answer(a.dport, u128::from(a.dport), ts);
                 kept = true;
@@ -687,7 +692,12 @@ impl Scans {
         if s.portsweep.enabled {
             let key = (true, src, sweep_key(a.dport, a.proto));
             let index = self.host_index(dst).1;
-            if let Some(inc) = self.incidents.get_mut(&key, ts).filter(|i| i.open) {
+            let open = self.open > 0;
+            if let Some(inc) = open
+                .then(|| self.incidents.get_mut(&key, ts))
+                .flatten()
+                .filter(|i| i.open)
+            {
                 inc.kinds |= 1 << a.probe as u16;
                 inc.answer(index, dst, ts);
                 kept = true;

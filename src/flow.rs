@@ -31,6 +31,12 @@ pub fn solicited_node(a: std::net::Ipv6Addr) -> std::net::Ipv6Addr {
     std::net::Ipv6Addr::from(0xff02_0000_0000_0000_0000_0001_ff00_0000u128 | low)
 }
 
+/// UDP services above 1024 that answer a small request with a large reply (reflection and
+/// amplification): SSDP, WS-Discovery, mDNS, memcached, Ubiquiti discovery... (Those below 1024,
+/// DNS, NTP, chargen, CLDAP, SNMP, answer from privileged ports, which the flow table treats as
+/// answers already.)
+pub const AMPLIFIERS_HIGH: [u16; 6] = [1900, 3283, 3702, 5353, 10001, 11211];
+
 /// How long an opening may go unanswered before it counts as a failed attempt.
 pub const UNANSWERED_NS: u64 = 3_000_000_000;
 
@@ -223,7 +229,8 @@ enum Stage {
     Done,
 }
 
-/// One flow: 16 bytes, so a slot with its key fills one cache line.
+/// One flow: 16 bytes, so a slot with its key fills one cache line (hence the open time in
+/// 32 bits).
 #[derive(Debug, Clone, Copy, Default)]
 struct State {
     /// The MAC that sent the opening (the initiator, or the router it came through).
@@ -233,17 +240,14 @@ struct State {
     /// The initiator is the first endpoint of the key.
     initiator_first: bool,
     iface: u16,
-    /// When it was opened, in ticks modulo 2^32 (see [`State::age_ns`]).
+    /// When it was opened, in µs modulo 2^32 (see [`State::age_ns`]).
     opened: u32,
 }
 
-/// A tick: 2^20 ns (about a millisecond), a shift away from a timestamp.
-const TICK_SHIFT: u32 = 20;
-
-/// `ns` in ticks, modulo 2^32.
+/// `ns` in µs (the precision of alert timestamps), modulo 2^32.
 #[inline]
-fn ticks(ns: u64) -> u32 {
-    (ns >> TICK_SHIFT) as u32
+fn micros(ns: u64) -> u32 {
+    (ns / 1_000) as u32
 }
 
 impl State {
@@ -256,21 +260,22 @@ impl State {
             probe,
             initiator_first,
             iface,
-            opened: ticks(ts_ns),
+            opened: micros(ts_ns),
         }
     }
 
-    /// Its age at `now_ns`, in ns to the tick: exact for flows younger than 52 days (older
-    /// ones are long answered, failed or evicted).
+    /// Its age at `now_ns`, in ns to the µs: exact for flows younger than 71 minutes (the
+    /// clock hand visits every flow far more often; one it missed that long is misjudged for
+    /// a turn, never reported before its time is up).
     #[inline]
     fn age_ns(&self, now_ns: u64) -> u64 {
-        u64::from(ticks(now_ns).wrapping_sub(self.opened)) << TICK_SHIFT
+        u64::from(micros(now_ns).wrapping_sub(self.opened)) * 1_000
     }
 
-    /// When it was opened, ns (to the tick), seen from `now_ns`.
+    /// When it was opened, ns (to the µs), seen from `now_ns`.
     #[inline]
     fn opened_ns(&self, now_ns: u64) -> u64 {
-        now_ns.saturating_sub(self.age_ns(now_ns))
+        (now_ns / 1_000 * 1_000).saturating_sub(self.age_ns(now_ns))
     }
 }
 
@@ -342,7 +347,7 @@ impl Flows {
             };
             if s.stage != Stage::Opening
                 || !s.probe.fails_unanswered()
-                || (!end && s.age_ns(now_ns) < UNANSWERED_NS & !((1 << TICK_SHIFT) - 1))
+                || (!end && s.age_ns(now_ns) < UNANSWERED_NS)
             {
                 continue;
             }
@@ -515,7 +520,7 @@ impl Flows {
     #[inline]
     pub fn observe(
         &mut self,
-        ip: &Ip,
+        ip: &mut Ip,
         mac: [u8; 6],
         frame: &[u8],
         ts_ns: u64,
@@ -606,13 +611,27 @@ impl Flows {
         // No flow yet: does this packet open one?
         let probe = match part {
             // A RST opens nothing; an answer never does.
-            Part::Tcp(f) if f & tcp_flags::RST != 0 => return None,
+            Part::Tcp(f) if f & tcp_flags::RST != 0 => {
+                ip.stray = true;
+                return None;
+            }
             Part::Tcp(f) if f & tcp_flags::SYN != 0 && f & tcp_flags::ACK != 0 => return None,
-            Part::Tcp(f) => Probe::of_tcp(f),
+            Part::Tcp(f) => {
+                ip.stray = f & tcp_flags::SYN == 0;
+                Probe::of_tcp(f)
+            }
             Part::TcpFragment => Probe::Fragmented,
             // A datagram from a service port to an ephemeral one is an answer whose question
             // was not seen (DNS, NTP, QUIC replies fan out over client ports).
-            Part::Datagram(_) if sport < 1024 && dport >= 1024 => return None,
+            Part::Datagram(_) if sport < 1024 && dport >= 1024 => {
+                ip.stray = true;
+                return None;
+            }
+            // The same from the amplifying services above 1024 (SSDP, memcached, ...).
+            Part::Datagram(_) if sport != dport && AMPLIFIERS_HIGH.contains(&sport) => {
+                ip.stray = true;
+                return None;
+            }
             Part::Datagram(p) => p,
             Part::Echo(true) => Probe::Echo,
             Part::Echo(false) => return None,
@@ -650,8 +669,8 @@ mod tests {
     fn follow_all(flows: &mut Flows, frames: &[(u64, Vec<u8>)]) -> Vec<Attempt> {
         let mut out = Vec::new();
         for (ts, f) in frames {
-            let p = decode_ethernet(f, None).unwrap();
-            let Net::Ip(ip) = &p.net else { continue };
+            let mut p = decode_ethernet(f, None).unwrap();
+            let Net::Ip(ip) = &mut p.net else { continue };
             out.extend(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0));
             let mut budget = flows.capacity();
             while let Some(f) = flows.next_unanswered(*ts, &mut budget) {
@@ -747,8 +766,8 @@ mod tests {
             .collect();
         follow(&mut flows, &frames[..100]);
         for (ts, f) in &frames[100..] {
-            let p = decode_ethernet(f, None).unwrap();
-            let Net::Ip(ip) = &p.net else { continue };
+            let mut p = decode_ethernet(f, None).unwrap();
+            let Net::Ip(ip) = &mut p.net else { continue };
             flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0);
         }
         assert_eq!(flows.memory_bytes(), bytes);
@@ -892,8 +911,8 @@ mod nd_tests {
             0,
         ));
         for f in &frames {
-            let p = decode_ethernet(f, None).unwrap();
-            let Net::Ip(ip) = &p.net else { panic!() };
+            let mut p = decode_ethernet(f, None).unwrap();
+            let Net::Ip(ip) = &mut p.net else { panic!() };
             assert!(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, 1_000, 0).is_none());
         }
         let mut budget = flows.capacity();

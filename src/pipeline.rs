@@ -358,9 +358,10 @@ impl Pipeline {
         if self.shard.settings().ignores(&packet) {
             return;
         }
-        match &packet.net {
+        let mac = packet.src_mac;
+        match &mut packet.net {
             Net::Ip(ip) => {
-                if let Some(f) = self.flows.observe(ip, packet.src_mac, frame, ts_ns, iface) {
+                if let Some(f) = self.flows.observe(ip, mac, frame, ts_ns, iface) {
                     self.attempted(f);
                 }
             }

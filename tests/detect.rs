@@ -236,11 +236,12 @@ fn illegal_tcp_flags() {
         .iter()
         .enumerate()
         .map(|(i, (f, _))| {
+            // One sender, a target each (several senders at one target would be a storm).
             (
                 T0 + i as u64 * MS,
                 craft::tcp_frame(
-                    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10 + i as u8)),
-                    ip("198.51.100.2"),
+                    ip("192.0.2.10"),
+                    IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2 + i as u8)),
                     40000,
                     80,
                     *f,

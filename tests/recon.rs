@@ -11,42 +11,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde_json::Value;
 
-use common::SCRAMD;
+use common::captures::{detector, replay};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/recon");
 const SCANNER: &str = "10.9.0.2";
 const TARGET: &str = "10.9.0.10";
-
-/// Every alert of `capture`, checked against the EVE schema's rules.
-fn replay(capture: &str) -> Vec<Value> {
-    let path = format!("{DIR}/{capture}.pcap");
-    let out = Command::new(SCRAMD)
-        .args(["replay", "--config", "/dev/null", &path])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{capture}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    for a in &alerts {
-        common::eve::assert_valid(a);
-    }
-    alerts
-}
-
-fn detector(a: &Value) -> &str {
-    a["alert"]["context"]["scram"]["detector"].as_str().unwrap()
-}
 
 /// `capture` raises exactly the detectors `expected` and the portscan's closing record, each
 /// naming the scanner and the target; the portscan names `scan_type`, and so does its closing

@@ -206,6 +206,18 @@ pub fn community_id(a: &Alert, seed: u16) -> Option<String> {
 /// The one human sentence: who, what, to whom, how many, over what time (the detector's own
 /// words), then what response did and what was held back.
 pub fn message(a: &Alert, iface: &str) -> String {
+    if let Detail::Storm { sources } = a.detail {
+        // A storm's record is the same for every detector.
+        return format!(
+            "{}: {} further alert(s) about {} from {sources} more source(s) held back over {} \
+             (a storm of sources, likely forged: only the first {} went out)",
+            a.detector.name(),
+            a.suppressed,
+            text::addr(a.dst),
+            text::secs(a.window_ms),
+            crate::detect::suppress::storm_allowance(a.detector)
+        );
+    }
     let mut m = (a.detector.entry().describe)(a, iface);
     if a.action == Action::Blocked {
         m.push_str("; blocked");
@@ -292,13 +304,17 @@ struct EveScram {
     answered_hosts: Option<Vec<String>>,
     #[serde(skip_serializing_if = "is_zero")]
     suppressed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources_held: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distinct_sources: Option<u8>,
     message: String,
 }
 
 /// The sources an alert names (scans from several addresses), as text.
 pub fn sources(a: &Alert) -> Option<Vec<String>> {
     match a.detail {
-        Detail::Sources { .. } => Some(
+        Detail::Sources { .. } if a.detail.sources().next().is_some() => Some(
             a.detail
                 .sources()
                 .map(|k| crate::detect::key_addr(k).to_string())
@@ -319,6 +335,16 @@ fn macs(a: &Alert) -> (Option<String>, Option<String>) {
         Detail::Mac(m) | Detail::MacKind(m, _) => (Some(mac(m)), None),
         Detail::Sources { mac: m, .. } if m != [0; 6] => (Some(mac(m)), None),
         _ => (None, None),
+    }
+}
+
+/// About how many distinct sources a flood came from (255: 250 or more).
+fn distinct_sources(a: &Alert) -> Option<u8> {
+    match a.detail {
+        Detail::Sources { total, .. } if a.detector.category() == "Attempted Denial of Service" => {
+            Some(total)
+        }
+        _ => None,
     }
 }
 
@@ -404,6 +430,11 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
                                 .collect()
                         }),
                     suppressed: a.suppressed,
+                    sources_held: match a.detail {
+                        Detail::Storm { sources } => Some(sources),
+                        _ => None,
+                    },
+                    distinct_sources: distinct_sources(a),
                     message: message(a, iface),
                 },
             },
@@ -436,6 +467,11 @@ macro_rules! journal_event {
             scram_mac = $macs.0.map(tracing::field::display),
             scram_previous_mac = $macs.1.map(tracing::field::display),
             scram_mac_owner = mac_owner($a).map(tracing::field::display),
+            scram_distinct_sources = distinct_sources($a),
+            scram_sources_held = match $a.detail {
+                Detail::Storm { sources } => Some(sources),
+                _ => None,
+            },
             scram_sources = $sources.as_deref().map(tracing::field::display),
             scram_scan = $sum.map(|s| s.scan.unwrap_or_default().name()),
             scram_scan_type = $sum.map(|s| tracing::field::display(s.kinds())),

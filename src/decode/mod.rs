@@ -155,6 +155,9 @@ pub struct Ip {
     /// with a parameter problem, multicast destination or not (action bits 10 or 11): how thc-ipv6
     /// alive6 makes every host on a link answer at once. Never set by ordinary traffic.
     pub forcing_option: bool,
+    /// Set by the flow table: a TCP segment other than a SYN, or a datagram from a service port,
+    /// that belongs to no conversation it follows (the stuff of ACK, RST and reflection floods).
+    pub stray: bool,
 }
 
 /// The transport layer.
@@ -574,6 +577,7 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         frag_id: ip.get_identification(),
         transport,
         forcing_option: false,
+        stray: false,
     })
 }
 
@@ -661,6 +665,7 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         frag_id,
         transport,
         forcing_option,
+        stray: false,
     })
 }
 

@@ -1,23 +1,29 @@
 //! Floods: TCP SYNs (`syn-flood`), UDP (`udp-flood`) or ICMP/ICMPv6 (`icmp-flood`) to one host
-//! above a rate within a window. Keyed on the destination: a spoofed flood is a source per
-//! packet, one victim. The alert names the dominant source when one sent most of the window
-//! (a majority vote, constant space), else says "many sources".
+//! above a rate within a window; ACKs and RSTs that belong to no conversation the flow table
+//! follows (`ack-flood`, `rst-flood`); answers from amplifying UDP services (DNS, NTP, SSDP,
+//! memcached, ...) that the host never asked for (`reflection`, which names the reflectors and
+//! the service). Keyed on the destination: a spoofed flood is a source per packet, one victim.
+//! The alert names the dominant source when one sent most of the window (a majority vote,
+//! constant space), else says "many sources" and about how many (a 256-bit linear count).
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::family::{chatter_destination, Entry, Family, Key, Out, Seen, SpanError};
-use super::record::Alert;
+use super::record::{Alert, Detail, MAX_SOURCES};
 use super::table::{SeededState, Table};
 use super::{addr_key, AddrKey, Detector};
 use crate::alert::text::{addr, secs};
 use crate::config::in_range;
-use crate::decode::{tcp_flags, Net, Packet, Transport};
+use crate::decode::{tcp_flags, Ip, Net, Packet, Transport};
 
 fn describe(a: &Alert, what: &str) -> String {
-    let from = match a.src {
-        Some(s) => format!("mostly from {s}"),
-        None => "from many sources".into(),
+    let from = match (a.src, a.detail) {
+        (Some(s), _) => format!("mostly from {s}"),
+        (None, Detail::Sources { total, .. }) if total > 0 => {
+            format!("from many sources (about {})", sources_text(total))
+        }
+        _ => "from many sources".into(),
     };
     format!(
         "{}: {} received {} {what} in {}, {from}",
@@ -57,6 +63,89 @@ pub const ICMP_FLOOD: Entry = Entry {
     message_id: "8c1b3e0e5b2a4f6f9d7e21f0a4c3b506",
     describe: |a, _| describe(a, "ICMP packets"),
 };
+
+/// `ack-flood`'s catalogue entry.
+pub const ACK_FLOOD: Entry = Entry {
+    name: "ack-flood",
+    signature_id: 1_000_015,
+    category: "Attempted Denial of Service",
+    severity: 1,
+    message_id: "3f6d2a9c71e84b05a2c4d8e6f1b3a715",
+    describe: |a, _| describe(a, "TCP ACKs belonging to no connection"),
+};
+
+/// `rst-flood`'s catalogue entry.
+pub const RST_FLOOD: Entry = Entry {
+    name: "rst-flood",
+    signature_id: 1_000_016,
+    category: "Attempted Denial of Service",
+    severity: 1,
+    message_id: "3f6d2a9c71e84b05a2c4d8e6f1b3a716",
+    describe: |a, _| describe(a, "TCP RSTs belonging to no connection"),
+};
+
+/// `reflection`'s catalogue entry.
+pub const REFLECTION: Entry = Entry {
+    name: "reflection",
+    signature_id: 1_000_017,
+    category: "Attempted Denial of Service",
+    severity: 1,
+    message_id: "3f6d2a9c71e84b05a2c4d8e6f1b3a717",
+    describe: |a, _| {
+        let service = a.sport.map(service_name).unwrap_or_default();
+        let reflectors = crate::alert::sources(a).unwrap_or_default();
+        let total = match a.detail {
+            Detail::Sources { total, .. } => total,
+            _ => 0,
+        };
+        let more = usize::from(total).saturating_sub(reflectors.len());
+        let tail = match total {
+            u8::MAX => " and 250 or more others".into(),
+            _ if more > 0 => format!(" and about {more} more"),
+            _ => String::new(),
+        };
+        format!(
+            "reflection: {} received {} {service} answers it never asked for in {}, from {}{tail}",
+            addr(a.dst),
+            a.count,
+            secs(a.window_ms),
+            reflectors.join(", ")
+        )
+    },
+};
+
+/// `255` means "the count saturated".
+fn sources_text(n: u8) -> String {
+    if n == u8::MAX {
+        "250 or more".into()
+    } else {
+        n.to_string()
+    }
+}
+
+/// The service behind a reflected answer's source port.
+fn service_name(port: u16) -> String {
+    let name = match port {
+        7 => "echo",
+        17 => "qotd",
+        19 => "chargen",
+        53 => "DNS",
+        69 => "TFTP",
+        111 => "portmap",
+        123 => "NTP",
+        137 => "NetBIOS",
+        161 => "SNMP",
+        389 => "CLDAP",
+        1900 => "SSDP",
+        3283 => "ARD",
+        3702 => "WS-Discovery",
+        5353 => "mDNS",
+        10001 => "Ubiquiti discovery",
+        11211 => "memcached",
+        _ => return format!("UDP port {port}"),
+    };
+    format!("{name} (UDP port {port})")
+}
 
 /// Settings of one rate detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +191,8 @@ impl FloodSettings {
     }
 }
 
-/// `[detect.syn-flood]`, `[detect.udp-flood]`, `[detect.icmp-flood]`.
+/// `[detect.syn-flood]`, `[detect.udp-flood]`, `[detect.icmp-flood]`, `[detect.ack-flood]`,
+/// `[detect.rst-flood]`, `[detect.reflection]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// syn-flood.
@@ -111,6 +201,12 @@ pub struct Settings {
     pub udp: FloodSettings,
     /// icmp-flood.
     pub icmp: FloodSettings,
+    /// ack-flood.
+    pub ack: FloodSettings,
+    /// rst-flood.
+    pub rst: FloodSettings,
+    /// reflection.
+    pub reflection: FloodSettings,
 }
 
 impl Default for Settings {
@@ -119,6 +215,9 @@ impl Default for Settings {
             syn: FloodSettings::per_second(3_000),
             udp: FloodSettings::per_second(8_000),
             icmp: FloodSettings::per_second(2_000),
+            ack: FloodSettings::per_second(3_000),
+            rst: FloodSettings::per_second(3_000),
+            reflection: FloodSettings::per_second(2_000),
         }
     }
 }
@@ -142,23 +241,51 @@ struct FloodState {
     candidate_src: Option<std::net::IpAddr>,
     votes: u64,
     hits: u64,
+    /// Sources seen, hashed into 256 bits (a linear count of distinct sources).
+    seen: [u64; 4],
+    /// The first distinct sources (reflectors are named).
+    first: [AddrKey; LISTED],
+}
+
+/// Sources a flood alert lists.
+const LISTED: usize = 4;
+
+impl FloodState {
+    /// About how many distinct sources the window saw (255: 250 or more).
+    fn distinct(&self) -> u8 {
+        let zeros: u32 = self.seen.iter().map(|w| w.count_zeros()).sum();
+        if zeros == 0 {
+            return u8::MAX;
+        }
+        // Linear counting: n = -m ln(zeros / m), m = 256.
+        let n = -256.0 * (f64::from(zeros) / 256.0).ln();
+        (n.round() as u64).min(250) as u8
+    }
 }
 
 /// Per (victim, kind) the packets of the current window.
 #[derive(Debug)]
 pub struct Floods {
     table: Table<(AddrKey, u8), FloodState>,
+    hasher: SeededState,
 }
 
 /// Which flood a packet would count for.
 #[inline]
-fn kind(t: &Transport) -> Option<Detector> {
-    match *t {
+fn kind(ip: &Ip) -> Option<Detector> {
+    match ip.transport {
         Transport::Tcp { flags, .. }
             if flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0 =>
         {
             Some(Detector::SynFlood)
         }
+        Transport::Tcp { flags, .. } if ip.stray && flags & tcp_flags::RST != 0 => {
+            Some(Detector::RstFlood)
+        }
+        Transport::Tcp { flags, .. } if ip.stray && flags & tcp_flags::ACK != 0 => {
+            Some(Detector::AckFlood)
+        }
+        Transport::Udp { .. } if ip.stray => Some(Detector::Reflection),
         Transport::Udp { .. } => Some(Detector::UdpFlood),
         Transport::Icmp { .. } | Transport::Icmpv6 { .. } => Some(Detector::IcmpFlood),
         _ => None,
@@ -167,19 +294,27 @@ fn kind(t: &Transport) -> Option<Detector> {
 
 impl Family for Floods {
     type Settings = Settings;
-    type Raw = (Option<RawFlood>, Option<RawFlood>, Option<RawFlood>);
+    type Raw = (
+        Option<RawFlood>,
+        Option<RawFlood>,
+        Option<RawFlood>,
+        Option<RawFlood>,
+        Option<RawFlood>,
+        Option<RawFlood>,
+    );
     const KEY: Key = Key::Destination;
 
     fn new(capacity: usize, hasher: SeededState) -> Self {
         Floods {
             table: Table::new(capacity, hasher),
+            hasher,
         }
     }
 
     #[inline]
     fn wants(packet: &Packet) -> bool {
         match &packet.net {
-            Net::Ip(ip) => kind(&ip.transport).is_some(),
+            Net::Ip(ip) => kind(ip).is_some(),
             _ => false,
         }
     }
@@ -190,14 +325,21 @@ impl Family for Floods {
         if chatter_destination(ip.dst) {
             return;
         }
-        let Some(detector) = kind(&ip.transport) else {
+        let Some(mut detector) = kind(ip) else {
             return;
         };
-        let fs = match detector {
+        let mut fs = match detector {
             Detector::SynFlood => s.syn,
             Detector::UdpFlood => s.udp,
+            Detector::AckFlood => s.ack,
+            Detector::RstFlood => s.rst,
+            Detector::Reflection => s.reflection,
             _ => s.icmp,
         };
+        if detector == Detector::Reflection && !fs.enabled {
+            // Unasked answers are UDP all the same.
+            (detector, fs) = (Detector::UdpFlood, s.udp);
+        }
         if !fs.enabled {
             return;
         }
@@ -211,6 +353,15 @@ impl Family for Floods {
             };
         }
         e.count += 1;
+        let h = std::hash::BuildHasher::hash_one(&self.hasher, src);
+        let bit = 1u64 << (h & 63);
+        let word = &mut e.seen[((h >> 6) & 3) as usize];
+        if *word & bit == 0 {
+            *word |= bit;
+            if let Some(slot) = e.first.iter_mut().find(|k| **k == 0 || **k == src) {
+                *slot = src;
+            }
+        }
         if e.votes == 0 {
             e.candidate = src;
             e.candidate_src = Some(ip.src);
@@ -226,11 +377,28 @@ impl Family for Floods {
         if !e.fired && e.count > limit {
             e.fired = true;
             let dominant = (e.hits * 2 > e.count).then_some(e.candidate_src).flatten();
+            let mut keys = [0; MAX_SOURCES];
+            keys[..LISTED].copy_from_slice(&e.first);
+            let reflection = detector == Detector::Reflection;
             let alert = Alert {
                 detector,
                 src: dominant,
+                // A reflection names its service; other floods show no ports.
+                sport: reflection
+                    .then(|| ip.transport.ports().map(|p| p.0))
+                    .flatten(),
                 count: e.count,
                 window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
+                detail: if reflection || dominant.is_none() {
+                    Detail::Sources {
+                        keys: if reflection { keys } else { [0; MAX_SOURCES] },
+                        total: e.distinct(),
+                        mac: [0; 6],
+                        owner: 0,
+                    }
+                } else {
+                    Detail::None
+                },
                 ..seen.base(ip)
             };
             out.send(alert);
@@ -245,14 +413,25 @@ impl Family for Floods {
         self.table.memory_bytes()
     }
 
-    fn configure(s: &mut Settings, (syn, udp, icmp): Self::Raw) -> Result<(), SpanError> {
+    fn configure(
+        s: &mut Settings,
+        (syn, udp, icmp, ack, rst, reflection): Self::Raw,
+    ) -> Result<(), SpanError> {
         s.syn.configure("syn-flood", syn)?;
         s.udp.configure("udp-flood", udp)?;
-        s.icmp.configure("icmp-flood", icmp)
+        s.icmp.configure("icmp-flood", icmp)?;
+        s.ack.configure("ack-flood", ack)?;
+        s.rst.configure("rst-flood", rst)?;
+        s.reflection.configure("reflection", reflection)
     }
 
     fn toml(s: &Settings) -> String {
-        s.syn.toml("syn-flood") + &s.udp.toml("udp-flood") + &s.icmp.toml("icmp-flood")
+        s.syn.toml("syn-flood")
+            + &s.udp.toml("udp-flood")
+            + &s.icmp.toml("icmp-flood")
+            + &s.ack.toml("ack-flood")
+            + &s.rst.toml("rst-flood")
+            + &s.reflection.toml("reflection")
     }
 }
 

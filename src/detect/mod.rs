@@ -215,6 +215,9 @@ registry! {
         SynFlood: syn_flood = "syn-flood" (flood::RawFlood) => flood::SYN_FLOOD,
         UdpFlood: udp_flood = "udp-flood" (flood::RawFlood) => flood::UDP_FLOOD,
         IcmpFlood: icmp_flood = "icmp-flood" (flood::RawFlood) => flood::ICMP_FLOOD,
+        AckFlood: ack_flood = "ack-flood" (flood::RawFlood) => flood::ACK_FLOOD,
+        RstFlood: rst_flood = "rst-flood" (flood::RawFlood) => flood::RST_FLOOD,
+        Reflection: reflection = "reflection" (flood::RawFlood) => flood::REFLECTION,
     },
     arp_spoof: arp_spoof::ArpSpoof {
         ArpSpoof: arp_spoof = "arp-spoof" (arp_spoof::RawArp) => arp_spoof::ARP_SPOOF,
@@ -432,6 +435,7 @@ impl Shard {
             emit,
         };
         self.families.tick(now_ns, s, &mut out);
+        self.suppressor.tick(now_ns, s.suppress_ms, emit);
     }
 
     /// Calls `f(detector, src, dst, held)` for every alert key with repeats held back and not

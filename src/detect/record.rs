@@ -44,6 +44,12 @@ pub enum Detail {
     },
     /// The closing record of a scan incident (`scan-summary`).
     Summary(Summary),
+    /// A storm's record: a target's alerts of one detector from more sources than suppression
+    /// lets through, held (`suppressed`), and from how many sources (`sources_held`).
+    Storm {
+        /// Distinct sources of the alerts held.
+        sources: u64,
+    },
 }
 
 /// What a scan incident came to, reported when it goes quiet.

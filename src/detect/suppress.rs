@@ -1,10 +1,19 @@
 //! Suppression: the first alert of a (detector, source, target) goes out; repeats within the
 //! window are counted and reported with the next one that goes out. A storm of packets never
-//! becomes a storm of alerts.
+//! becomes a storm of alerts, and neither does a storm of forged sources: once a target's alerts
+//! of one detector came from [`STORM_SOURCES`] sources within the window, those from further
+//! sources are held, and one record reports them (how many, from how many sources) when the
+//! window ends.
 
-use super::record::Alert;
+use super::record::{Alert, Detail};
 use super::table::{SeededState, Table};
 use super::{addr_key, AddrKey, Detector};
+
+/// Storm entries per shard: `capacity / STORM_SHARE`.
+const STORM_SHARE: usize = 16;
+
+/// Storm slots the clock hand visits per tick.
+const TICK_BUDGET: usize = 16;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct State {
@@ -12,10 +21,43 @@ struct State {
     held: u64,
 }
 
+/// Sources whose alerts about one target go out within a window before the rest are held, for
+/// the detectors one forged packet can trigger (martian, tcp-flags, blocklist).
+pub const STORM_SOURCES: u32 = 3;
+
+/// The same for detectors a source must work for (a scan is tens of attempts from each): real
+/// scanners of one host each get their alert, up to this many.
+pub const STORM_SOURCES_WORKED: u32 = 20;
+
+/// How many sources' alerts about one target go out before a storm is held.
+pub fn storm_allowance(d: Detector) -> u32 {
+    match d {
+        Detector::Martian | Detector::TcpFlags | Detector::Blocklist => STORM_SOURCES,
+        _ => STORM_SOURCES_WORKED,
+    }
+}
+
+/// One target's alerts of one detector within the window: from how many sources they went out,
+/// and what was held beyond.
+#[derive(Debug, Clone, Copy, Default)]
+struct Storm {
+    start_ns: u64,
+    last_ns: u64,
+    sent: u32,
+    held: u64,
+    sources: u64,
+    /// The first held alert (its interface, protocol and time), for the record.
+    first: Option<Alert>,
+}
+
 /// The suppression table of one shard and its counters.
 #[derive(Debug)]
 pub struct Suppressor {
     table: Table<(u8, AddrKey, AddrKey), State>,
+    storms: Table<(u8, AddrKey), Storm>,
+    /// Storms holding alerts (a hint for [`Suppressor::tick`]).
+    storming: usize,
+    hand: usize,
     pub(super) alerts: u64,
     pub(super) suppressed: u64,
 }
@@ -25,6 +67,9 @@ impl Suppressor {
     pub fn new(capacity: usize, hasher: SeededState) -> Self {
         Suppressor {
             table: Table::new(capacity, hasher),
+            storms: Table::new(capacity / STORM_SHARE, hasher),
+            storming: 0,
+            hand: 0,
             alerts: 0,
             suppressed: 0,
         }
@@ -45,11 +90,94 @@ impl Suppressor {
                 return None;
             }
         }
-        alert.suppressed = e.held;
-        e.held = 0;
         e.last_sent_ns = Some(alert.ts_ns);
+        let held = std::mem::take(&mut e.held);
+        if let (Some(_), Some(dst)) = (alert.src, alert.dst) {
+            // A new source for this target: within the storm's allowance, or held.
+            let storm = self
+                .storms
+                .entry((alert.detector as u8, addr_key(dst)), alert.ts_ns);
+            if storm.start_ns == 0
+                || alert.ts_ns.saturating_sub(storm.start_ns) >= window_ms * 1_000_000
+            {
+                if storm.held > 0 {
+                    // The last window's record is still to go out (the tick reports it).
+                } else {
+                    *storm = Storm {
+                        start_ns: alert.ts_ns,
+                        ..Storm::default()
+                    };
+                }
+            }
+            if storm.sent >= storm_allowance(alert.detector) {
+                if storm.held == 0 {
+                    storm.first = Some(alert);
+                    self.storming += 1;
+                }
+                storm.held += 1 + held;
+                storm.sources += 1;
+                storm.last_ns = alert.ts_ns;
+                self.suppressed += 1;
+                return None;
+            }
+            storm.sent += 1;
+        }
+        alert.suppressed = held;
         self.alerts += 1;
         Some(alert)
+    }
+
+    /// Reports the storms whose window is over at `now_ns` (every one at `u64::MAX`: the end of
+    /// a capture, or shutdown) as one record each: the first alert held, with no source, the
+    /// alerts held as `suppressed` and their sources in a [`Detail::Storm`].
+    pub fn tick(&mut self, now_ns: u64, window_ms: u64, emit: &mut dyn FnMut(Alert)) {
+        if self.storming == 0 {
+            return;
+        }
+        let slots = self.storms.capacity();
+        let budget = if now_ns == u64::MAX {
+            slots
+        } else {
+            TICK_BUDGET
+        };
+        for _ in 0..budget {
+            self.hand = (self.hand + 1) % slots;
+            let Some((_, storm)) = self.storms.slot_mut(self.hand) else {
+                continue;
+            };
+            if storm.held == 0
+                || (now_ns != u64::MAX
+                    && now_ns.saturating_sub(storm.start_ns) < window_ms * 1_000_000)
+            {
+                continue;
+            }
+            let Some(first) = storm.first else { continue };
+            let record = Alert {
+                ts_ns: if now_ns == u64::MAX {
+                    storm.last_ns
+                } else {
+                    now_ns
+                },
+                src: None,
+                sport: None,
+                suppressed: storm.held,
+                count: storm.held,
+                window_ms: storm.last_ns.saturating_sub(storm.start_ns) / 1_000_000,
+                detail: Detail::Storm {
+                    sources: storm.sources,
+                },
+                ..first
+            };
+            *storm = Storm::default();
+            self.storming = self.storming.saturating_sub(1);
+            self.alerts += 1;
+            emit(record);
+        }
+    }
+
+    /// Storm entries evicted (their held alerts were counted, their record is lost).
+    pub fn storm_evictions(&self) -> u64 {
+        self.storms.evictions()
     }
 
     /// Calls `f(detector, src, dst, held)` for every key with repeats held back and not yet
@@ -64,11 +192,80 @@ impl Suppressor {
 
     /// Entries evicted.
     pub fn evictions(&self) -> u64 {
-        self.table.evictions()
+        self.table.evictions() + self.storms.evictions()
     }
 
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
-        self.table.memory_bytes()
+        self.table.memory_bytes() + self.storms.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    fn alert(detector: Detector, src: u32, ts_ns: u64) -> Alert {
+        Alert {
+            ts_ns,
+            detector,
+            src: Some(IpAddr::V4(Ipv4Addr::from(src))),
+            dst: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2))),
+            ..Alert::default()
+        }
+    }
+
+    #[test]
+    fn a_storm_of_forged_sources_is_three_alerts_and_one_record() {
+        let mut s = Suppressor::new(4096, SeededState::random());
+        let sent = (0..1000u32)
+            .filter_map(|i| {
+                s.pass(
+                    alert(Detector::Martian, 0xe000_0000 + i, 1 + u64::from(i)),
+                    60_000,
+                )
+            })
+            .count();
+        assert_eq!(sent, 3);
+        let mut records = Vec::new();
+        s.tick(u64::MAX, 60_000, &mut |a| records.push(a));
+        assert_eq!(records.len(), 1, "{records:?}");
+        let r = records[0];
+        assert_eq!((r.src, r.suppressed), (None, 997));
+        assert_eq!(r.detail, Detail::Storm { sources: 997 });
+        // Nothing is left to report.
+        s.tick(u64::MAX, 60_000, &mut |a| records.push(a));
+        assert_eq!(records.len(), 1);
+    }
+
+    #[test]
+    fn scanners_of_one_host_each_get_their_alert_and_a_storm_ends_with_its_window() {
+        let mut s = Suppressor::new(4096, SeededState::random());
+        let sent = (0..10u32)
+            .filter_map(|i| {
+                s.pass(
+                    alert(Detector::Portscan, 0x0a00_0000 + i, 1 + u64::from(i)),
+                    60_000,
+                )
+            })
+            .count();
+        assert_eq!(sent, 10);
+        // A martian storm's record goes out once its window is over, found by the clock hand.
+        for i in 0..10u32 {
+            let _ = s.pass(
+                alert(Detector::Martian, 0xe000_0000 + i, 1 + u64::from(i)),
+                60_000,
+            );
+        }
+        let mut records = Vec::new();
+        s.tick(30_000_000_000, 60_000, &mut |a| records.push(a));
+        assert!(records.is_empty());
+        for _ in 0..1024 {
+            s.tick(61_000_000_000, 60_000, &mut |a| records.push(a));
+        }
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0].detail, Detail::Storm { sources: 7 });
     }
 }

@@ -99,6 +99,9 @@ fn detector_metadata_matches_the_contract() {
             ("distributed-scan", 1000012),
             ("decoy-scan", 1000013),
             ("scan-summary", 1000014),
+            ("ack-flood", 1000015),
+            ("rst-flood", 1000016),
+            ("reflection", 1000017),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

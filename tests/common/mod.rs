@@ -206,6 +206,7 @@ pub fn parse_test_frame(frame: &[u8]) -> Option<(u16, u64)> {
         u64::from_be_bytes(p[6..14].try_into().ok()?),
     ))
 }
+pub mod captures;
 pub mod eve;
 pub mod harness;
 pub mod pcap;

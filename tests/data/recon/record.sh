@@ -8,7 +8,7 @@
 #   tests/data/recon/record.sh [NAME...]    # all captures, or only those named
 #
 # Needs root and the Debian packages nmap masscan arp-scan netdiscover thc-ipv6 hping3
-# dnsmasq-base socat tcpdump python3 python3-scapy curl. CI replays the committed captures; it does not record.
+# dnsmasq-base socat tcpdump python3 python3-scapy curl ethtool. CI replays the committed captures; it does not record.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT="$PWD"
@@ -72,7 +72,8 @@ record() {
   local name=$1 secs=$2
   shift 2
   if [ ${#WANT[@]} -gt 0 ] && [[ ! " ${WANT[*]} " =~ " $name " ]]; then return; fi
-  in_v timeout $((secs + 10)) tcpdump -n -i rv -U -c 30000 -w "$OUT/$name.pcap" 2>/dev/null &
+  in_v timeout $((secs + 10)) tcpdump -n -i rv -U -c "${COUNT:-30000}" ${SNAP:+-s "$SNAP"} \
+    -w "$OUT/$name.pcap" 2>/dev/null &
   local dump=$!
   sleep 1
   in_a timeout "$secs" "$@" >/dev/null 2>&1 || true
@@ -119,7 +120,60 @@ for s in range(5):
 random.shuffle(frames)
 sendp(frames, iface="ra", inter=0.01, verbose=False)'
 
+# --- floods ---
+# A SYN flood from random (forged) sources, 30,000 packets: one flood alert, never a storm.
+COUNT=30100 record flood-syn-spoofed 30 hping3 -S --rand-source -p 80 -c 30000 -i u40 $T
+# ACK and RST floods at 20,000 packets a second.
+record flood-ack 20 hping3 -A -p 80 -c 6000 -i u50 $T
+record flood-rst 20 hping3 -R -p 80 -c 6000 -i u50 $T
+# DNS reflection: answer-sized datagrams from port 53 of many reflectors to a port nobody asked on.
+SNAP=96 record reflection-dns 20 hping3 -2 -s 53 -k -p 33333 -d 480 --rand-source -c 4000 -i u100 $T
+
 # --- benign ---
+# A busy resolver (the victim) asking ten upstream servers 3,000 questions a second for 2 s:
+# thousands of answers from port 53, every one asked for.
+record benign-resolver 30 sh -c '
+for i in $(seq 50 59); do ip addr add 10.9.0.$i/24 dev ra 2>/dev/null; done
+for i in $(seq 50 59); do
+  timeout 20 dnsmasq -k -p 53 --no-resolv --no-hosts --address=/lab/10.9.0.10 \
+    --listen-address=10.9.0.$i --bind-interfaces --pid-file= 2>/dev/null &
+done
+sleep 1
+ip netns exec '"$V"' python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
+q = lambda i: i.to_bytes(2, \"big\") + b\"\\1\\0\\0\\1\\0\\0\\0\\0\\0\\0\\3www\\3lab\\0\\0\\1\\0\\1\"
+socks = []
+for i in range(6000):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.setblocking(False)
+    c.sendto(q(i), (\"10.9.0.%d\" % (50 + i % 10), 53)); socks.append(c)
+    if i % 30 == 29: time.sleep(0.01)
+    if len(socks) > 200:
+        for c in socks[:100]:
+            try: c.recv(512)
+            except Exception: pass
+            c.close()
+        del socks[:100]
+"
+kill $(jobs -p) 2>/dev/null; wait'
+# A large download: 8 MB over HTTP at full MTU-sized segments (offloads off, as a NIC without
+# GRO delivers them), headers only kept.
+SNAP=96 record benign-download 30 sh -c '
+ethtool -K ra tso off gso off gro off >/dev/null 2>&1
+ip netns exec '"$V"' ethtool -K rv tso off gso off gro off >/dev/null 2>&1
+timeout 20 python3 -c "
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((\"10.9.0.2\", 8080)); s.listen(1)
+c, _ = s.accept(); c.recv(1000)
+c.sendall(b\"HTTP/1.0 200 OK\\r\\n\\r\\n\" + bytes(8000000)); c.close()
+" &
+sleep 1
+ip netns exec '"$V"' curl -s -o /dev/null http://10.9.0.2:8080/big
+wait
+ethtool -K ra tso on gso on gro on >/dev/null 2>&1
+ip netns exec '"$V"' ethtool -K rv tso on gso on gro on >/dev/null 2>&1'
+
 # A poller scraping 30 hosts on one port every 2 s.
 record benign-poller 30 sh -c 'for r in 1 2 3 4 5 6 7 8; do
   for i in $(seq 10 39); do curl -s -m 1 -o /dev/null http://10.9.0.$i:9100/metrics & done; wait; sleep 2; done'

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # capsh (libcap2-bin), systemd (the lab boots it as PID 1; systemd-analyze, sysusers), nft, ping and
 # python3 (the response tests look at the table and probe it), trafgen (netsniff-ng) and tcpdump
 # for benchmarks, arp-scan (a live host-discovery test runs the real tool).
-PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng valgrind arp-scan nmap)
+PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng valgrind arp-scan nmap thc-ipv6)
 
 deps() {
   local missing=()

@@ -126,6 +126,9 @@ impl ResponseConfig {
                 if matches!(
                     d,
                     Detector::ArpSpoof
+                        | Detector::NdSpoof
+                        | Detector::NewStation
+                        | Detector::RogueRa
                         | Detector::ArpSweep
                         | Detector::NdSweep
                         | Detector::DistributedScan

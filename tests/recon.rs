@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use common::captures::{detector, replay};
+use common::live::Live;
 
 const SCANNER: &str = "10.9.0.2";
 const TARGET: &str = "10.9.0.10";
@@ -340,76 +341,14 @@ fn a_live_arp_sweep_is_caught_naming_the_sender() {
     assert_eq!(d.stop().0, 0);
 }
 
-/// A veth pair with `10.77.X.1` (the scanner's side) and `10.77.X.2` (scramd's), a listener on
-/// the target's port 22, and scramd capturing on the target's side with `detect` added to its
-/// configuration; the alerts file.
-struct Live {
-    // Dropped in this order: scramd before the namespaces it runs in.
-    scramd: common::Scramd,
-    _listener: std::net::TcpListener,
-    veth: common::Veth,
-    alerts: std::path::PathBuf,
-    _scratch: common::Scratch,
-}
-
-impl Live {
-    fn new(name: &str, net: u8, detect: &str) -> Live {
-        let owner = common::scram_user();
-        let veth = common::Veth::new();
-        let (a, b) = (format!("10.77.{net}.1/24"), format!("10.77.{net}.2/24"));
-        veth.a.exec(&["ip", "addr", "add", &a, "dev", common::VA]);
-        veth.b.exec(&["ip", "addr", "add", &b, "dev", common::VB]);
-        let addr = format!("10.77.{net}.2:22");
-        let listener = veth
-            .b
-            .run(move || std::net::TcpListener::bind(addr.as_str()).unwrap());
-        let scratch = common::Scratch::owned_by(name, owner);
-        let alerts = scratch.path("alerts.json");
-        let config = scratch.write(
-            "scram.toml",
-            format!("[alerts]\njson = {:?}\n{detect}", alerts.to_str().unwrap()).as_bytes(),
-        );
-        let mut scramd = common::Scramd::run_in(
-            &veth.b.name,
-            &["--config", config.to_str().unwrap(), "--iface", common::VB],
-            scratch.path("log"),
-        );
-        scramd.wait_for_log("capturing on vb", 10);
-        Live {
-            veth,
-            scramd,
-            alerts,
-            _listener: listener,
-            _scratch: scratch,
-        }
-    }
-
-    /// Waits (at most `secs`) for an alert of `det`; every alert so far.
-    fn wait_for(&self, det: &str, secs: u64) -> Vec<Value> {
-        common::wait_until(
-            det,
-            std::time::Duration::from_secs(secs),
-            || {
-                let text = std::fs::read_to_string(&self.alerts).unwrap_or_default();
-                let alerts: Vec<Value> = text
-                    .lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect();
-                alerts.iter().any(|a| detector(a) == det).then_some(alerts)
-            },
-            || self.scramd.log(),
-        )
-    }
-}
-
 #[test]
 fn a_live_slow_scan_is_caught_while_it_runs_and_closed_with_what_it_found() {
     if !common::privileged("live slow scan") {
         return;
     }
     // nmap -T1 waits 15 s between probes and a portscan window is an hour; here, on the same
-    // scale, one probe a second against a threshold of 6 ports in 4 minutes, and the scan ends
-    // after 3 quiet seconds.
+    // scale, one probe a second over 12 ports against a threshold of 6 ports in 4 minutes, and
+    // the scan ends after 3 quiet seconds.
     let live = Live::new(
         "slow-scan",
         1,
@@ -429,7 +368,7 @@ fn a_live_slow_scan_is_caught_while_it_runs_and_closed_with_what_it_found() {
             "--scan-delay",
             "1s",
             "-p",
-            "20-27,22",
+            "20-31",
             "10.77.1.2",
         ])
     });
@@ -458,7 +397,7 @@ fn a_live_slow_scan_is_caught_while_it_runs_and_closed_with_what_it_found() {
         "{sum}"
     );
     let ctx = &sum["alert"]["context"]["scram"];
-    assert_eq!(ctx["count"], 8, "{sum}");
+    assert_eq!(ctx["count"], 12, "{sum}");
     assert_eq!(answered(sum), [22].into(), "{sum}");
     assert!(ctx["window_ms"].as_u64().unwrap() >= 5_000, "{sum}");
     let Live { scramd, .. } = live;

@@ -287,6 +287,10 @@ struct EveScram {
     #[serde(skip_serializing_if = "Option::is_none")]
     mac_owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    router: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    router_mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     flags: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<String>,
@@ -331,9 +335,11 @@ fn macs(a: &Alert) -> (Option<String>, Option<String>) {
         Detail::Macs {
             mac: m,
             previous_mac,
+            ..
         } => (Some(mac(m)), Some(mac(previous_mac))),
         Detail::Mac(m) | Detail::MacKind(m, _) => (Some(mac(m)), None),
         Detail::Sources { mac: m, .. } if m != [0; 6] => (Some(mac(m)), None),
+        Detail::Router { mac: m, .. } => (Some(mac(m)), None),
         _ => (None, None),
     }
 }
@@ -406,12 +412,35 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
                     mac: mac_new,
                     previous_mac: mac_prev,
                     mac_owner: mac_owner(a),
+                    router: match a.detail {
+                        Detail::Router { router, .. } if router != 0 => {
+                            Some(std::net::Ipv6Addr::from(router).to_string())
+                        }
+                        _ => None,
+                    },
+                    router_mac: match a.detail {
+                        Detail::Router { router_mac, .. } if router_mac != [0; 6] => {
+                            Some(mac(router_mac))
+                        }
+                        _ => None,
+                    },
                     flags: match a.detail {
                         Detail::Flags(combo, _) => Some(combo.into()),
                         _ => None,
                     },
                     kind: match a.detail {
                         Detail::Kind(kind) | Detail::MacKind(_, kind) => Some(kind.into()),
+                        Detail::Macs {
+                            flip_flop: true, ..
+                        } => Some("flip-flop".into()),
+                        Detail::Router { learned, .. } => Some(
+                            if learned {
+                                "router learned"
+                            } else {
+                                "router configured"
+                            }
+                            .into(),
+                        ),
                         Detail::Summary(sum) => Some(sum.kinds()),
                         _ => None,
                     },
@@ -468,6 +497,25 @@ macro_rules! journal_event {
             scram_previous_mac = $macs.1.map(tracing::field::display),
             scram_mac_owner = mac_owner($a).map(tracing::field::display),
             scram_distinct_sources = distinct_sources($a),
+            scram_router = match $a.detail {
+                Detail::Router { router, .. } if router != 0 => {
+                    Some(tracing::field::display(std::net::Ipv6Addr::from(router)))
+                }
+                _ => None,
+            },
+            scram_router_mac = match $a.detail {
+                Detail::Router { router_mac, .. } if router_mac != [0; 6] => {
+                    Some(tracing::field::display(mac(router_mac)))
+                }
+                _ => None,
+            },
+            scram_kind = match $a.detail {
+                Detail::Kind(k) | Detail::MacKind(_, k) => Some(k),
+                Detail::Macs { flip_flop: true, .. } => Some("flip-flop"),
+                Detail::Router { learned: true, .. } => Some("router learned"),
+                Detail::Router { learned: false, .. } => Some("router configured"),
+                _ => None,
+            },
             scram_sources_held = match $a.detail {
                 Detail::Storm { sources } => Some(sources),
                 _ => None,
@@ -741,6 +789,7 @@ mod tests {
             detector: Detector::ArpSpoof,
             src: Some(src),
             detail: Detail::Macs {
+                flip_flop: false,
                 mac: [2, 0, 0, 0, 0, 1],
                 previous_mac: [2, 0, 0, 0, 0, 2],
             },

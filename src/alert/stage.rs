@@ -77,6 +77,11 @@ pub struct AlertStage {
     folded: u64,
     /// One drain's alerts (allocated once, at most [`BATCH`]).
     batch: Vec<Alert>,
+    /// How long a portscan alert waits for a decoy scan naming its source (its source's shard
+    /// and its target's may be different workers, whose alerts arrive apart).
+    fold_wait: Duration,
+    /// Portscan alerts waiting, with when they arrived (allocated once, at most [`HELD`]).
+    pending: Vec<(Instant, Alert)>,
 }
 
 impl AlertStage {
@@ -95,7 +100,16 @@ impl AlertStage {
             decoys: Vec::with_capacity(HELD),
             folded: 0,
             batch: Vec::with_capacity(BATCH),
+            fold_wait: Duration::ZERO,
+            pending: Vec::with_capacity(HELD),
         }
+    }
+
+    /// Holds portscan alerts `wait` for a decoy scan to fold them into (live capture, where
+    /// the decoy scan's alert comes from another worker; replay's come in one batch).
+    pub fn with_fold_wait(mut self, wait: Duration) -> Self {
+        self.fold_wait = wait;
+        self
     }
 
     /// Takes every queued alert through folding and response and out to the sinks; returns
@@ -118,12 +132,40 @@ impl AlertStage {
         }
         let mut n = batch.len();
         for a in batch.drain(..) {
-            self.take(a, now);
+            // A portscan waiting for its ban waits long enough already (and folds then).
+            let held_for_ban = self.responder.as_ref().is_some_and(|r| r.bans(a.detector));
+            if a.detector == Detector::Portscan
+                && !self.fold_wait.is_zero()
+                && !held_for_ban
+                && self.pending.len() < HELD
+            {
+                self.pending.push((now, a));
+            } else {
+                self.take(a, now);
+            }
         }
         self.batch = batch;
+        n += self.release_pending(now, false);
         n += self.release(now, false);
         if n > 0 {
             self.writer.flush();
+        }
+        n
+    }
+
+    /// Takes the portscan alerts whose wait is over (all of them when `all`).
+    fn release_pending(&mut self, now: Instant, all: bool) -> usize {
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.pending.len() {
+            let (since, a) = self.pending[i];
+            if !all && now.duration_since(since) < self.fold_wait {
+                i += 1;
+                continue;
+            }
+            self.pending.remove(i);
+            self.take(a, now);
+            n += 1;
         }
         n
     }
@@ -208,8 +250,13 @@ impl AlertStage {
                     r.act(&mut a);
                 }
             }
-            self.writer.write(&a);
             n += 1;
+            if spared && a.detector == Detector::Portscan {
+                // A decoy scan named its source while it waited: one incident.
+                self.folded += 1;
+                continue;
+            }
+            self.writer.write(&a);
         }
         n
     }
@@ -250,6 +297,7 @@ impl AlertStage {
     /// Ends the stage: held bans are placed, the responder removes its table if asked to;
     /// returns the writer.
     pub fn finish(mut self) -> AlertWriter {
+        self.release_pending(Instant::now(), true);
         self.release(Instant::now(), true);
         self.writer.flush();
         if self.folded > 0 {

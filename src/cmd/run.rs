@@ -24,6 +24,11 @@ use crate::pipeline::{
 use crate::response::Responder;
 use crate::stats;
 
+/// How long a portscan alert waits for a decoy scan to fold it into: the decoy scan is found in
+/// its target's shard, the portscan in its source's, and the two may be different workers. Well
+/// within the 2 s an alert may take once its threshold is crossed.
+const FOLD_WAIT: Duration = Duration::from_millis(1000);
+
 /// What `scramd run` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -109,7 +114,10 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
             what: "starting capture workers",
             source,
         })?;
-    let alerts = match AlertStage::new(set.alert_rx, writer, responder).spawn() {
+    let alerts = match AlertStage::new(set.alert_rx, writer, responder)
+        .with_fold_wait(FOLD_WAIT)
+        .spawn()
+    {
         Ok(a) => a,
         Err(source) => {
             let _ = running.stop();

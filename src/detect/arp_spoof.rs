@@ -1,5 +1,9 @@
-//! `arp-spoof`: an ARP packet claims an IPv4 address that is bound to another MAC, learned from
-//! earlier claims or configured. Keyed on the claimed address (the "source" of an ARP packet).
+//! Address claims on the link. `arp-spoof`: an ARP packet claims an IPv4 address that is bound
+//! to another MAC, learned from earlier claims or configured; a claim going back to the MAC that
+//! held the address before is a "flip-flop" (arpwatch's word). `nd-spoof`: the same for IPv6,
+//! from neighbour solicitations and advertisements (thc-ipv6 parasite6, fake_advertise6).
+//! `new-station`: an address claimed for the first time (off by default: on a busy link it is
+//! ordinary). Keyed on the claimed address (the "source" of an ARP or ND packet).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -10,9 +14,10 @@ use toml::Spanned;
 use super::family::{Entry, Family, Key, Out, Seen, SpanError};
 use super::record::{Alert, Detail};
 use super::table::{SeededState, Table};
+use super::toggle::{RawToggle, Toggle};
 use super::Detector;
 use crate::alert::text::{addr, mac};
-use crate::decode::Net;
+use crate::decode::{Ip, Net, Transport};
 
 /// `arp-spoof`'s catalogue entry.
 pub const ARP_SPOOF: Entry = Entry {
@@ -25,23 +30,72 @@ pub const ARP_SPOOF: Entry = Entry {
         Detail::Macs {
             mac: new,
             previous_mac,
+            flip_flop,
         } => format!(
-            "arp-spoof: {} claims {}, which is bound to {}",
+            "arp-spoof: {} claims {}, which is bound to {}{}",
             mac(new),
             addr(a.src),
-            mac(previous_mac)
+            mac(previous_mac),
+            if flip_flop { " (flip-flop)" } else { "" }
         ),
         _ => format!("arp-spoof: {} claimed", addr(a.src)),
     },
 };
 
-/// `[detect.arp-spoof]`.
+/// `nd-spoof`'s catalogue entry.
+pub const ND_SPOOF: Entry = Entry {
+    name: "nd-spoof",
+    signature_id: 1_000_018,
+    category: "Attempted Administrator Privilege Gain",
+    severity: 1,
+    message_id: "3f6d2a9c71e84b05a2c4d8e6f1b3a718",
+    describe: |a, iface| match a.detail {
+        Detail::Macs {
+            mac: new,
+            previous_mac,
+            flip_flop,
+        } => format!(
+            "nd-spoof: {} claims {} on {iface}, which is bound to {}{}",
+            mac(new),
+            addr(a.src),
+            mac(previous_mac),
+            if flip_flop { " (flip-flop)" } else { "" }
+        ),
+        _ => format!("nd-spoof: {} claimed", addr(a.src)),
+    },
+};
+
+/// `new-station`'s catalogue entry.
+pub const NEW_STATION: Entry = Entry {
+    name: "new-station",
+    signature_id: 1_000_019,
+    category: "Not Suspicious Traffic",
+    severity: 3,
+    message_id: "3f6d2a9c71e84b05a2c4d8e6f1b3a719",
+    describe: |a, iface| {
+        let m = match a.detail {
+            Detail::Mac(m) => mac(m),
+            _ => "?".into(),
+        };
+        format!(
+            "new-station: {} claims {} on {iface} for the first time",
+            m,
+            addr(a.src)
+        )
+    },
+};
+
+/// `[detect.arp-spoof]`, `[detect.nd-spoof]`, `[detect.new-station]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// On or off.
+    /// arp-spoof on or off.
     pub enabled: bool,
     /// Configured IP -> MAC bindings, trusted over what is learned.
     pub bindings: Vec<(Ipv4Addr, [u8; 6])>,
+    /// nd-spoof.
+    pub nd: Toggle,
+    /// new-station (off by default).
+    pub new_station: Toggle,
 }
 
 impl Default for Settings {
@@ -49,6 +103,8 @@ impl Default for Settings {
         Settings {
             enabled: true,
             bindings: Vec::new(),
+            nd: Toggle::default(),
+            new_station: Toggle { enabled: false },
         }
     }
 }
@@ -64,29 +120,65 @@ pub struct RawArp {
 #[derive(Debug, Clone, Copy, Default)]
 struct Binding {
     mac: [u8; 6],
+    /// The MAC before the last change.
+    previous: [u8; 6],
 }
 
-/// Learned bindings, per IPv4 address.
+impl Binding {
+    /// `mac` claims the address; what that did to the binding.
+    fn claim(&mut self, mac: [u8; 6]) -> Claim {
+        if self.mac == [0; 6] {
+            self.mac = mac;
+            return Claim::New;
+        }
+        if self.mac == mac {
+            return Claim::Same;
+        }
+        let was = self.mac;
+        let flip_flop = self.previous == mac;
+        self.previous = was;
+        self.mac = mac;
+        Claim::Changed { was, flip_flop }
+    }
+}
+
+/// What a claim did to a binding.
+enum Claim {
+    /// The first claim of the address.
+    New,
+    /// The bound MAC again.
+    Same,
+    /// Another MAC.
+    Changed { was: [u8; 6], flip_flop: bool },
+}
+
+/// Learned bindings, per IPv4 address and per (interface, IPv6 address).
 #[derive(Debug)]
 pub struct ArpSpoof {
     table: Table<u32, Binding>,
+    nd: Table<(u16, u128), Binding>,
 }
 
 impl Family for ArpSpoof {
     type Settings = Settings;
-    type Raw = (Option<RawArp>,);
+    type Raw = (Option<RawArp>, Option<RawToggle>, Option<RawToggle>);
     const KEY: Key = Key::Source;
 
     fn new(capacity: usize, hasher: SeededState) -> Self {
         ArpSpoof {
             table: Table::new(capacity, hasher),
+            nd: Table::new(capacity, hasher),
         }
     }
 
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
-        let Net::Arp(arp) = &seen.packet.net else {
-            return;
+        let arp = match &seen.packet.net {
+            Net::Arp(arp) => arp,
+            Net::Ip(ip) if matches!(ip.transport, Transport::Icmpv6 { ty: 135 | 136, .. }) => {
+                return self.neighbour(seen, ip, s, out);
+            }
+            _ => return,
         };
         // Probes (RFC 5227) come from 0.0.0.0; a zero MAC claims nothing.
         if !s.enabled || arp.sender_ip.is_unspecified() || arp.sender_mac == [0; 6] {
@@ -97,41 +189,55 @@ impl Family for ArpSpoof {
             .iter()
             .find(|(ip, _)| *ip == arp.sender_ip)
             .map(|(_, m)| *m);
-        let previous = match configured {
-            Some(mac) => (mac != arp.sender_mac).then_some(mac),
-            None => {
-                let e = self.table.entry(u32::from(arp.sender_ip), seen.ts_ns);
-                let previous = (e.mac != [0; 6] && e.mac != arp.sender_mac).then_some(e.mac);
-                e.mac = arp.sender_mac;
-                previous
-            }
+        let claim = match configured {
+            Some(mac) if mac != arp.sender_mac => Claim::Changed {
+                was: mac,
+                flip_flop: false,
+            },
+            Some(_) => Claim::Same,
+            None => self
+                .table
+                .entry(u32::from(arp.sender_ip), seen.ts_ns)
+                .claim(arp.sender_mac),
         };
-        if let Some(previous_mac) = previous {
-            out.send(Alert {
-                ts_ns: seen.ts_ns,
-                iface: seen.iface,
+        let base = Alert {
+            ts_ns: seen.ts_ns,
+            iface: seen.iface,
+            src: Some(IpAddr::V4(arp.sender_ip)),
+            count: 1,
+            ..Alert::default()
+        };
+        match claim {
+            Claim::Changed { was, flip_flop } => out.send(Alert {
                 detector: Detector::ArpSpoof,
-                src: Some(IpAddr::V4(arp.sender_ip)),
                 dst: Some(IpAddr::V4(arp.target_ip)).filter(|d| !d.is_unspecified()),
-                count: 1,
                 detail: Detail::Macs {
                     mac: arp.sender_mac,
-                    previous_mac,
+                    previous_mac: was,
+                    flip_flop,
                 },
-                ..Alert::default()
-            });
+                ..base
+            }),
+            Claim::New if s.new_station.enabled => out.send(Alert {
+                detector: Detector::NewStation,
+                detail: Detail::Mac(arp.sender_mac),
+                ..base
+            }),
+            _ => {}
         }
     }
 
     fn evictions(&self) -> u64 {
-        self.table.evictions()
+        self.table.evictions() + self.nd.evictions()
     }
 
     fn memory_bytes(&self) -> usize {
-        self.table.memory_bytes()
+        self.table.memory_bytes() + self.nd.memory_bytes()
     }
 
-    fn configure(s: &mut Settings, (raw,): Self::Raw) -> Result<(), SpanError> {
+    fn configure(s: &mut Settings, (raw, nd, new_station): Self::Raw) -> Result<(), SpanError> {
+        s.nd.configure(nd);
+        s.new_station.configure(new_station);
         let Some(raw) = raw else { return Ok(()) };
         if let Some(e) = raw.enabled {
             s.enabled = e;
@@ -167,12 +273,55 @@ impl Family for ArpSpoof {
                 .collect();
             out.push_str(&format!("bindings = {{ {} }}\n", b.join(", ")));
         }
-        out
+        out + &s.nd.toml("nd-spoof") + &s.new_station.toml("new-station")
+    }
+}
+
+impl ArpSpoof {
+    /// A neighbour solicitation or advertisement claims its source address for the sending MAC
+    /// (on its link: the same link-local address lives on every link).
+    #[cold]
+    fn neighbour(&mut self, seen: &Seen<'_>, ip: &Ip, s: &Settings, out: &mut Out<'_>) {
+        let IpAddr::V6(a) = ip.src else { return };
+        let m = seen.packet.src_mac;
+        if !s.nd.enabled || a.is_unspecified() || a.is_multicast() || m == [0; 6] {
+            return;
+        }
+        let claim = self
+            .nd
+            .entry((seen.iface, u128::from(a)), seen.ts_ns)
+            .claim(m);
+        let base = Alert {
+            ts_ns: seen.ts_ns,
+            iface: seen.iface,
+            src: Some(ip.src),
+            proto: Some(ip.proto),
+            count: 1,
+            ..Alert::default()
+        };
+        match claim {
+            Claim::Changed { was, flip_flop } => out.send(Alert {
+                detector: Detector::NdSpoof,
+                dst: Some(ip.dst),
+                detail: Detail::Macs {
+                    mac: m,
+                    previous_mac: was,
+                    flip_flop,
+                },
+                ..seen.base(ip)
+            }),
+            Claim::New if s.new_station.enabled => out.send(Alert {
+                detector: Detector::NewStation,
+                detail: Detail::Mac(m),
+                ..base
+            }),
+            _ => {}
+        }
     }
 }
 
 /// `02:00:5e:10:00:01` (or with `-`).
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut out = [0u8; 6];
     let mut parts = s.split([':', '-']);
     for b in &mut out {
@@ -209,7 +358,8 @@ mod tests {
             alerts[0].detail,
             Detail::Macs {
                 mac: MAC_X,
-                previous_mac: MAC_A
+                previous_mac: MAC_A,
+                flip_flop: false,
             }
         );
         // A configured binding wins over the first claim seen.
@@ -226,5 +376,45 @@ mod tests {
             arp_frame(1, MAC_X, Ipv4Addr::UNSPECIFIED, [0; 6], gw),
         )];
         assert!(run(&mut arp, &Settings::default(), &probe).is_empty());
+    }
+
+    #[test]
+    fn an_address_going_back_to_its_earlier_mac_is_a_flip_flop_and_new_stations_are_opt_in() {
+        let gw = Ipv4Addr::new(192, 0, 2, 1);
+        let host = Ipv4Addr::new(192, 0, 2, 9);
+        let frames = [
+            (1_000, arp_frame(2, MAC_A, gw, MAC_B, host)),
+            (2_000, arp_frame(2, MAC_X, gw, MAC_B, host)),
+            // After the suppression window (a repeat within it is counted, not sent).
+            (61_000_000_000, arp_frame(2, MAC_A, gw, MAC_B, host)),
+        ];
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let alerts = run(&mut arp, &Settings::default(), &frames);
+        let flips: Vec<bool> = alerts
+            .iter()
+            .map(|a| {
+                matches!(
+                    a.detail,
+                    Detail::Macs {
+                        flip_flop: true,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(flips, [false, true], "{alerts:?}");
+        assert!((ARP_SPOOF.describe)(&alerts[1], "eth0").ends_with("(flip-flop)"));
+        // New stations: none by default, one per address when switched on.
+        let on = Settings {
+            new_station: Toggle { enabled: true },
+            ..Settings::default()
+        };
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let alerts = run(&mut arp, &on, &frames[..1]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            (alerts[0].detector, alerts[0].detail),
+            (Detector::NewStation, Detail::Mac(MAC_A))
+        );
     }
 }

@@ -22,6 +22,7 @@ pub mod flood;
 pub mod martian;
 pub mod prefix;
 pub mod record;
+pub mod router;
 pub mod scan;
 pub mod suppress;
 pub mod table;
@@ -221,6 +222,8 @@ registry! {
     },
     arp_spoof: arp_spoof::ArpSpoof {
         ArpSpoof: arp_spoof = "arp-spoof" (arp_spoof::RawArp) => arp_spoof::ARP_SPOOF,
+        NdSpoof: nd_spoof = "nd-spoof" (toggle::RawToggle) => arp_spoof::ND_SPOOF,
+        NewStation: new_station = "new-station" (toggle::RawToggle) => arp_spoof::NEW_STATION,
     },
     blocklist: blocklist::Blocklist {
         Blocklist: blocklist = "blocklist" (toggle::RawToggle) => blocklist::BLOCKLIST,
@@ -231,6 +234,9 @@ registry! {
     link_sweeps: arp_sweep::LinkSweeps {
         ArpSweep: arp_sweep = "arp-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ARP_SWEEP,
         NdSweep: nd_sweep = "nd-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ND_SWEEP,
+    },
+    routers: router::Routers {
+        RogueRa: rogue_ra = "rogue-ra" (router::RawRouter) => router::ROGUE_RA,
     },
     coordinated: coordinated::Coordinated {
         DistributedScan: distributed_scan = "distributed-scan" (coordinated::RawDistributed) => coordinated::DISTRIBUTED_SCAN,

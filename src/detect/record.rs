@@ -28,6 +28,9 @@ pub enum Detail {
         mac: [u8; 6],
         /// The earlier binding.
         previous_mac: [u8; 6],
+        /// The claimant held the address before (`kind` "flip-flop", as arpwatch says): the
+        /// address goes back and forth between two machines.
+        flip_flop: bool,
     },
     /// The sources of a scan from several addresses (`sources`), the first [`MAX_SOURCES`] of
     /// them as table keys (0 for none), and how many there were in all.
@@ -44,6 +47,19 @@ pub enum Detail {
     },
     /// The closing record of a scan incident (`scan-summary`).
     Summary(Summary),
+    /// A router advertisement from a router that is not the link's: its MAC (`mac`), and the
+    /// link's router (`router`, `router_mac`), configured or learned as the first seen
+    /// (`kind`).
+    Router {
+        /// The advertiser's MAC.
+        mac: [u8; 6],
+        /// The link's router (0 when only MACs are configured).
+        router: u128,
+        /// Its MAC (zero when unknown).
+        router_mac: [u8; 6],
+        /// Learned as the first seen rather than configured.
+        learned: bool,
+    },
     /// A storm's record: a target's alerts of one detector from more sources than suppression
     /// lets through, held (`suppressed`), and from how many sources (`sources_held`).
     Storm {

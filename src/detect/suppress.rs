@@ -22,7 +22,7 @@ struct State {
 }
 
 /// Sources whose alerts about one target go out within a window before the rest are held, for
-/// the detectors one forged packet can trigger (martian, tcp-flags, blocklist).
+/// the detectors one forged packet can trigger (martian, tcp-flags, blocklist, rogue-ra).
 pub const STORM_SOURCES: u32 = 3;
 
 /// The same for detectors a source must work for (a scan is tens of attempts from each): real
@@ -32,7 +32,9 @@ pub const STORM_SOURCES_WORKED: u32 = 20;
 /// How many sources' alerts about one target go out before a storm is held.
 pub fn storm_allowance(d: Detector) -> u32 {
     match d {
-        Detector::Martian | Detector::TcpFlags | Detector::Blocklist => STORM_SOURCES,
+        Detector::Martian | Detector::TcpFlags | Detector::Blocklist | Detector::RogueRa => {
+            STORM_SOURCES
+        }
         _ => STORM_SOURCES_WORKED,
     }
 }

@@ -102,6 +102,9 @@ fn detector_metadata_matches_the_contract() {
             ("ack-flood", 1000015),
             ("rst-flood", 1000016),
             ("reflection", 1000017),
+            ("nd-spoof", 1000018),
+            ("new-station", 1000019),
+            ("rogue-ra", 1000020),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

@@ -209,6 +209,7 @@ pub fn parse_test_frame(frame: &[u8]) -> Option<(u16, u64)> {
 pub mod captures;
 pub mod eve;
 pub mod harness;
+pub mod live;
 pub mod pcap;
 
 #[allow(unused_imports, reason = "each test target uses a different subset")]

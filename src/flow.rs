@@ -159,9 +159,9 @@ pub enum Outcome {
     Refused,
     /// Nothing answered within [`UNANSWERED_NS`].
     Unanswered,
-    /// Answered, and either dropped at once by its initiator (a RST right after the SYN-ACK: a
-    /// half-open or connect probe of an open port) or answered for a protocol without handshake
-    /// (a UDP, SCTP or IP-protocol reply, an echo reply): what a scanner learns.
+    /// Answered: a SYN-ACK (a connection opened), or the first reply of a protocol without
+    /// handshake (UDP, SCTP, IP protocol, echo): what a scanner learns, what a password guesser
+    /// gets.
     Answered,
 }
 
@@ -578,24 +578,22 @@ impl Flows {
                     {
                         *s = State::opening(Probe::Syn, src_first, iface, ts_ns, mac);
                     }
-                    // The initiator drops a conversation just answered: a half-open or
-                    // connect probe of an open port (the scanner's kernel, or nmap -sT,
-                    // resets what the SYN-ACK opened).
-                    Part::Tcp(f)
-                        if f & tcp_flags::RST != 0
-                            && s.stage == Stage::Answered
-                            && s.probe == Probe::Syn
-                            && sender_is_initiator(s) =>
-                    {
-                        s.stage = Stage::Done;
-                        return Some(ended(s, ip, ts_ns, false, Outcome::Answered));
-                    }
                     _ if sender_is_initiator(s) => {}
                     Part::Tcp(f) if f & tcp_flags::RST != 0 && s.stage == Stage::Opening => {
                         s.stage = Stage::Done;
                         return Some(ended(s, ip, ts_ns, true, Outcome::Refused));
                     }
                     Part::Tcp(f) if f & tcp_flags::RST != 0 => {}
+                    // The SYN-ACK: a connection opened (a service answered; a scanner learned
+                    // an open port, a password guesser got one more try).
+                    Part::Tcp(f)
+                        if f & tcp_flags::SYN != 0
+                            && s.stage == Stage::Opening
+                            && s.probe == Probe::Syn =>
+                    {
+                        s.stage = Stage::Answered;
+                        return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
+                    }
                     Part::Tcp(_) => s.stage = Stage::Answered,
                     // The first reply of a protocol without a handshake: what the probe
                     // learned.
@@ -785,7 +783,7 @@ mod tests {
                 (S, tcp_frame(a, v, 40000, 22, SYN)),
                 (S + 1, tcp_frame(v, a, 22, 40000, SYN | ACK)),
                 (S + 2, tcp_frame(a, v, 40000, 22, RST)),
-                // An ordinary conversation closed by the client is not reported.
+                // An ordinary conversation: opened, whoever closes it.
                 (S + 3, tcp_frame(a, v, 40001, 80, SYN)),
                 (S + 4, tcp_frame(v, a, 80, 40001, SYN | ACK)),
                 (S + 5, tcp_frame(a, v, 40001, 80, ACK)),
@@ -804,6 +802,7 @@ mod tests {
             got,
             [
                 (a, v, 22, Probe::Syn, Outcome::Answered),
+                (a, v, 80, Probe::Syn, Outcome::Answered),
                 (a, v, 161, Probe::Udp, Outcome::Answered),
             ]
         );

@@ -1,4 +1,4 @@
-//! Floods as the real tools send them (hping3, recorded in namespaces by
+//! Floods and password guessing as the real tools send them (hping3, recorded in namespaces by
 //! `tests/data/recon/record.sh`) and the ordinary traffic that must not look like one, replayed
 //! through `scramd replay`: each flood raises its detector naming the victim, and a storm of
 //! forged sources stays a handful of records.
@@ -119,4 +119,22 @@ fn a_busy_resolver_and_a_large_download_raise_nothing() {
         let alerts = replay(capture);
         assert!(alerts.is_empty(), "{capture}: {alerts:#?}");
     }
+}
+
+#[test]
+fn password_guessing_is_a_brute_force_naming_the_service() {
+    // 200 connections to ssh in 20 s, each exchanging a few bytes.
+    let alerts = replay("brute-ssh");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(detector(a), "brute-force", "{a}");
+    assert_eq!(
+        (&a["src_ip"], &a["dest_ip"], &a["dest_port"]),
+        (
+            &Value::from("10.9.0.2"),
+            &Value::from(VICTIM),
+            &Value::from(22)
+        ),
+        "{a}"
+    );
 }

@@ -267,7 +267,8 @@ impl FloodState {
 #[derive(Debug)]
 pub struct Floods {
     table: Table<(AddrKey, u8), FloodState>,
-    hasher: SeededState,
+    /// Per-process salt of the distinct-source count.
+    salt: u64,
 }
 
 /// Which flood a packet would count for.
@@ -307,7 +308,7 @@ impl Family for Floods {
     fn new(capacity: usize, hasher: SeededState) -> Self {
         Floods {
             table: Table::new(capacity, hasher),
-            hasher,
+            salt: std::hash::BuildHasher::hash_one(&hasher, 0x5a17u64),
         }
     }
 
@@ -353,25 +354,32 @@ impl Family for Floods {
             };
         }
         e.count += 1;
-        let h = std::hash::BuildHasher::hash_one(&self.hasher, src);
-        let bit = 1u64 << (h & 63);
-        let word = &mut e.seen[((h >> 6) & 3) as usize];
-        if *word & bit == 0 {
-            *word |= bit;
-            if let Some(slot) = e.first.iter_mut().find(|k| **k == 0 || **k == src) {
-                *slot = src;
-            }
-        }
-        if e.votes == 0 {
-            e.candidate = src;
-            e.candidate_src = Some(ip.src);
-            e.votes = 1;
-            e.hits = 1;
-        } else if e.candidate == src {
+        if e.candidate == src && e.votes > 0 {
+            // The dominant source again (a one-source flood's every packet): counted already.
             e.votes += 1;
             e.hits += 1;
         } else {
-            e.votes -= 1;
+            // A multiply-fold, not the table's hasher: two instructions a packet, and a forged
+            // address can at worst miscount itself.
+            let h = ((src as u64) ^ ((src >> 64) as u64) ^ self.salt)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                >> 56;
+            let bit = 1u64 << (h & 63);
+            let word = &mut e.seen[((h >> 6) & 3) as usize];
+            if *word & bit == 0 {
+                *word |= bit;
+                if let Some(slot) = e.first.iter_mut().find(|k| **k == 0 || **k == src) {
+                    *slot = src;
+                }
+            }
+            if e.votes == 0 {
+                e.candidate = src;
+                e.candidate_src = Some(ip.src);
+                e.votes = 1;
+                e.hits = 1;
+            } else {
+                e.votes -= 1;
+            }
         }
         let limit = fs.pps.saturating_mul(fs.window_ms) / 1_000;
         if !e.fired && e.count > limit {

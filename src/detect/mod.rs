@@ -16,6 +16,7 @@
 pub mod arp_spoof;
 pub mod arp_sweep;
 pub mod blocklist;
+pub mod brute;
 pub mod coordinated;
 pub mod family;
 pub mod flood;
@@ -234,6 +235,9 @@ registry! {
     link_sweeps: arp_sweep::LinkSweeps {
         ArpSweep: arp_sweep = "arp-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ARP_SWEEP,
         NdSweep: nd_sweep = "nd-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ND_SWEEP,
+    },
+    brute: brute::Brute {
+        BruteForce: brute_force = "brute-force" (brute::RawBrute) => brute::BRUTE_FORCE,
     },
     routers: router::Routers {
         RogueRa: rogue_ra = "rogue-ra" (router::RawRouter) => router::ROGUE_RA,

@@ -105,6 +105,7 @@ fn detector_metadata_matches_the_contract() {
             ("nd-spoof", 1000018),
             ("new-station", 1000019),
             ("rogue-ra", 1000020),
+            ("brute-force", 1000021),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

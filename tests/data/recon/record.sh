@@ -129,6 +129,20 @@ record flood-rst 20 hping3 -R -p 80 -c 6000 -i u50 $T
 # DNS reflection: answer-sized datagrams from port 53 of many reflectors to a port nobody asked on.
 SNAP=96 record reflection-dns 20 hping3 -2 -s 53 -k -p 33333 -d 480 --rand-source -c 4000 -i u100 $T
 
+# --- services ---
+# The connection pattern of password guessing: 200 connections to the victim's ssh port in 20 s,
+# each exchanging a few bytes. (hydra against a real sshd here managed 9 connections a minute:
+# OpenSSH delays failed logins; the pattern is the same, only slower.)
+record brute-ssh 40 python3 -c '
+import socket, time
+for i in range(200):
+    s = socket.socket(); s.settimeout(1)
+    try:
+        s.connect(("10.9.0.10", 22)); s.sendall(b"SSH-2.0-guess\r\n"); s.recv(100)
+    except Exception:
+        pass
+    s.close(); time.sleep(0.1)'
+
 # --- the link layer ---
 # A router advertisement from the link's router (the victim, sent with scapy), then thc-ipv6
 # fake_router6 announcing itself as a router from the attacker.

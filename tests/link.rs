@@ -1,6 +1,6 @@
 //! Link-layer attacks as the real tools run them (thc-ipv6, recorded in namespaces by
 //! `tests/data/recon/record.sh`, and live against `scramd run`): rogue router advertisements,
-//! a router-advertisement flood, neighbour spoofing.
+//! a router-advertisement flood, neighbour spoofing, gratuitous ARP and arpspoof.
 
 #![allow(
     clippy::unwrap_used,
@@ -61,6 +61,21 @@ fn a_neighbour_advertisement_claiming_a_bound_address_is_nd_spoof() {
     assert_eq!(detector(a), "nd-spoof", "{a}");
     assert_eq!(a["src_ip"], "fd09::10", "{a}");
     assert_ne!(scram(a)["mac"], scram(a)["previous_mac"], "{a}");
+}
+
+#[test]
+fn gratuitous_arp_and_arpspoof_raise_arp_spoof_naming_the_claimant() {
+    // arping -U and -A claiming 10.9.0.11, dsniff arpspoof claiming 10.9.0.12 to the whole link,
+    // each after the victim answered for the address itself: one alert each, repeats held.
+    for (capture, claimed) in [("arp-gratuitous", "10.9.0.11"), ("arpspoof", "10.9.0.12")] {
+        let alerts = replay(capture);
+        assert_eq!(alerts.len(), 1, "{capture}: {alerts:#?}");
+        let a = &alerts[0];
+        assert_eq!(detector(a), "arp-spoof", "{a}");
+        assert_eq!(a["src_ip"], claimed, "{a}");
+        assert!(a.get("proto").is_none(), "{a}");
+        assert_ne!(scram(a)["mac"], scram(a)["previous_mac"], "{a}");
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@
 #   tests/data/recon/record.sh [NAME...]    # all captures, or only those named
 #
 # Needs root and the Debian packages nmap masscan arp-scan netdiscover thc-ipv6 hping3
-# dnsmasq-base socat tcpdump python3 python3-scapy curl ethtool. CI replays the committed captures; it does not record.
+# dnsmasq-base socat tcpdump python3 python3-scapy curl ethtool iputils-arping dsniff. CI replays the committed captures; it does not record.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT="$PWD"
@@ -144,6 +144,19 @@ for i in range(200):
     s.close(); time.sleep(0.1)'
 
 # --- the link layer ---
+# Gratuitous ARP (arping -U, then -A) claiming the victim's 10.9.0.11 for the attacker's MAC,
+# after the attacker resolved it from the victim itself.
+record arp-gratuitous 15 sh -c '
+ping -c 1 -W 1 10.9.0.11 >/dev/null
+ip addr add 10.9.0.11/32 dev ra noprefixroute
+arping -q -U -c 2 -I ra -s 10.9.0.11 10.9.0.11
+arping -q -A -c 2 -I ra -s 10.9.0.11 10.9.0.11
+ip addr del 10.9.0.11/32 dev ra'
+# dsniff arpspoof without a target: tells the whole link that 10.9.0.12 is at the attacker's MAC.
+record arpspoof 15 sh -c '
+ping -c 1 -W 1 10.9.0.12 >/dev/null
+timeout 5 arpspoof -i ra 10.9.0.12'
+
 # A router advertisement from the link's router (the victim, sent with scapy), then thc-ipv6
 # fake_router6 announcing itself as a router from the attacker.
 record rogue-ra 15 sh -c '
@@ -192,6 +205,31 @@ for i in range(6000):
         del socks[:100]
 "
 kill $(jobs -p) 2>/dev/null; wait'
+# A busy NTP server (the victim, port 123): ten clients asking 2,000 times a second for 2 s,
+# some from port 123 (ntpd), most from ephemeral ports.
+record benign-ntp 30 sh -c '
+for i in $(seq 50 59); do ip addr add 10.9.0.$i/24 dev ra 2>/dev/null; done
+ip netns exec '"$V"' timeout 15 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((\"10.9.0.10\", 123))
+while True:
+    q, peer = s.recvfrom(100); s.sendto(b\"\\x24\" + bytes(47), peer)
+" &
+sleep 1
+python3 -c "
+import socket, time
+socks = []
+for i in range(10):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
+    s.bind((\"10.9.0.%d\" % (50 + i), 123 if i < 3 else 0)); socks.append(s)
+q = b\"\\x23\" + bytes(47)
+for n in range(4000):
+    s = socks[n % 10]; s.sendto(q, (\"10.9.0.10\", 123))
+    try: s.recv(100)
+    except Exception: pass
+    if n % 20 == 19: time.sleep(0.01)
+"
+wait'
 # A large download: 8 MB over HTTP at full MTU-sized segments (offloads off, as a NIC without
 # GRO delivers them), headers only kept.
 SNAP=96 record benign-download 30 sh -c '

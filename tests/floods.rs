@@ -1,4 +1,4 @@
-//! Floods and password guessing as the real tools send them (hping3, recorded in namespaces by
+//! Floods, password guessing and fragment tricks as the real tools send them (hping3, recorded in namespaces by
 //! `tests/data/recon/record.sh`) and the ordinary traffic that must not look like one, replayed
 //! through `scramd replay`: each flood raises its detector naming the victim, and a storm of
 //! forged sources stays a handful of records.
@@ -135,6 +135,24 @@ fn password_guessing_is_a_brute_force_naming_the_service() {
             &Value::from("10.9.0.2"),
             &Value::from(VICTIM),
             &Value::from(22)
+        ),
+        "{a}"
+    );
+}
+
+#[test]
+fn overlapping_fragments_are_a_frag_overlap() {
+    // Teardrop (scapy): ten datagrams whose second fragment starts inside the first.
+    let alerts = replay("teardrop");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(detector(a), "frag-overlap", "{a}");
+    assert_eq!(
+        (&a["src_ip"], &a["dest_ip"], &a["proto"]),
+        (
+            &Value::from("10.9.0.2"),
+            &Value::from(VICTIM),
+            &Value::from("UDP")
         ),
         "{a}"
     );

@@ -126,7 +126,11 @@ fn udp_sctp_and_ip_protocol_scans_are_caught() {
 fn masscan_and_fragmented_scans_are_caught() {
     caught("masscan", &["portscan"], "SYN");
     // nmap -f: 8-byte fragments, the TCP flags in the second one.
-    caught("nmap-fragments", &["portscan"], "fragmented TCP");
+    caught(
+        "nmap-fragments",
+        &["portscan", "tiny-fragment"],
+        "fragmented TCP",
+    );
 }
 
 #[test]

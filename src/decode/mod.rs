@@ -149,6 +149,10 @@ pub struct Ip {
     /// The datagram's identification (IPv4's, or the IPv6 fragment header's folded to 16 bits);
     /// with the addresses and protocol it joins a later fragment to the first one's ports.
     pub frag_id: u16,
+    /// A fragment's offset in its datagram, bytes (0 for the first and for whole datagrams).
+    pub frag_offset: u16,
+    /// A fragment's payload length as its header says, bytes.
+    pub frag_len: u16,
     /// The transport header.
     pub transport: Transport,
     /// IPv6: an extension header carries an option no node knows and every node must answer
@@ -575,6 +579,8 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         proto,
         fragment,
         frag_id: ip.get_identification(),
+        frag_offset: ip.get_fragment_offset().wrapping_mul(8),
+        frag_len: u16::try_from(total_len - header_len).unwrap_or(u16::MAX),
         transport,
         forcing_option: false,
         stray: false,
@@ -610,6 +616,7 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
     let mut frag_id = 0;
     let mut walked = 0;
     let mut forcing_option = false;
+    let mut frag_offset = 0u16;
     loop {
         match next {
             // Hop-by-hop, routing, destination options, mobility, HIP, shim6: (len + 1) * 8.
@@ -628,10 +635,11 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
             44 => {
                 let h = bytes.get(at..end).unwrap_or_default();
                 need(Layer::Ipv6Ext, offset + at, h, 8)?;
-                let frag_offset = u16::from_be_bytes([h[2], h[3]]) >> 3;
+                let frag_offset_field = u16::from_be_bytes([h[2], h[3]]) >> 3;
                 let more = h[3] & 1 != 0;
                 frag_id = u16::from_be_bytes([h[4], h[5]]) ^ u16::from_be_bytes([h[6], h[7]]);
-                fragment = match (frag_offset, more) {
+                frag_offset = frag_offset_field.wrapping_mul(8);
+                fragment = match (frag_offset_field, more) {
                     (0, false) => Fragment::No,
                     (0, true) => Fragment::First,
                     _ => Fragment::Later,
@@ -663,6 +671,8 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         proto: next,
         fragment,
         frag_id,
+        frag_offset,
+        frag_len: u16::try_from(end.saturating_sub(at)).unwrap_or(u16::MAX),
         transport,
         forcing_option,
         stray: false,

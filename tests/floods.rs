@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use common::captures::{detector, replay, scram};
+use common::captures::{detector, replay, replay_with, scram};
 
 const VICTIM: &str = "10.9.0.10";
 
@@ -156,4 +156,21 @@ fn overlapping_fragments_are_a_frag_overlap() {
         ),
         "{a}"
     );
+}
+
+#[test]
+fn a_fragment_flood_is_a_frag_flood() {
+    // hping3 -2 -f: each datagram in 8-byte fragments; 6,400 fragments in a fraction of a second,
+    // judged against 2,000 a second (the default, 10,000, leaves room for NFS and large DNS).
+    let alerts = replay_with("flood-frag", "[detect.frag-flood]\npps = 2000\n");
+    let t = tally(&alerts);
+    assert_eq!(t.get("frag-flood"), Some(&1), "{alerts:#?}");
+    let a = alerts.iter().find(|a| detector(a) == "frag-flood").unwrap();
+    assert_eq!(
+        (&a["dest_ip"], &a["src_ip"]),
+        (&Value::from(VICTIM), &Value::from("10.9.0.2"))
+    );
+    assert!(replay("flood-frag")
+        .iter()
+        .all(|a| detector(a) != "frag-flood"));
 }

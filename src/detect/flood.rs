@@ -2,7 +2,7 @@
 //! above a rate within a window; ACKs and RSTs that belong to no conversation the flow table
 //! follows (`ack-flood`, `rst-flood`); answers from amplifying UDP services (DNS, NTP, SSDP,
 //! memcached, ...) that the host never asked for (`reflection`, which names the reflectors and
-//! the service). Keyed on the destination: a spoofed flood is a source per packet, one victim.
+//! the service); IP fragments (`frag-flood`). Keyed on the destination: a spoofed flood is a source per packet, one victim.
 //! The alert names the dominant source when one sent most of the window (a majority vote,
 //! constant space), else says "many sources" and about how many (a 256-bit linear count).
 
@@ -15,7 +15,7 @@ use super::table::{SeededState, Table};
 use super::{addr_key, AddrKey, Detector};
 use crate::alert::text::{addr, secs};
 use crate::config::in_range;
-use crate::decode::{tcp_flags, Ip, Net, Packet, Transport};
+use crate::decode::{tcp_flags, Fragment, Ip, Net, Packet, Transport};
 
 fn describe(a: &Alert, what: &str) -> String {
     let from = match (a.src, a.detail) {
@@ -114,6 +114,16 @@ pub const REFLECTION: Entry = Entry {
     },
 };
 
+/// `frag-flood`'s catalogue entry.
+pub const FRAG_FLOOD: Entry = Entry {
+    name: "frag-flood",
+    signature_id: 1_000_024,
+    category: "Attempted Denial of Service",
+    severity: 1,
+    message_id: "3f6d2a9c71e84b05a2c4d8e6f1b3a724",
+    describe: |a, _| describe(a, "IP fragments"),
+};
+
 /// `255` means "the count saturated".
 fn sources_text(n: u8) -> String {
     if n == u8::MAX {
@@ -207,6 +217,8 @@ pub struct Settings {
     pub rst: FloodSettings,
     /// reflection.
     pub reflection: FloodSettings,
+    /// frag-flood.
+    pub frag: FloodSettings,
 }
 
 impl Default for Settings {
@@ -218,6 +230,7 @@ impl Default for Settings {
             ack: FloodSettings::per_second(3_000),
             rst: FloodSettings::per_second(3_000),
             reflection: FloodSettings::per_second(2_000),
+            frag: FloodSettings::per_second(10_000),
         }
     }
 }
@@ -274,6 +287,9 @@ pub struct Floods {
 /// Which flood a packet would count for.
 #[inline]
 fn kind(ip: &Ip) -> Option<Detector> {
+    if ip.fragment != Fragment::No {
+        return Some(Detector::FragFlood);
+    }
     match ip.transport {
         Transport::Tcp { flags, .. }
             if flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0 =>
@@ -296,6 +312,7 @@ fn kind(ip: &Ip) -> Option<Detector> {
 impl Family for Floods {
     type Settings = Settings;
     type Raw = (
+        Option<RawFlood>,
         Option<RawFlood>,
         Option<RawFlood>,
         Option<RawFlood>,
@@ -335,6 +352,7 @@ impl Family for Floods {
             Detector::AckFlood => s.ack,
             Detector::RstFlood => s.rst,
             Detector::Reflection => s.reflection,
+            Detector::FragFlood => s.frag,
             _ => s.icmp,
         };
         if detector == Detector::Reflection && !fs.enabled {
@@ -423,14 +441,15 @@ impl Family for Floods {
 
     fn configure(
         s: &mut Settings,
-        (syn, udp, icmp, ack, rst, reflection): Self::Raw,
+        (syn, udp, icmp, ack, rst, reflection, frag): Self::Raw,
     ) -> Result<(), SpanError> {
         s.syn.configure("syn-flood", syn)?;
         s.udp.configure("udp-flood", udp)?;
         s.icmp.configure("icmp-flood", icmp)?;
         s.ack.configure("ack-flood", ack)?;
         s.rst.configure("rst-flood", rst)?;
-        s.reflection.configure("reflection", reflection)
+        s.reflection.configure("reflection", reflection)?;
+        s.frag.configure("frag-flood", frag)
     }
 
     fn toml(s: &Settings) -> String {
@@ -440,6 +459,7 @@ impl Family for Floods {
             + &s.ack.toml("ack-flood")
             + &s.rst.toml("rst-flood")
             + &s.reflection.toml("reflection")
+            + &s.frag.toml("frag-flood")
     }
 }
 

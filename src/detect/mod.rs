@@ -221,6 +221,7 @@ registry! {
         AckFlood: ack_flood = "ack-flood" (flood::RawFlood) => flood::ACK_FLOOD,
         RstFlood: rst_flood = "rst-flood" (flood::RawFlood) => flood::RST_FLOOD,
         Reflection: reflection = "reflection" (flood::RawFlood) => flood::REFLECTION,
+        FragFlood: frag_flood = "frag-flood" (flood::RawFlood) => flood::FRAG_FLOOD,
     },
     arp_spoof: arp_spoof::ArpSpoof {
         ArpSpoof: arp_spoof = "arp-spoof" (arp_spoof::RawArp) => arp_spoof::ARP_SPOOF,

@@ -108,6 +108,7 @@ fn detector_metadata_matches_the_contract() {
             ("brute-force", 1000021),
             ("frag-overlap", 1000022),
             ("tiny-fragment", 1000023),
+            ("frag-flood", 1000024),
         ]
     );
     let ids: std::collections::HashSet<_> = Detector::ALL.iter().map(|d| d.message_id()).collect();

@@ -13,9 +13,16 @@ pub const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/recon");
 /// Every alert of `capture` (its name without `.pcap`), each checked against the EVE schema's
 /// rules.
 pub fn replay(capture: &str) -> Vec<Value> {
+    replay_with(capture, "")
+}
+
+/// As [`replay`], with `config` (TOML) as the configuration.
+pub fn replay_with(capture: &str, config: &str) -> Vec<Value> {
     let path = format!("{DIR}/{capture}.pcap");
+    let dir = super::Scratch::new(capture);
+    let cfg = dir.write("scram.toml", config.as_bytes());
     let out = Command::new(SCRAMD)
-        .args(["replay", "--config", "/dev/null", &path])
+        .args(["replay", "--config", cfg.to_str().unwrap(), &path])
         .output()
         .unwrap();
     assert_eq!(

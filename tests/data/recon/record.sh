@@ -126,6 +126,9 @@ COUNT=30100 record flood-syn-spoofed 30 hping3 -S --rand-source -p 80 -c 30000 -
 # ACK and RST floods at 20,000 packets a second.
 record flood-ack 20 hping3 -A -p 80 -c 6000 -i u50 $T
 record flood-rst 20 hping3 -R -p 80 -c 6000 -i u50 $T
+# A fragment flood: hping3 -f cuts each 120-byte UDP datagram into 8-byte fragments (the test
+# judges it against a lower rate than the default).
+SNAP=64 record flood-frag 20 hping3 -2 -f -d 120 -p 9 -c 800 -i u200 $T
 # DNS reflection: answer-sized datagrams from port 53 of many reflectors to a port nobody asked on.
 SNAP=96 record reflection-dns 20 hping3 -2 -s 53 -k -p 33333 -d 480 --rand-source -c 4000 -i u100 $T
 

@@ -569,6 +569,7 @@ impl Flows {
         let sender_is_initiator = |s: &State| s.initiator_first == src_first;
         if let Some(s) = self.table.get_mut(&key, ts_ns) {
             if s.stage != Stage::Free {
+                ip.reply = !sender_is_initiator(s);
                 match part {
                     // A new SYN after the conversation ended: a new attempt on the same ports.
                     Part::Tcp(f)
@@ -806,6 +807,21 @@ mod tests {
                 (a, v, 161, Probe::Udp, Outcome::Answered),
             ]
         );
+    }
+
+    #[test]
+    fn answers_in_a_conversation_are_marked_replies_and_its_openings_are_not() {
+        let (a, v) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let mut flows = Flows::new(1024, SeededState::random());
+        let mut reply = |frame: Vec<u8>| {
+            let mut p = decode_ethernet(&frame, None).unwrap();
+            let Net::Ip(ip) = &mut p.net else { panic!() };
+            let _ = flows.observe(ip, [2, 0, 0, 0, 0, 1], &frame, S, 0);
+            ip.reply
+        };
+        assert!(!reply(udp_frame(a, v, 40000, 443, b"q")));
+        assert!(reply(udp_frame(v, a, 443, 40000, b"a")));
+        assert!(!reply(udp_frame(a, v, 40000, 443, b"q")));
     }
 
     /// An ICMP port unreachable quoting `(src, dst, sport, dport)` UDP, sent by `from`.

@@ -279,6 +279,8 @@ struct EveContext {
 struct EveScram {
     detector: &'static str,
     count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    bytes: u64,
     window_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     mac: Option<String>,
@@ -408,6 +410,7 @@ pub fn eve_json(a: &Alert, iface: &str, sensor: &Sensor) -> String {
                 scram: EveScram {
                     detector: a.detector.name(),
                     count: a.count,
+                    bytes: a.bytes,
                     window_ms: a.window_ms,
                     mac: mac_new,
                     previous_mac: mac_prev,
@@ -497,6 +500,7 @@ macro_rules! journal_event {
             scram_previous_mac = $macs.1.map(tracing::field::display),
             scram_mac_owner = mac_owner($a).map(tracing::field::display),
             scram_distinct_sources = distinct_sources($a),
+            scram_bytes = ($a.bytes > 0).then_some($a.bytes),
             scram_router = match $a.detail {
                 Detail::Router { router, .. } if router != 0 => {
                     Some(tracing::field::display(std::net::Ipv6Addr::from(router)))

@@ -151,8 +151,8 @@ pub struct Ip {
     pub frag_id: u16,
     /// A fragment's offset in its datagram, bytes (0 for the first and for whole datagrams).
     pub frag_offset: u16,
-    /// A fragment's payload length as its header says, bytes.
-    pub frag_len: u16,
+    /// The payload length as the IP header says (a fragment's: its share), bytes.
+    pub payload_len: u16,
     /// The transport header.
     pub transport: Transport,
     /// IPv6: an extension header carries an option no node knows and every node must answer
@@ -162,6 +162,9 @@ pub struct Ip {
     /// Set by the flow table: a TCP segment other than a SYN, or a datagram from a service port,
     /// that belongs to no conversation it follows (the stuff of ACK, RST and reflection floods).
     pub stray: bool,
+    /// Set by the flow table: sent by the responder of a conversation the destination opened
+    /// (an answer, however large or fast: a download is not a flood).
+    pub reply: bool,
 }
 
 /// The transport layer.
@@ -580,10 +583,11 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         fragment,
         frag_id: ip.get_identification(),
         frag_offset: ip.get_fragment_offset().wrapping_mul(8),
-        frag_len: u16::try_from(total_len - header_len).unwrap_or(u16::MAX),
+        payload_len: u16::try_from(total_len - header_len).unwrap_or(u16::MAX),
         transport,
         forcing_option: false,
         stray: false,
+        reply: false,
     })
 }
 
@@ -672,10 +676,11 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         fragment,
         frag_id,
         frag_offset,
-        frag_len: u16::try_from(end.saturating_sub(at)).unwrap_or(u16::MAX),
+        payload_len: u16::try_from(end.saturating_sub(at)).unwrap_or(u16::MAX),
         transport,
         forcing_option,
         stray: false,
+        reply: false,
     })
 }
 

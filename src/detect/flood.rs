@@ -17,6 +17,15 @@ use crate::alert::text::{addr, secs};
 use crate::config::in_range;
 use crate::decode::{tcp_flags, Fragment, Ip, Net, Packet, Transport};
 
+/// ` (12.5 Mbit/s)`: a flood's bit rate over its window.
+fn rate(a: &Alert) -> String {
+    if a.bytes == 0 || a.window_ms == 0 {
+        return String::new();
+    }
+    let mbps = a.bytes as f64 * 8.0 / (a.window_ms as f64 * 1_000.0);
+    format!(" ({mbps:.1} Mbit/s)")
+}
+
 fn describe(a: &Alert, what: &str) -> String {
     let from = match (a.src, a.detail) {
         (Some(s), _) => format!("mostly from {s}"),
@@ -26,10 +35,11 @@ fn describe(a: &Alert, what: &str) -> String {
         _ => "from many sources".into(),
     };
     format!(
-        "{}: {} received {} {what} in {}, {from}",
+        "{}: {} received {} {what}{} in {}, {from}",
         a.detector.name(),
         addr(a.dst),
         a.count,
+        rate(a),
         secs(a.window_ms)
     )
 }
@@ -164,6 +174,8 @@ pub struct FloodSettings {
     pub enabled: bool,
     /// Packets per second above which it fires.
     pub pps: u64,
+    /// Megabits per second (IP bytes) above which it fires too; 0: packets only.
+    pub mbps: u64,
     /// Window length in ms.
     pub window_ms: u64,
 }
@@ -173,6 +185,7 @@ impl FloodSettings {
         FloodSettings {
             enabled: true,
             pps,
+            mbps: 0,
             window_ms: 1_000,
         }
     }
@@ -186,6 +199,10 @@ impl FloodSettings {
             self.pps = in_range(&v, 1, 1 << 40, &format!("detect.{name}.pps"))
                 .map_err(|m| (v.span(), m))? as u64;
         }
+        if let Some(v) = raw.mbps {
+            self.mbps = in_range(&v, 0, 1 << 30, &format!("detect.{name}.mbps"))
+                .map_err(|m| (v.span(), m))? as u64;
+        }
         if let Some(v) = raw.window_ms {
             self.window_ms = in_range(&v, 10, 60_000, &format!("detect.{name}.window_ms"))
                 .map_err(|m| (v.span(), m))? as u64;
@@ -195,8 +212,8 @@ impl FloodSettings {
 
     fn toml(&self, name: &str) -> String {
         format!(
-            "\n[detect.{name}]\nenabled = {}\npps = {}\nwindow_ms = {}\n",
-            self.enabled, self.pps, self.window_ms
+            "\n[detect.{name}]\nenabled = {}\npps = {}\nmbps = {}\nwindow_ms = {}\n",
+            self.enabled, self.pps, self.mbps, self.window_ms
         )
     }
 }
@@ -241,6 +258,7 @@ impl Default for Settings {
 pub struct RawFlood {
     enabled: Option<bool>,
     pps: Option<Spanned<i64>>,
+    mbps: Option<Spanned<i64>>,
     window_ms: Option<Spanned<i64>>,
 }
 
@@ -248,6 +266,7 @@ pub struct RawFlood {
 struct FloodState {
     start_ns: u64,
     count: u64,
+    bytes: u64,
     fired: bool,
     /// Majority-vote candidate for the dominant source, with its vote and exact hits.
     candidate: AddrKey,
@@ -302,6 +321,9 @@ fn kind(ip: &Ip) -> Option<Detector> {
         Transport::Tcp { flags, .. } if ip.stray && flags & tcp_flags::ACK != 0 => {
             Some(Detector::AckFlood)
         }
+        // Answers in the destination's own conversations are no flood, however fast (a
+        // QUIC download, a busy resolver's answers, echo replies to its own pings).
+        _ if ip.reply => None,
         Transport::Udp { .. } if ip.stray => Some(Detector::Reflection),
         Transport::Udp { .. } => Some(Detector::UdpFlood),
         Transport::Icmp { .. } | Transport::Icmpv6 { .. } => Some(Detector::IcmpFlood),
@@ -372,6 +394,8 @@ impl Family for Floods {
             };
         }
         e.count += 1;
+        let header = if ip.src.is_ipv4() { 20 } else { 40 };
+        e.bytes += u64::from(ip.payload_len) + header;
         if e.candidate == src && e.votes > 0 {
             // The dominant source again (a one-source flood's every packet): counted already.
             e.votes += 1;
@@ -400,7 +424,9 @@ impl Family for Floods {
             }
         }
         let limit = fs.pps.saturating_mul(fs.window_ms) / 1_000;
-        if !e.fired && e.count > limit {
+        // Megabits a second to bytes a window: mbps * 10^6 / 8 * window_ms / 1000.
+        let byte_limit = fs.mbps.saturating_mul(125).saturating_mul(fs.window_ms);
+        if !e.fired && (e.count > limit || (fs.mbps > 0 && e.bytes > byte_limit)) {
             e.fired = true;
             let dominant = (e.hits * 2 > e.count).then_some(e.candidate_src).flatten();
             let mut keys = [0; MAX_SOURCES];
@@ -414,6 +440,7 @@ impl Family for Floods {
                     .then(|| ip.transport.ports().map(|p| p.0))
                     .flatten(),
                 count: e.count,
+                bytes: e.bytes,
                 window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
                 detail: if reflection || dominant.is_none() {
                     Detail::Sources {
@@ -508,6 +535,34 @@ mod tests {
             (alerts[0].detector, alerts[0].src),
             (Detector::SynFlood, None)
         );
+    }
+
+    #[test]
+    fn a_byte_rate_fires_where_the_packet_rate_does_not() {
+        let victim = v4(0xc633_6402);
+        // 500 datagrams of 1,400 bytes in a second: 5.7 Mbit/s, far below 8,000 packets.
+        let big: Vec<_> = (0..500u64)
+            .map(|i| {
+                (
+                    1_000_000_000 + i * 2_000_000,
+                    udp_frame(v4(0x0a00_0001), victim, 1024, 9, &[0; 1400]),
+                )
+            })
+            .collect();
+        let mut floods = Floods::new(64, SeededState::random());
+        assert!(run(&mut floods, &Settings::default(), &big).is_empty());
+        let s = Settings {
+            udp: FloodSettings {
+                mbps: 5,
+                ..Settings::default().udp
+            },
+            ..Settings::default()
+        };
+        let mut floods = Floods::new(64, SeededState::random());
+        let alerts = run(&mut floods, &s, &big);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(alerts[0].bytes > 625_000, "{alerts:?}");
+        assert!((UDP_FLOOD.describe)(&alerts[0], "eth0").contains("Mbit/s"));
     }
 
     #[test]

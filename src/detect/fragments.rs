@@ -150,7 +150,10 @@ impl Fragments {
                 ..Datagram::default()
             };
         }
-        let (start, end) = (ip.frag_offset, ip.frag_offset.saturating_add(ip.frag_len));
+        let (start, end) = (
+            ip.frag_offset,
+            ip.frag_offset.saturating_add(ip.payload_len),
+        );
         let n = usize::from(d.len);
         // A retransmitted fragment (the same range) is not an overlap.
         let overlap = d.ranges[..n]

@@ -155,6 +155,8 @@ pub struct Alert {
     pub trigger: Option<FlowTuple>,
     /// How many (ports, hosts, packets) the detector counted.
     pub count: u64,
+    /// IP bytes of the packets counted (floods).
+    pub bytes: u64,
     /// Over how long, in ms.
     pub window_ms: u64,
     /// Repeats of this alert held back since it was last sent.

@@ -924,10 +924,12 @@ mod tests {
         let sums = summaries(&alerts);
         assert_eq!(sums.len(), 1, "{alerts:#?}");
         let sum = sums[0];
-        assert_eq!((sum.dst, sum.dport, sum.count), (None, Some(22), 31));
+        // Hosts are counted in a 65,536-bit hash map: two of 31 share a bit now and then.
+        assert_eq!((sum.dst, sum.dport), (None, Some(22)));
+        assert!((30..=31).contains(&sum.count), "{sum:?}");
         let text = (SCAN_SUMMARY.describe)(sum, "eth0");
         assert!(
-            text.contains("probed 31 hosts on TCP port 22")
+            text.contains(&format!("probed {} hosts on TCP port 22", sum.count))
                 && text.ends_with("answered: 198.51.100.200"),
             "{text}"
         );

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::family::{chatter_destination, Entry, Family, Key, Out, Seen, SpanError};
+use super::prefix::{parse_cidr, PrefixSet};
 use super::record::{Alert, Detail, MAX_SOURCES};
 use super::table::{SeededState, Table};
 use super::{addr_key, AddrKey, Detector};
@@ -167,8 +168,29 @@ fn service_name(port: u16) -> String {
     format!("{name} (UDP port {port})")
 }
 
+/// Thresholds of a group of hosts that legitimately receive more (fastnetmon's hostgroups):
+/// `{ cidrs = [...], pps = N, mbps = M }` in a flood's `hostgroups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostGroup {
+    /// The hosts.
+    pub hosts: PrefixSet,
+    /// Their packet rate.
+    pub pps: u64,
+    /// Their bit rate (0: packets only).
+    pub mbps: u64,
+}
+
+/// A host group as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHostGroup {
+    cidrs: Vec<Spanned<String>>,
+    pps: Spanned<i64>,
+    mbps: Option<Spanned<i64>>,
+}
+
 /// Settings of one rate detector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FloodSettings {
     /// On or off.
     pub enabled: bool,
@@ -178,6 +200,8 @@ pub struct FloodSettings {
     pub mbps: u64,
     /// Window length in ms.
     pub window_ms: u64,
+    /// Hosts with their own thresholds (the first group holding a host applies).
+    pub groups: Vec<HostGroup>,
 }
 
 impl FloodSettings {
@@ -187,7 +211,24 @@ impl FloodSettings {
             pps,
             mbps: 0,
             window_ms: 1_000,
+            groups: Vec::new(),
         }
+    }
+
+    /// The packet and byte limits of one window for `host`.
+    fn limits(&self, host: std::net::IpAddr) -> (u64, u64) {
+        let (pps, mbps) = self
+            .groups
+            .iter()
+            .find(|g| g.hosts.contains(host))
+            .map_or((self.pps, self.mbps), |g| (g.pps, g.mbps));
+        // Megabits a second to bytes a window: mbps * 10^6 / 8 * window_ms / 1000.
+        let bytes = if mbps == 0 {
+            u64::MAX
+        } else {
+            mbps.saturating_mul(125).saturating_mul(self.window_ms)
+        };
+        (pps.saturating_mul(self.window_ms) / 1_000, bytes)
     }
 
     fn configure(&mut self, name: &str, raw: Option<RawFlood>) -> Result<(), SpanError> {
@@ -207,20 +248,66 @@ impl FloodSettings {
             self.window_ms = in_range(&v, 10, 60_000, &format!("detect.{name}.window_ms"))
                 .map_err(|m| (v.span(), m))? as u64;
         }
+        for g in raw.hostgroups.unwrap_or_default() {
+            let mut prefixes = Vec::new();
+            for c in &g.cidrs {
+                prefixes.push(
+                    parse_cidr(c.get_ref())
+                        .map_err(|e| (c.span(), format!("detect.{name}.hostgroups: {e}")))?,
+                );
+            }
+            let pps = in_range(&g.pps, 1, 1 << 40, &format!("detect.{name}.hostgroups.pps"))
+                .map_err(|m| (g.pps.span(), m))? as u64;
+            let mbps = match &g.mbps {
+                Some(v) => in_range(v, 0, 1 << 30, &format!("detect.{name}.hostgroups.mbps"))
+                    .map_err(|m| (v.span(), m))? as u64,
+                None => 0,
+            };
+            self.groups.push(HostGroup {
+                hosts: PrefixSet::new(prefixes),
+                pps,
+                mbps,
+            });
+        }
         Ok(())
+    }
+
+    fn groups_toml(&self) -> String {
+        if self.groups.is_empty() {
+            return String::new();
+        }
+        let groups: Vec<String> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let cidrs: Vec<String> =
+                    g.hosts.cidrs().iter().map(|c| format!("\"{c}\"")).collect();
+                format!(
+                    "{{ cidrs = [{}], pps = {}, mbps = {} }}",
+                    cidrs.join(", "),
+                    g.pps,
+                    g.mbps
+                )
+            })
+            .collect();
+        format!("hostgroups = [{}]\n", groups.join(", "))
     }
 
     fn toml(&self, name: &str) -> String {
         format!(
-            "\n[detect.{name}]\nenabled = {}\npps = {}\nmbps = {}\nwindow_ms = {}\n",
-            self.enabled, self.pps, self.mbps, self.window_ms
+            "\n[detect.{name}]\nenabled = {}\npps = {}\nmbps = {}\nwindow_ms = {}\n{}",
+            self.enabled,
+            self.pps,
+            self.mbps,
+            self.window_ms,
+            self.groups_toml()
         )
     }
 }
 
 /// `[detect.syn-flood]`, `[detect.udp-flood]`, `[detect.icmp-flood]`, `[detect.ack-flood]`,
-/// `[detect.rst-flood]`, `[detect.reflection]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `[detect.rst-flood]`, `[detect.reflection]`, `[detect.frag-flood]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// syn-flood.
     pub syn: FloodSettings,
@@ -260,6 +347,7 @@ pub struct RawFlood {
     pps: Option<Spanned<i64>>,
     mbps: Option<Spanned<i64>>,
     window_ms: Option<Spanned<i64>>,
+    hostgroups: Option<Vec<RawHostGroup>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -268,6 +356,8 @@ struct FloodState {
     count: u64,
     bytes: u64,
     fired: bool,
+    /// The window's limits once its base limit was passed (host groups looked up once).
+    limits: Option<(u64, u64)>,
     /// Majority-vote candidate for the dominant source, with its vote and exact hits.
     candidate: AddrKey,
     candidate_src: Option<std::net::IpAddr>,
@@ -369,17 +459,17 @@ impl Family for Floods {
             return;
         };
         let mut fs = match detector {
-            Detector::SynFlood => s.syn,
-            Detector::UdpFlood => s.udp,
-            Detector::AckFlood => s.ack,
-            Detector::RstFlood => s.rst,
-            Detector::Reflection => s.reflection,
-            Detector::FragFlood => s.frag,
-            _ => s.icmp,
+            Detector::SynFlood => &s.syn,
+            Detector::UdpFlood => &s.udp,
+            Detector::AckFlood => &s.ack,
+            Detector::RstFlood => &s.rst,
+            Detector::Reflection => &s.reflection,
+            Detector::FragFlood => &s.frag,
+            _ => &s.icmp,
         };
         if detector == Detector::Reflection && !fs.enabled {
             // Unasked answers are UDP all the same.
-            (detector, fs) = (Detector::UdpFlood, s.udp);
+            (detector, fs) = (Detector::UdpFlood, &s.udp);
         }
         if !fs.enabled {
             return;
@@ -426,7 +516,15 @@ impl Family for Floods {
         let limit = fs.pps.saturating_mul(fs.window_ms) / 1_000;
         // Megabits a second to bytes a window: mbps * 10^6 / 8 * window_ms / 1000.
         let byte_limit = fs.mbps.saturating_mul(125).saturating_mul(fs.window_ms);
-        if !e.fired && (e.count > limit || (fs.mbps > 0 && e.bytes > byte_limit)) {
+        let over = e.count > limit || (fs.mbps > 0 && e.bytes > byte_limit);
+        if over && !e.fired && !fs.groups.is_empty() {
+            // A host of a group: its own limits, looked up once a window.
+            let (pps, bytes) = *e.limits.get_or_insert_with(|| fs.limits(ip.dst));
+            if e.count <= pps && e.bytes <= bytes {
+                return;
+            }
+        }
+        if !e.fired && over {
             e.fired = true;
             let dominant = (e.hits * 2 > e.count).then_some(e.candidate_src).flatten();
             let mut keys = [0; MAX_SOURCES];
@@ -563,6 +661,35 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert!(alerts[0].bytes > 625_000, "{alerts:?}");
         assert!((UDP_FLOOD.describe)(&alerts[0], "eth0").contains("Mbit/s"));
+    }
+
+    #[test]
+    fn a_host_group_has_its_own_thresholds() {
+        let config = crate::config::Config::parse(
+            "[detect.udp-flood]\nhostgroups = [{ cidrs = [\"198.51.100.0/24\"], pps = 20000 }]\n",
+            std::path::Path::new("scram.toml"),
+        )
+        .unwrap();
+        let s = config.detect.floods;
+        assert_eq!(s.udp.groups.len(), 1);
+        let flood = |victim| -> Vec<(u64, Vec<u8>)> {
+            (0..9_000u64)
+                .map(|i| {
+                    (
+                        1_000_000_000 + i * 100_000,
+                        udp_frame(v4(0x0a00_0001), victim, 1024, 9, b""),
+                    )
+                })
+                .collect()
+        };
+        // 9,000 a second: above the default 8,000, below the group's 20,000.
+        let mut floods = Floods::new(64, SeededState::random());
+        assert!(run(&mut floods, &s, &flood(v4(0xc633_6402))).is_empty());
+        let alerts = run(&mut floods, &s, &flood(v4(0xcb00_7102)));
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        // check-config prints the group back.
+        assert!(Floods::toml(&s)
+            .contains("hostgroups = [{ cidrs = [\"198.51.100.0/24\"], pps = 20000, mbps = 0 }]"));
     }
 
     #[test]

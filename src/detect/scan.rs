@@ -530,28 +530,20 @@ impl Scans {
                 });
             }
             if scan.window.fired() {
+                let scan = *scan;
                 let key = (false, src, dst);
-                let open = self
-                    .incidents
-                    .slot_used(scan.incident, &key, ts)
-                    .filter(|i| i.open);
-                if let Some(inc) = open {
-                    inc.kinds |= 1 << f.probe as u16;
-                    inc.probe(f.dport, ts);
-                } else {
-                    let scan = *scan;
-                    let slot = self.open_incident(
-                        key,
-                        f,
-                        crossed.is_some(),
-                        &scan.window,
-                        |p| p,
-                        &scan.early,
-                    );
+                let slot = self.track(
+                    key,
+                    scan.incident,
+                    f,
+                    crossed.is_some(),
+                    &scan.window,
+                    |p| p,
+                    &scan.early,
+                    f.dport,
+                );
+                if slot != scan.incident {
                     self.scans.entry((src, dst), ts).incident = slot;
-                    if let Some(inc) = self.incidents.slot_used(slot, &key, ts) {
-                        inc.probe(f.dport, ts);
-                    }
                 }
             }
         }
@@ -570,31 +562,53 @@ impl Scans {
                 });
             }
             if sweep.window.fired() {
+                let sweep = *sweep;
                 let key = (true, src, sweep_key(f.dport, f.proto));
-                let open = self
-                    .incidents
-                    .slot_used(sweep.incident, &key, ts)
-                    .filter(|i| i.open);
-                if let Some(inc) = open {
-                    inc.kinds |= 1 << f.probe as u16;
-                    inc.probe(index, ts);
-                } else {
-                    let sweep = *sweep;
-                    let slot = self.open_incident(
-                        key,
-                        f,
-                        crossed.is_some(),
-                        &sweep.window,
-                        |h| h as u16,
-                        &sweep.early,
-                    );
+                let slot = self.track(
+                    key,
+                    sweep.incident,
+                    f,
+                    crossed.is_some(),
+                    &sweep.window,
+                    |h| h as u16,
+                    &sweep.early,
+                    index,
+                );
+                if slot != sweep.incident {
                     self.sweeps.entry((src, f.dport, f.proto), ts).incident = slot;
-                    if let Some(inc) = self.incidents.slot_used(slot, &key, ts) {
-                        inc.probe(index, ts);
-                    }
                 }
             }
         }
+    }
+
+    /// Counts attempt `f` (bit `bit` of its incident's maps) in the open incident of `key`,
+    /// found by `hint` (the slot its scan state kept) or opened now; the incident's slot.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a scan and a sweep differ in their window's item type, its bit and the key"
+    )]
+    fn track<T: Copy + Default + PartialEq>(
+        &mut self,
+        key: IncidentKey,
+        hint: usize,
+        f: &Attempt,
+        crossed: bool,
+        window: &CountWindow<T>,
+        index: impl Fn(T) -> u16,
+        early: &Early,
+        bit: u16,
+    ) -> usize {
+        let ts = f.ts_ns;
+        if let Some(inc) = self.incidents.slot_used(hint, &key, ts).filter(|i| i.open) {
+            inc.kinds |= 1 << f.probe as u16;
+            inc.probe(bit, ts);
+            return hint;
+        }
+        let slot = self.open_incident(key, f, crossed, window, index, early);
+        if let Some(inc) = self.incidents.slot_used(slot, &key, ts) {
+            inc.probe(bit, ts);
+        }
+        slot
     }
 
     /// Opens the incident of `key` (unless it is open) and returns its slot: from the window

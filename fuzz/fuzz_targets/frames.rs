@@ -1,4 +1,5 @@
-//! Any bytes as a frame: decode, route and detect through two pipelines must never panic.
+//! Any bytes as a frame: decode, route, detect and close incidents through two pipelines must
+//! never panic.
 //! The first byte picks the link type and the pipeline.
 #![no_main]
 
@@ -24,6 +25,11 @@ fuzz_target!(|data: &[u8]| {
     p.process(frame, u64::from(sel) * 1_000_000_000, u16::from(sel >> 7), None);
     for p in &mut set.pipelines {
         p.drain();
+        // The clock moves: incidents and storms close, now and then all at once.
+        p.tick(u64::from(sel) * 1_000_000_000);
+        if sel == 0xff {
+            p.tick(u64::MAX);
+        }
     }
     for rx in &mut set.alert_rx {
         while let Ok(a) = rx.pop() {

@@ -374,16 +374,15 @@ impl Pipeline {
         if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
             // One shard plays every role: the destination-keyed families judge the packet
             // themselves, so there is nothing to route.
-            let obs = Observation {
+            self.observe_packet(
                 ts_ns,
                 iface,
-                packet,
-                roles: Roles {
+                &packet,
+                Roles {
                     src: true,
                     dst: true,
                 },
-            };
-            self.observe(&obs);
+            );
             return;
         }
         let (src, dst) = match &packet.net {
@@ -515,24 +514,24 @@ impl Pipeline {
     }
 
     fn observe(&mut self, obs: &Observation) {
+        self.observe_packet(obs.ts_ns, obs.iface, &obs.packet, obs.roles);
+    }
+
+    /// Runs this shard's families of `roles` on `packet` (the one-shard path calls this with
+    /// the packet where it was decoded: no observation is built).
+    #[inline]
+    fn observe_packet(&mut self, ts_ns: u64, iface: u16, packet: &Packet, roles: Roles) {
         // Replay's one shard observes its own packets, so the file's word about the current
         // interface applies; live capture never sets it.
-        let loopback =
-            self.link_loopback || self.interfaces.judged_loopback(obs.iface, &obs.packet);
+        let loopback = self.link_loopback || self.interfaces.judged_loopback(iface, packet);
         let alerts = &mut self.alerts;
         let dropped = &mut self.local.alerts_dropped;
-        self.shard.observe(
-            obs.ts_ns,
-            obs.iface,
-            loopback,
-            &obs.packet,
-            obs.roles,
-            &mut |a| {
+        self.shard
+            .observe(ts_ns, iface, loopback, packet, roles, &mut |a| {
                 if alerts.push(a).is_err() {
                     *dropped += 1;
                 }
-            },
-        );
+            });
     }
 
     fn observe_attempt(&mut self, f: &Attempt, roles: Roles) {

@@ -222,6 +222,15 @@ impl FloodSettings {
             .iter()
             .find(|g| g.hosts.contains(host))
             .map_or((self.pps, self.mbps), |g| (g.pps, g.mbps));
+        self.window_limits(pps, mbps)
+    }
+
+    /// The packet and byte limits of one window, for hosts in no group.
+    fn base_limits(&self) -> (u64, u64) {
+        self.window_limits(self.pps, self.mbps)
+    }
+
+    fn window_limits(&self, pps: u64, mbps: u64) -> (u64, u64) {
         // Megabits a second to bytes a window: mbps * 10^6 / 8 * window_ms / 1000.
         let bytes = if mbps == 0 {
             u64::MAX
@@ -356,8 +365,11 @@ struct FloodState {
     count: u64,
     bytes: u64,
     fired: bool,
-    /// The window's limits once its base limit was passed (host groups looked up once).
-    limits: Option<(u64, u64)>,
+    /// The window's packet and byte limits (set when it opens; a host group's once the base
+    /// ones are passed).
+    limits: (u64, u64),
+    /// The host groups were looked up for this window.
+    grouped: bool,
     /// Majority-vote candidate for the dominant source, with its vote and exact hits.
     candidate: AddrKey,
     candidate_src: Option<std::net::IpAddr>,
@@ -480,6 +492,7 @@ impl Family for Floods {
         if e.start_ns == 0 || ts.saturating_sub(e.start_ns) >= fs.window_ms * 1_000_000 {
             *e = FloodState {
                 start_ns: ts,
+                limits: fs.base_limits(),
                 ..Default::default()
             };
         }
@@ -513,47 +526,45 @@ impl Family for Floods {
                 e.votes -= 1;
             }
         }
-        let limit = fs.pps.saturating_mul(fs.window_ms) / 1_000;
-        // Megabits a second to bytes a window: mbps * 10^6 / 8 * window_ms / 1000.
-        let byte_limit = fs.mbps.saturating_mul(125).saturating_mul(fs.window_ms);
-        let over = e.count > limit || (fs.mbps > 0 && e.bytes > byte_limit);
-        if over && !e.fired && !fs.groups.is_empty() {
-            // A host of a group: its own limits, looked up once a window.
-            let (pps, bytes) = *e.limits.get_or_insert_with(|| fs.limits(ip.dst));
-            if e.count <= pps && e.bytes <= bytes {
+        if e.fired || (e.count <= e.limits.0 && e.bytes <= e.limits.1) {
+            return;
+        }
+        if !e.grouped && !fs.groups.is_empty() {
+            // A host of a group has its own limits, looked up once a window.
+            e.grouped = true;
+            e.limits = fs.limits(ip.dst);
+            if e.count <= e.limits.0 && e.bytes <= e.limits.1 {
                 return;
             }
         }
-        if !e.fired && over {
-            e.fired = true;
-            let dominant = (e.hits * 2 > e.count).then_some(e.candidate_src).flatten();
-            let mut keys = [0; MAX_SOURCES];
-            keys[..LISTED].copy_from_slice(&e.first);
-            let reflection = detector == Detector::Reflection;
-            let alert = Alert {
-                detector,
-                src: dominant,
-                // A reflection names its service; other floods show no ports.
-                sport: reflection
-                    .then(|| ip.transport.ports().map(|p| p.0))
-                    .flatten(),
-                count: e.count,
-                bytes: e.bytes,
-                window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
-                detail: if reflection || dominant.is_none() {
-                    Detail::Sources {
-                        keys: if reflection { keys } else { [0; MAX_SOURCES] },
-                        total: e.distinct(),
-                        mac: [0; 6],
-                        owner: 0,
-                    }
-                } else {
-                    Detail::None
-                },
-                ..seen.base(ip)
-            };
-            out.send(alert);
-        }
+        e.fired = true;
+        let dominant = (e.hits * 2 > e.count).then_some(e.candidate_src).flatten();
+        let mut keys = [0; MAX_SOURCES];
+        keys[..LISTED].copy_from_slice(&e.first);
+        let reflection = detector == Detector::Reflection;
+        let alert = Alert {
+            detector,
+            src: dominant,
+            // A reflection names its service; other floods show no ports.
+            sport: reflection
+                .then(|| ip.transport.ports().map(|p| p.0))
+                .flatten(),
+            count: e.count,
+            bytes: e.bytes,
+            window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
+            detail: if reflection || dominant.is_none() {
+                Detail::Sources {
+                    keys: if reflection { keys } else { [0; MAX_SOURCES] },
+                    total: e.distinct(),
+                    mac: [0; 6],
+                    owner: 0,
+                }
+            } else {
+                Detail::None
+            },
+            ..seen.base(ip)
+        };
+        out.send(alert);
     }
 
     fn evictions(&self) -> u64 {

@@ -116,9 +116,10 @@ pub const REFLECTION: Entry = Entry {
             _ => String::new(),
         };
         format!(
-            "reflection: {} received {} {service} answers it never asked for in {}, from {}{tail}",
+            "reflection: {} received {} {service} answers it never asked for{} in {}, from {}{tail}",
             addr(a.dst),
             a.count,
+            rate(a),
             secs(a.window_ms),
             reflectors.join(", ")
         )

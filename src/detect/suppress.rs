@@ -177,11 +177,6 @@ impl Suppressor {
         }
     }
 
-    /// Storm entries evicted (their held alerts were counted, their record is lost).
-    pub fn storm_evictions(&self) -> u64 {
-        self.storms.evictions()
-    }
-
     /// Calls `f(detector, src, dst, held)` for every key with repeats held back and not yet
     /// reported.
     pub fn held_back(&self, mut f: impl FnMut(Detector, AddrKey, AddrKey, u64)) {

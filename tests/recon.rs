@@ -467,3 +467,33 @@ fn a_live_decoy_scan_is_one_incident_naming_every_source() {
         "{scans:#?}"
     );
 }
+
+#[test]
+fn a_live_fragmented_scan_is_seen_as_the_scan_it_is() {
+    if !common::privileged("live fragmented scan") {
+        return;
+    }
+    // nmap -f cuts every probe into 8-byte fragments; the capture's fanout group reassembles
+    // them (PACKET_FANOUT_FLAG_DEFRAG), so scramd judges the whole SYNs.
+    let live = Live::new("frag-scan", 5, "");
+    live.veth.a.exec(&[
+        "timeout",
+        "60",
+        "nmap",
+        "-n",
+        "-Pn",
+        "-sS",
+        "-f",
+        "--max-retries",
+        "0",
+        "-p",
+        "1-40",
+        "10.77.5.2",
+    ]);
+    let alerts = live.wait_for("portscan", 20);
+    let scan = alerts.iter().find(|a| detector(a) == "portscan").unwrap();
+    assert_eq!(scan["src_ip"], "10.77.5.1", "{scan}");
+    assert_eq!(scan["dest_ip"], "10.77.5.2", "{scan}");
+    let Live { scramd, .. } = live;
+    assert_eq!(scramd.stop().0, 0);
+}

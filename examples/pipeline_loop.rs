@@ -1,8 +1,10 @@
 //! Runs the pipeline over a corpus ROUNDS times (first argument, default 100): the workload
 //! `benches/callgrind.sh` counts instructions of, under valgrind. Second argument: `mixed`
 //! (`craft::mixed_corpus(256)`, default) or `udp64` (64-byte UDP frames from one host to another
-//! with changing source ports, like benches/veth.sh's 64-byte profile).
+//! with changing source ports, like benches/veth.sh's 64-byte profile). Frames go in batches,
+//! as a capture worker hands them over ([`FrameSink::frames`]).
 
+use scram::capture::{Batch, FrameMeta, FrameSink};
 use scram::craft;
 use scram::pipeline::PipelineSet;
 
@@ -30,10 +32,20 @@ fn main() {
     let p = &mut set.pipelines[0];
     let mut ts = 1_795_341_600_000_000_000u64;
     for _ in 0..rounds {
+        let mut batch = Batch::default();
         for f in &corpus {
             ts += 1_000;
-            p.process(f, ts, 0, None);
+            let meta = FrameMeta {
+                ts_ns: ts,
+                ..FrameMeta::EMPTY
+            };
+            if !batch.push(f, &meta) {
+                p.frames(&batch);
+                batch.clear();
+                batch.push(f, &meta);
+            }
         }
+        p.frames(&batch);
         while rx.pop().is_ok() {}
     }
     println!("{}", rounds * corpus.len() as u64);

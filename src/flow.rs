@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use crate::decode::{proto, tcp_flags, Arp, Fragment, Ip, Quote, Transport};
 use crate::detect::family::{chatter_destination, link_local};
-use crate::detect::table::{SeededState, Table};
+use crate::detect::table::{Place, SeededState, Table};
 use crate::detect::{addr_key, key_addr, AddrKey};
 
 /// The protocol field of ARP "flows" in the table (no IP protocol has it: 255 is reserved).
@@ -39,6 +39,9 @@ pub const AMPLIFIERS_HIGH: [u16; 6] = [1900, 3283, 3702, 5353, 10001, 11211];
 
 /// How long an opening may go unanswered before it counts as a failed attempt.
 pub const UNANSWERED_NS: u64 = 3_000_000_000;
+
+/// How many slots ahead of the clock hand its next slot is asked for.
+const HAND_LOOKAHEAD: usize = 4;
 
 /// Slots the clock hand visits when the link is idle.
 const IDLE_SWEEP: usize = 4096;
@@ -283,6 +286,41 @@ impl State {
 /// have the same key.
 type Key = (AddrKey, AddrKey, u16, u16, u8);
 
+/// The table key of a packet's flow (the lower address and its port first, so both directions
+/// share it), and whether the packet's source is the first.
+#[inline(always)]
+fn canonical(ip: &Ip, sport: u16, dport: u16) -> (Key, bool) {
+    let (src, dst) = (addr_key(ip.src), addr_key(ip.dst));
+    let src_first = (src, sport) <= (dst, dport);
+    let key = if src_first {
+        (src, dst, sport, dport, ip.proto)
+    } else {
+        (dst, src, dport, sport, ip.proto)
+    };
+    (key, src_first)
+}
+
+/// The ports [`Flows::observe`] keys the common packets on (TCP, UDP, SCTP, echo), for the
+/// look-ahead; `None` for the rest, which it looks up rarely or not at all.
+#[inline(always)]
+fn lookup_ports(ip: &Ip) -> Option<(u16, u16)> {
+    match ip.transport {
+        Transport::Tcp { sport, dport, .. }
+        | Transport::Udp { sport, dport }
+        | Transport::Sctp { sport, dport } => Some((sport, dport)),
+        Transport::Icmp { ty: 0 | 8, .. } | Transport::Icmpv6 { ty: 128 | 129, .. } => Some((0, 0)),
+        _ => None,
+    }
+}
+
+/// A packet's flow, worked out ahead of time ([`Flows::prepare`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    key: Key,
+    src_first: bool,
+    place: Place,
+}
+
 /// The flow table of one worker.
 #[derive(Debug)]
 pub struct Flows {
@@ -342,6 +380,9 @@ impl Flows {
         while *budget > 0 {
             *budget -= 1;
             self.hand = self.hand.wrapping_add(1);
+            // The hand's next slots are a cache line each: ask for one a few steps ahead.
+            self.table
+                .prefetch_index(self.hand.wrapping_add(HAND_LOOKAHEAD));
             let Some((key, s)) = self.table.slot_mut(self.hand) else {
                 continue;
             };
@@ -378,6 +419,28 @@ impl Flows {
             });
         }
         None
+    }
+
+    /// The flow `ip` belongs to, worked out ahead of [`Flows::observe`] (for TCP, UDP, SCTP and
+    /// echo; `None` for the rest, which `observe` works out itself), with its bucket asked for:
+    /// a look-ahead over a batch of packets, so the lookup finds the line in cache.
+    #[inline(always)]
+    pub fn prepare(&self, ip: &Ip) -> Option<Prepared> {
+        let (sport, dport) = lookup_ports(ip)?;
+        let (key, src_first) = canonical(ip, sport, dport);
+        let place = self.table.place(&key);
+        self.table.prefetch_place(place);
+        Some(Prepared {
+            key,
+            src_first,
+            place,
+        })
+    }
+
+    /// Starts loading the slot of a prepared flow (once its bucket had time to arrive).
+    #[inline(always)]
+    pub fn prefetch_slot(&self, prepared: &Prepared, now_ns: u64) {
+        self.table.prefetch_slot_at(prepared.place, now_ns);
     }
 
     /// Follows one ARP packet: a request opens an attempt to reach the target address, whose
@@ -525,6 +588,7 @@ impl Flows {
         frame: &[u8],
         ts_ns: u64,
         iface: u16,
+        prepared: Option<&Prepared>,
     ) -> Option<Attempt> {
         if let Transport::Icmpv6 { ty: 135 | 136, .. } = ip.transport {
             self.neighbour(ip, mac, ts_ns, iface);
@@ -559,15 +623,23 @@ impl Flows {
             }
             _ => return None,
         };
-        let (src, dst) = (addr_key(ip.src), addr_key(ip.dst));
-        let src_first = (src, sport) <= (dst, dport);
-        let key = if src_first {
-            (src, dst, sport, dport, ip.proto)
-        } else {
-            (dst, src, dport, sport, ip.proto)
+        let Prepared {
+            key,
+            src_first,
+            place,
+        } = match prepared {
+            Some(&p) => p,
+            None => {
+                let (key, src_first) = canonical(ip, sport, dport);
+                Prepared {
+                    key,
+                    src_first,
+                    place: self.table.place(&key),
+                }
+            }
         };
         let sender_is_initiator = |s: &State| s.initiator_first == src_first;
-        if let Some(s) = self.table.get_mut(&key, ts_ns) {
+        if let Some(s) = self.table.get_mut_at(place, &key, ts_ns) {
             if s.stage != Stage::Free {
                 ip.reply = !sender_is_initiator(s);
                 match part {
@@ -639,7 +711,8 @@ impl Flows {
         if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
             return None;
         }
-        *self.table.entry(key, ts_ns) = State::opening(probe, src_first, iface, ts_ns, mac);
+        *self.table.entry_at(place, key, ts_ns) =
+            State::opening(probe, src_first, iface, ts_ns, mac);
         None
     }
 }
@@ -670,7 +743,7 @@ mod tests {
         for (ts, f) in frames {
             let mut p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { continue };
-            out.extend(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0));
+            out.extend(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0, None));
             let mut budget = flows.capacity();
             while let Some(f) = flows.next_unanswered(*ts, &mut budget) {
                 out.push(f);
@@ -767,7 +840,7 @@ mod tests {
         for (ts, f) in &frames[100..] {
             let mut p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { continue };
-            flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0);
+            flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0, None);
         }
         assert_eq!(flows.memory_bytes(), bytes);
         assert!(flows.evictions() >= 10_000 - 1024, "{}", flows.evictions());
@@ -816,7 +889,7 @@ mod tests {
         let mut reply = |frame: Vec<u8>| {
             let mut p = decode_ethernet(&frame, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { panic!() };
-            let _ = flows.observe(ip, [2, 0, 0, 0, 0, 1], &frame, S, 0);
+            let _ = flows.observe(ip, [2, 0, 0, 0, 0, 1], &frame, S, 0, None);
             ip.reply
         };
         assert!(!reply(udp_frame(a, v, 40000, 443, b"q")));
@@ -928,7 +1001,9 @@ mod nd_tests {
         for f in &frames {
             let mut p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { panic!() };
-            assert!(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, 1_000, 0).is_none());
+            assert!(flows
+                .observe(ip, [2, 0, 0, 0, 0, 1], f, 1_000, 0, None)
+                .is_none());
         }
         let mut budget = flows.capacity();
         let mut failed = Vec::new();

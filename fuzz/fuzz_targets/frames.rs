@@ -1,12 +1,14 @@
 //! Any bytes as a frame: decode, route, detect and close incidents through two pipelines must
 //! never panic.
-//! The first byte picks the link type and the pipeline.
+//! The first byte picks the link type and the pipeline, and whether the frame goes alone or in
+//! a batch (with its own first half and itself again: the look-ahead path of live capture).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
+use scram::capture::{Batch, FrameMeta, FrameSink};
 use scram::detect::Settings;
 use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
 
@@ -22,7 +24,17 @@ fuzz_target!(|data: &[u8]| {
     let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null][usize::from((sel >> 1) & 7) % 5];
     let p = &mut set.pipelines[which];
     p.set_link(link, sel & 0x40 != 0);
-    p.process(frame, u64::from(sel) * 1_000_000_000, u16::from(sel >> 7), None);
+    let ts_ns = u64::from(sel) * 1_000_000_000;
+    if sel & 0x10 == 0 {
+        p.process(frame, ts_ns, u16::from(sel >> 7), None);
+    } else {
+        let meta = FrameMeta { ts_ns, iface: u16::from(sel >> 7), ..FrameMeta::EMPTY };
+        let mut batch = Batch::default();
+        for f in [frame, &frame[..frame.len() / 2], frame] {
+            batch.push(f, &meta);
+        }
+        p.frames(&batch);
+    }
     for p in &mut set.pipelines {
         p.drain();
         // The clock moves: incidents and storms close, now and then all at once.

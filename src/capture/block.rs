@@ -109,6 +109,87 @@ pub struct FrameMeta {
     pub rxhash: u32,
 }
 
+impl FrameMeta {
+    /// A frame of nothing (fills the unused places of a [`Batch`]).
+    pub const EMPTY: FrameMeta = FrameMeta {
+        ts_ns: 0,
+        wire_len: 0,
+        cap_len: 0,
+        vlan: None,
+        ifindex: 0,
+        iface: 0,
+        direction: Direction::Other(0),
+        rxhash: 0,
+    };
+}
+
+/// Frames handed to a sink together: up to this many of one block.
+pub const BATCH: usize = 16;
+
+/// Up to [`BATCH`] frames of one block, in ring order, borrowed from the block: what lets a sink
+/// look ahead (start loading the state of every frame, then process them one by one) instead of
+/// waiting for memory at each frame. Fixed in size, on the worker's stack.
+#[derive(Debug)]
+pub struct Batch<'b> {
+    frames: [&'b [u8]; BATCH],
+    metas: [FrameMeta; BATCH],
+    len: usize,
+}
+
+impl Default for Batch<'_> {
+    fn default() -> Self {
+        Batch {
+            frames: [&[]; BATCH],
+            metas: [FrameMeta::EMPTY; BATCH],
+            len: 0,
+        }
+    }
+}
+
+impl<'b> Batch<'b> {
+    /// Adds a frame; false (and nothing added) when the batch is full.
+    #[inline]
+    pub fn push(&mut self, frame: &'b [u8], meta: &FrameMeta) -> bool {
+        if self.len == BATCH {
+            return false;
+        }
+        self.frames[self.len] = frame;
+        self.metas[self.len] = *meta;
+        self.len += 1;
+        true
+    }
+
+    /// Frames held.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it holds no frame.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when it holds [`BATCH`] frames.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == BATCH
+    }
+
+    /// Empties it.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Frame `i` and its ring metadata (`i < len()`).
+    #[inline]
+    pub fn get(&self, i: usize) -> (&'b [u8], &FrameMeta) {
+        (self.frames[i], &self.metas[i])
+    }
+}
+
 /// What was wrong with a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
@@ -170,9 +251,9 @@ pub fn block_seq(block: &[u8]) -> Option<u64> {
 /// Calls `on_frame` for every frame of `block`, in order, and returns how many there were.
 ///
 /// Frames before a malformation are delivered; the error says where the walk stopped.
-pub fn walk_block<F>(block: &[u8], iface: u16, mut on_frame: F) -> Result<u32, BlockError>
+pub fn walk_block<'b, F>(block: &'b [u8], iface: u16, mut on_frame: F) -> Result<u32, BlockError>
 where
-    F: FnMut(&[u8], &FrameMeta),
+    F: FnMut(&'b [u8], &FrameMeta),
 {
     let len = block.len();
     let short = BlockError::Short { len };

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use block::{Direction, FrameMeta, VlanTag};
+pub use block::{Batch, Direction, FrameMeta, VlanTag, BATCH};
 use worker::Worker;
 
 pub use crate::sys::packet::FanoutKind;
@@ -35,6 +35,16 @@ use crate::sys::SyscallError;
 pub trait FrameSink {
     /// One frame and what the ring says about it.
     fn frame(&mut self, frame: &[u8], meta: &FrameMeta);
+
+    /// Up to [`BATCH`] frames of one block, in ring order. The default hands them to
+    /// [`FrameSink::frame`] one by one; a sink may look ahead over the batch first.
+    #[inline]
+    fn frames(&mut self, batch: &Batch<'_>) {
+        for i in 0..batch.len() {
+            let (frame, meta) = batch.get(i);
+            self.frame(frame, meta);
+        }
+    }
 
     /// Called after each block is handed back to the kernel: a place for per-block work
     /// (publishing counters, draining queues) that must not be done per frame.

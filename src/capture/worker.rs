@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::block::walk_block;
-use super::{FrameSink, WorkerCounters};
+use super::{Batch, FrameSink, WorkerCounters};
 use crate::sys::packet::{PacketSocket, Readiness};
 use crate::sys::ring::Ring;
 
@@ -33,10 +33,16 @@ impl Worker {
                 continue;
             };
             let mut bytes = 0u64;
+            let mut batch = Batch::default();
             let result = walk_block(&block, self.iface, |frame, meta| {
                 bytes += u64::from(meta.wire_len);
-                sink.frame(frame, meta);
+                if !batch.push(frame, meta) {
+                    sink.frames(&batch);
+                    batch.clear();
+                    batch.push(frame, meta);
+                }
             });
+            sink.frames(&batch);
             // The block goes back to the kernel as soon as its frames are processed.
             drop(block);
             sink.block_end();

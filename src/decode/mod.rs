@@ -6,21 +6,14 @@
 //! ARP, IPv4 (options skipped; a total length of 0, as TCP segmentation offload leaves it, means
 //! "the captured length"; fragments: ports from first fragments only), IPv6 (extension headers
 //! walked to the transport header), TCP, UDP, SCTP, ICMP, ICMPv6. A first fragment too short to
-//! hold its transport header is a [`Transport::TinyFragment`], not an error. Fields are read through `pnet_packet` views over
-//! the frame's bytes; every length is checked before a view is made or a payload sliced, so any
+//! hold its transport header is a [`Transport::TinyFragment`], not an error. Each header is read
+//! from a fixed-size array taken from the frame once its length is checked (so the reads need
+//! no further checks, and a frame decodes in a few dozen instructions), and the packet path
+//! decodes into a [`Packet`] it owns ([`decode_ethernet_into`]) rather than moving one out. Any
 //! byte pattern yields a [`Packet`] or a [`DecodeError`] naming the layer, the offset and what was
 //! wrong. Never allocates, never copies the frame, never panics.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use pnet_packet::arp::ArpPacket;
-use pnet_packet::ethernet::EthernetPacket;
-use pnet_packet::icmp::IcmpPacket;
-use pnet_packet::icmpv6::Icmpv6Packet;
-use pnet_packet::ipv4::Ipv4Packet;
-use pnet_packet::ipv6::Ipv6Packet;
-use pnet_packet::tcp::TcpPacket;
-use pnet_packet::udp::UdpPacket;
 
 use crate::capture::VlanTag;
 
@@ -87,14 +80,17 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// A packet of nothing: what decoding starts from.
+    pub const EMPTY: Packet = Packet {
+        src_mac: [0; 6],
+        dst_mac: [0; 6],
+        vlans: [None; 2],
+        on_loopback: false,
+        net: Net::Other(0),
+    };
+
     fn new() -> Packet {
-        Packet {
-            src_mac: [0; 6],
-            dst_mac: [0; 6],
-            vlans: [None; 2],
-            on_loopback: false,
-            net: Net::Other(0),
-        }
+        Packet::EMPTY
     }
 }
 
@@ -345,6 +341,8 @@ pub struct DecodeError {
     pub problem: Problem,
 }
 
+#[cold]
+#[inline(never)]
 fn err(layer: Layer, offset: usize, problem: Problem) -> DecodeError {
     DecodeError {
         layer,
@@ -353,18 +351,40 @@ fn err(layer: Layer, offset: usize, problem: Problem) -> DecodeError {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn truncated(layer: Layer, offset: usize, need: usize, have: usize) -> DecodeError {
+    err(layer, offset, Problem::Truncated { need, have })
+}
+
+/// The first `N` bytes of `bytes` as an array (so reading them needs no further bounds checks),
+/// or the error of a `layer` header at `offset` cut short.
+#[inline(always)]
+fn header<const N: usize>(
+    layer: Layer,
+    offset: usize,
+    bytes: &[u8],
+) -> Result<&[u8; N], DecodeError> {
+    bytes
+        .first_chunk::<N>()
+        .ok_or_else(|| truncated(layer, offset, N, bytes.len()))
+}
+
 fn need(layer: Layer, offset: usize, bytes: &[u8], n: usize) -> Result<(), DecodeError> {
     if bytes.len() < n {
-        return Err(err(
-            layer,
-            offset,
-            Problem::Truncated {
-                need: n,
-                have: bytes.len(),
-            },
-        ));
+        return Err(truncated(layer, offset, n, bytes.len()));
     }
     Ok(())
+}
+
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline(always)]
+fn mac_at(b: &[u8], at: usize) -> [u8; 6] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]]
 }
 
 /// Most IPv6 extension headers walked before giving up.
@@ -376,33 +396,40 @@ pub const MAX_VLAN_TAGS: usize = 8;
 
 /// Decodes an Ethernet frame; `ring_tag` is the outer tag the kernel moved into the ring header.
 pub fn decode_ethernet(frame: &[u8], ring_tag: Option<VlanTag>) -> Result<Packet, DecodeError> {
-    need(
-        Layer::Ethernet,
-        0,
-        frame,
-        EthernetPacket::minimum_packet_size(),
-    )?;
-    let eth = EthernetPacket::new(frame).ok_or_else(|| {
-        err(
-            Layer::Ethernet,
-            0,
-            Problem::Truncated {
-                need: 14,
-                have: frame.len(),
-            },
-        )
-    })?;
-    let mut packet = Packet {
-        src_mac: eth.get_source().octets(),
-        dst_mac: eth.get_destination().octets(),
-        ..Packet::new()
+    let mut packet = Packet::new();
+    decode_ethernet_into(frame, ring_tag, &mut packet)?;
+    Ok(packet)
+}
+
+/// [`decode_ethernet`] into a packet the caller owns (the packet path's: nothing is moved).
+/// Every field of `packet` is written.
+#[inline(always)]
+pub fn decode_ethernet_into(
+    frame: &[u8],
+    ring_tag: Option<VlanTag>,
+    packet: &mut Packet,
+) -> Result<(), DecodeError> {
+    let h = header::<14>(Layer::Ethernet, 0, frame)?;
+    packet.dst_mac = mac_at(h, 0);
+    packet.src_mac = mac_at(h, 6);
+    packet.on_loopback = false;
+    let ethertype = be16(h, 12);
+    let tags = match ring_tag {
+        Some(tag) => {
+            packet.vlans = [Some(tag.vid()), None];
+            1
+        }
+        None => {
+            packet.vlans = [None; 2];
+            0
+        }
     };
-    let mut tags = 0;
-    if let Some(tag) = ring_tag {
-        packet.vlans[0] = Some(tag.vid());
-        tags = 1;
+    if ethertype == ethertype::IPV4 && tags == 0 {
+        // The common frame, decoded without the tag loop.
+        packet.net = Net::Ip(decode_ipv4(&frame[14..], 14)?);
+        return Ok(());
     }
-    decode_ethertype(frame, 14, eth.get_ethertype().0, tags, packet)
+    decode_ethertype(frame, 14, ethertype, tags, packet)
 }
 
 /// Follows VLAN tags from `offset`, where a header of `ethertype` starts, then decodes the
@@ -412,22 +439,21 @@ fn decode_ethertype(
     mut offset: usize,
     mut ethertype: u16,
     mut tags: usize,
-    mut packet: Packet,
-) -> Result<Packet, DecodeError> {
+    packet: &mut Packet,
+) -> Result<(), DecodeError> {
     while matches!(
         ethertype,
         ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
     ) {
-        let tag = frame.get(offset..).unwrap_or_default();
-        need(Layer::Vlan, offset, tag, 4)?;
+        let tag = header::<4>(Layer::Vlan, offset, frame.get(offset..).unwrap_or_default())?;
         if tags == MAX_VLAN_TAGS {
             return Err(err(Layer::Vlan, offset, Problem::TooManyTags));
         }
         if let Some(slot) = packet.vlans.get_mut(tags) {
-            *slot = Some(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff);
+            *slot = Some(be16(tag, 0) & 0x0fff);
         }
         tags += 1;
-        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
+        ethertype = be16(tag, 2);
         offset += 4;
     }
     let payload = frame.get(offset..).unwrap_or_default();
@@ -437,7 +463,7 @@ fn decode_ethertype(
         ethertype::ARP => Net::Arp(decode_arp(payload, offset)?),
         other => Net::Other(other),
     };
-    Ok(packet)
+    Ok(())
 }
 
 /// ARPHRD_ETHER, ARPHRD_LOOPBACK: the device types of a cooked capture's header whose address is
@@ -448,29 +474,25 @@ const ARPHRD_LOOPBACK: u16 = 772;
 /// Decodes a Linux cooked capture v1 frame (LINKTYPE_LINUX_SLL, `tcpdump -i any`): packet type,
 /// device type, address length, 8 address bytes, protocol (an EtherType for IP, ARP and VLAN).
 pub fn decode_sll(frame: &[u8]) -> Result<Packet, DecodeError> {
-    need(Layer::Cooked, 0, frame, 16)?;
-    let hatype = u16::from_be_bytes([frame[2], frame[3]]);
-    let addr_len = u16::from_be_bytes([frame[4], frame[5]]);
-    let protocol = u16::from_be_bytes([frame[14], frame[15]]);
-    let packet = cooked_packet(hatype, addr_len, &frame[6..14]);
-    decode_ethertype(frame, 16, protocol, 0, packet)
+    let h = header::<16>(Layer::Cooked, 0, frame)?;
+    let mut packet = cooked_packet(be16(h, 2), be16(h, 4), &h[6..14]);
+    decode_ethertype(frame, 16, be16(h, 14), 0, &mut packet)?;
+    Ok(packet)
 }
 
 /// Decodes a Linux cooked capture v2 frame (LINKTYPE_LINUX_SLL2): protocol, reserved, interface
 /// index, device type, packet type, address length, 8 address bytes.
 pub fn decode_sll2(frame: &[u8]) -> Result<Packet, DecodeError> {
-    need(Layer::Cooked, 0, frame, 20)?;
-    let protocol = u16::from_be_bytes([frame[0], frame[1]]);
-    let hatype = u16::from_be_bytes([frame[8], frame[9]]);
-    let addr_len = u16::from(frame[11]);
-    let packet = cooked_packet(hatype, addr_len, &frame[12..20]);
-    decode_ethertype(frame, 20, protocol, 0, packet)
+    let h = header::<20>(Layer::Cooked, 0, frame)?;
+    let mut packet = cooked_packet(be16(h, 8), u16::from(h[11]), &h[12..20]);
+    decode_ethertype(frame, 20, be16(h, 0), 0, &mut packet)?;
+    Ok(packet)
 }
 
 fn cooked_packet(hatype: u16, addr_len: u16, addr: &[u8]) -> Packet {
     let mut packet = Packet::new();
     if hatype == ARPHRD_ETHER && addr_len == 6 {
-        packet.src_mac.copy_from_slice(&addr[..6]);
+        packet.src_mac = mac_at(addr, 0);
     }
     packet.on_loopback = hatype == ARPHRD_LOOPBACK;
     packet
@@ -480,8 +502,8 @@ fn cooked_packet(hatype: u16, addr_len: u16, addr: &[u8]) -> Packet {
 /// in network order): a 4-byte address family, then the IP packet. AF_INET is 2 everywhere;
 /// AF_INET6 is 10 on Linux, 24, 28 or 30 on the BSDs and macOS.
 pub fn decode_null(frame: &[u8]) -> Result<Packet, DecodeError> {
-    need(Layer::Cooked, 0, frame, 4)?;
-    let le = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    let h = header::<4>(Layer::Cooked, 0, frame)?;
+    let le = u32::from_le_bytes(*h);
     let family = if le & 0xffff_0000 != 0 {
         le.swap_bytes()
     } else {
@@ -493,7 +515,9 @@ pub fn decode_null(frame: &[u8]) -> Result<Packet, DecodeError> {
         // Not an IP family: counted as another protocol (no EtherType stands for it).
         _ => 0,
     };
-    decode_ethertype(frame, 4, ethertype, 0, Packet::new())
+    let mut packet = Packet::new();
+    decode_ethertype(frame, 4, ethertype, 0, &mut packet)?;
+    Ok(packet)
 }
 
 /// Decodes a raw IP packet (pcap link types RAW, IPV4, IPV6), choosing the version from its
@@ -510,54 +534,29 @@ pub fn decode_raw_ip(bytes: &[u8]) -> Result<Packet, DecodeError> {
 }
 
 fn decode_arp(bytes: &[u8], offset: usize) -> Result<Arp, DecodeError> {
-    need(Layer::Arp, offset, bytes, ArpPacket::minimum_packet_size())?;
-    let arp = ArpPacket::new(bytes).ok_or_else(|| {
-        err(
-            Layer::Arp,
-            offset,
-            Problem::Truncated {
-                need: 28,
-                have: bytes.len(),
-            },
-        )
-    })?;
-    if arp.get_hw_addr_len() != 6
-        || arp.get_proto_addr_len() != 4
-        || arp.get_protocol_type().0 != ethertype::IPV4
-    {
+    let h = header::<28>(Layer::Arp, offset, bytes)?;
+    // Hardware type is not checked (any link whose addresses are 6 bytes), as before.
+    if h[4] != 6 || h[5] != 4 || be16(h, 2) != ethertype::IPV4 {
         return Err(err(Layer::Arp, offset, Problem::ArpFormat));
     }
     Ok(Arp {
-        operation: arp.get_operation().0,
-        sender_mac: arp.get_sender_hw_addr().octets(),
-        sender_ip: arp.get_sender_proto_addr(),
-        target_mac: arp.get_target_hw_addr().octets(),
-        target_ip: arp.get_target_proto_addr(),
+        operation: be16(h, 6),
+        sender_mac: mac_at(h, 8),
+        sender_ip: Ipv4Addr::new(h[14], h[15], h[16], h[17]),
+        target_mac: mac_at(h, 18),
+        target_ip: Ipv4Addr::new(h[24], h[25], h[26], h[27]),
     })
 }
 
+#[inline(always)]
 fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
-    need(
-        Layer::Ipv4,
-        offset,
-        bytes,
-        Ipv4Packet::minimum_packet_size(),
-    )?;
-    let ip = Ipv4Packet::new(bytes).ok_or_else(|| {
-        err(
-            Layer::Ipv4,
-            offset,
-            Problem::Truncated {
-                need: 20,
-                have: bytes.len(),
-            },
-        )
-    })?;
-    if ip.get_version() != 4 {
-        return Err(err(Layer::Ipv4, offset, Problem::Version(ip.get_version())));
+    let h = header::<20>(Layer::Ipv4, offset, bytes)?;
+    let version = h[0] >> 4;
+    if version != 4 {
+        return Err(err(Layer::Ipv4, offset, Problem::Version(version)));
     }
-    let header_len = usize::from(ip.get_header_length()) * 4;
-    let total_len = match usize::from(ip.get_total_length()) {
+    let header_len = usize::from(h[0] & 0x0f) * 4;
+    let total_len = match usize::from(be16(h, 2)) {
         // Segmentation offload hands the capture one large segment before the NIC cuts it up.
         0 => bytes.len(),
         n => n,
@@ -568,21 +567,23 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
     // Trailing Ethernet padding is not payload; a capture cut short keeps what it has.
     let end = total_len.min(bytes.len());
     let payload = &bytes[header_len..end];
-    let more_fragments = ip.get_flags() & 0b001 != 0;
-    let fragment = match (ip.get_fragment_offset(), more_fragments) {
+    let flags_offset = be16(h, 6);
+    let more_fragments = flags_offset & 0x2000 != 0;
+    let frag_offset_field = flags_offset & 0x1fff;
+    let fragment = match (frag_offset_field, more_fragments) {
         (0, false) => Fragment::No,
         (0, true) => Fragment::First,
         _ => Fragment::Later,
     };
-    let proto = ip.get_next_level_protocol().0;
+    let proto = h[9];
     let transport = transport_of(fragment, proto, payload, offset + header_len)?;
     Ok(Ip {
-        src: IpAddr::V4(ip.get_source()),
-        dst: IpAddr::V4(ip.get_destination()),
+        src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+        dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
         proto,
         fragment,
-        frag_id: ip.get_identification(),
-        frag_offset: ip.get_fragment_offset().wrapping_mul(8),
+        frag_id: be16(h, 4),
+        frag_offset: frag_offset_field.wrapping_mul(8),
         payload_len: u16::try_from(total_len - header_len).unwrap_or(u16::MAX),
         transport,
         forcing_option: false,
@@ -592,29 +593,17 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
 }
 
 fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
-    need(
-        Layer::Ipv6,
-        offset,
-        bytes,
-        Ipv6Packet::minimum_packet_size(),
-    )?;
-    let ip = Ipv6Packet::new(bytes).ok_or_else(|| {
-        err(
-            Layer::Ipv6,
-            offset,
-            Problem::Truncated {
-                need: 40,
-                have: bytes.len(),
-            },
-        )
-    })?;
-    if ip.get_version() != 6 {
-        return Err(err(Layer::Ipv6, offset, Problem::Version(ip.get_version())));
+    let h = header::<40>(Layer::Ipv6, offset, bytes)?;
+    let version = h[0] >> 4;
+    if version != 6 {
+        return Err(err(Layer::Ipv6, offset, Problem::Version(version)));
     }
-    let src: Ipv6Addr = ip.get_source();
-    let dst: Ipv6Addr = ip.get_destination();
-    let end = (40 + usize::from(ip.get_payload_length())).min(bytes.len());
-    let mut next = ip.get_next_header().0;
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&h[8..24]);
+    let mut dst = [0u8; 16];
+    dst.copy_from_slice(&h[24..40]);
+    let end = (40 + usize::from(be16(h, 4))).min(bytes.len());
+    let mut next = h[6];
     let mut at = 40;
     let mut fragment = Fragment::No;
     let mut frag_id = 0;
@@ -637,11 +626,14 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
             }
             // Fragment header: fixed 8 bytes.
             44 => {
-                let h = bytes.get(at..end).unwrap_or_default();
-                need(Layer::Ipv6Ext, offset + at, h, 8)?;
-                let frag_offset_field = u16::from_be_bytes([h[2], h[3]]) >> 3;
+                let h = header::<8>(
+                    Layer::Ipv6Ext,
+                    offset + at,
+                    bytes.get(at..end).unwrap_or_default(),
+                )?;
+                let frag_offset_field = be16(h, 2) >> 3;
                 let more = h[3] & 1 != 0;
-                frag_id = u16::from_be_bytes([h[4], h[5]]) ^ u16::from_be_bytes([h[6], h[7]]);
+                frag_id = be16(h, 4) ^ be16(h, 6);
                 frag_offset = frag_offset_field.wrapping_mul(8);
                 fragment = match (frag_offset_field, more) {
                     (0, false) => Fragment::No,
@@ -670,8 +662,8 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
     let payload = bytes.get(at..end).unwrap_or_default();
     let transport = transport_of(fragment, next, payload, offset + at)?;
     Ok(Ip {
-        src: IpAddr::V6(src),
-        dst: IpAddr::V6(dst),
+        src: IpAddr::V6(Ipv6Addr::from(src)),
+        dst: IpAddr::V6(Ipv6Addr::from(dst)),
         proto: next,
         fragment,
         frag_id,
@@ -707,6 +699,7 @@ fn forces_answer(options: &[u8]) -> bool {
 
 /// The transport header of an IP payload: none in later fragments; a first fragment too short
 /// for its header is a tiny fragment.
+#[inline(always)]
 fn transport_of(
     fragment: Fragment,
     proto: u8,
@@ -714,24 +707,28 @@ fn transport_of(
     offset: usize,
 ) -> Result<Transport, DecodeError> {
     match fragment {
-        Fragment::Later => Ok(Transport::None),
         Fragment::No => decode_transport(proto, payload, offset),
-        Fragment::First => match decode_transport(proto, payload, offset) {
-            Err(DecodeError {
-                problem: Problem::Truncated { .. },
-                ..
-            }) if matches!(proto, proto::TCP | proto::UDP | proto::SCTP) => {
-                Ok(Transport::TinyFragment {
-                    ports: (payload.len() >= 4).then(|| {
-                        (
-                            u16::from_be_bytes([payload[0], payload[1]]),
-                            u16::from_be_bytes([payload[2], payload[3]]),
-                        )
-                    }),
-                })
-            }
-            other => other,
-        },
+        Fragment::Later => Ok(Transport::None),
+        Fragment::First => first_fragment_transport(proto, payload, offset),
+    }
+}
+
+#[cold]
+fn first_fragment_transport(
+    proto: u8,
+    payload: &[u8],
+    offset: usize,
+) -> Result<Transport, DecodeError> {
+    match decode_transport(proto, payload, offset) {
+        Err(DecodeError {
+            problem: Problem::Truncated { .. },
+            ..
+        }) if matches!(proto, proto::TCP | proto::UDP | proto::SCTP) => {
+            Ok(Transport::TinyFragment {
+                ports: (payload.len() >= 4).then(|| (be16(payload, 0), be16(payload, 2))),
+            })
+        }
+        other => other,
     }
 }
 
@@ -788,97 +785,48 @@ pub fn quoted(body: &[u8]) -> Option<Quote> {
     })
 }
 
+#[inline(always)]
 fn decode_transport(proto: u8, bytes: &[u8], offset: usize) -> Result<Transport, DecodeError> {
     Ok(match proto {
+        proto::UDP => {
+            let h = header::<8>(Layer::Udp, offset, bytes)?;
+            Transport::Udp {
+                sport: be16(h, 0),
+                dport: be16(h, 2),
+            }
+        }
         proto::TCP => {
-            need(Layer::Tcp, offset, bytes, TcpPacket::minimum_packet_size())?;
-            let tcp = TcpPacket::new(bytes).ok_or_else(|| {
-                err(
-                    Layer::Tcp,
-                    offset,
-                    Problem::Truncated {
-                        need: 20,
-                        have: bytes.len(),
-                    },
-                )
-            })?;
-            let data_offset = usize::from(tcp.get_data_offset()) * 4;
+            let h = header::<20>(Layer::Tcp, offset, bytes)?;
+            let data_offset = usize::from(h[12] >> 4) * 4;
             if data_offset < 20 {
                 return Err(err(Layer::Tcp, offset, Problem::HeaderLength(data_offset)));
             }
             Transport::Tcp {
-                sport: tcp.get_source(),
-                dport: tcp.get_destination(),
-                flags: tcp.get_flags(),
-            }
-        }
-        proto::UDP => {
-            need(Layer::Udp, offset, bytes, UdpPacket::minimum_packet_size())?;
-            let udp = UdpPacket::new(bytes).ok_or_else(|| {
-                err(
-                    Layer::Udp,
-                    offset,
-                    Problem::Truncated {
-                        need: 8,
-                        have: bytes.len(),
-                    },
-                )
-            })?;
-            Transport::Udp {
-                sport: udp.get_source(),
-                dport: udp.get_destination(),
+                sport: be16(h, 0),
+                dport: be16(h, 2),
+                flags: h[13],
             }
         }
         proto::SCTP => {
-            need(Layer::Sctp, offset, bytes, 12)?;
+            let h = header::<12>(Layer::Sctp, offset, bytes)?;
             Transport::Sctp {
-                sport: u16::from_be_bytes([bytes[0], bytes[1]]),
-                dport: u16::from_be_bytes([bytes[2], bytes[3]]),
+                sport: be16(h, 0),
+                dport: be16(h, 2),
             }
         }
         proto::ICMP => {
-            need(
-                Layer::Icmp,
-                offset,
-                bytes,
-                IcmpPacket::minimum_packet_size(),
-            )?;
-            let icmp = IcmpPacket::new(bytes).ok_or_else(|| {
-                err(
-                    Layer::Icmp,
-                    offset,
-                    Problem::Truncated {
-                        need: 4,
-                        have: bytes.len(),
-                    },
-                )
-            })?;
+            let h = header::<4>(Layer::Icmp, offset, bytes)?;
             Transport::Icmp {
-                ty: icmp.get_icmp_type().0,
-                code: icmp.get_icmp_code().0,
+                ty: h[0],
+                code: h[1],
                 body: u16::try_from(offset + 8).unwrap_or(u16::MAX),
             }
         }
         proto::ICMPV6 => {
-            need(
-                Layer::Icmpv6,
-                offset,
-                bytes,
-                Icmpv6Packet::minimum_packet_size(),
-            )?;
-            let icmp = Icmpv6Packet::new(bytes).ok_or_else(|| {
-                err(
-                    Layer::Icmpv6,
-                    offset,
-                    Problem::Truncated {
-                        need: 4,
-                        have: bytes.len(),
-                    },
-                )
-            })?;
+            let h = header::<4>(Layer::Icmpv6, offset, bytes)?;
             Transport::Icmpv6 {
-                ty: icmp.get_icmpv6_type().0,
-                code: icmp.get_icmpv6_code().0,
+                ty: h[0],
+                code: h[1],
                 body: u16::try_from(offset + 8).unwrap_or(u16::MAX),
             }
         }

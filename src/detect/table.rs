@@ -27,6 +27,7 @@ impl SeededState {
 
 impl BuildHasher for SeededState {
     type Hasher = SeededHasher;
+    #[inline(always)]
     fn build_hasher(&self) -> SeededHasher {
         SeededHasher { h: self.seed }
     }
@@ -41,6 +42,7 @@ pub struct SeededHasher {
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Hasher for SeededHasher {
+    #[inline(always)]
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut w = [0u8; 8];
@@ -48,25 +50,32 @@ impl Hasher for SeededHasher {
             self.write_u64(u64::from_le_bytes(w));
         }
     }
+    #[inline(always)]
     fn write_u8(&mut self, i: u8) {
         self.write_u64(u64::from(i));
     }
+    #[inline(always)]
     fn write_u16(&mut self, i: u16) {
         self.write_u64(u64::from(i));
     }
+    #[inline(always)]
     fn write_u32(&mut self, i: u32) {
         self.write_u64(u64::from(i));
     }
+    #[inline(always)]
     fn write_u64(&mut self, i: u64) {
         self.h = (self.h ^ i).wrapping_mul(K).rotate_left(29);
     }
+    #[inline(always)]
     fn write_u128(&mut self, i: u128) {
         self.write_u64(i as u64);
         self.write_u64((i >> 64) as u64);
     }
+    #[inline(always)]
     fn write_usize(&mut self, i: usize) {
         self.write_u64(i as u64);
     }
+    #[inline(always)]
     fn finish(&self) -> u64 {
         // murmur3's fmix64: every input bit affects every output bit.
         let mut h = self.h;
@@ -84,18 +93,63 @@ struct Slot<K, V> {
     value: V,
 }
 
+/// A bucket's tags (32 bits of each key's hash, 0 for an empty slot) and last-use stamps, in one
+/// cache line: a lookup reads this line and touches a slot only when its tag matches, and an
+/// insertion picks its victim from the same line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Meta {
+    tags: [u32; WAYS],
+    stamps: [u32; WAYS],
+}
+
+/// A last-use stamp: the time in units of 2^16 ns (about 66 us), wrapping every 3.3 days.
+/// Only its age relative to now matters (the least recently used entry is evicted first).
+#[inline(always)]
+fn stamp(now_ns: u64) -> u32 {
+    (now_ns >> 16) as u32
+}
+
+/// Where a key lives in a [`Table`]: its bucket and tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Place {
+    bucket: usize,
+    tag: u32,
+}
+
+/// The way of `meta`'s bucket a new key takes at stamp `now`: an empty one, or else the one
+/// idle longest.
+#[inline(always)]
+fn victim(meta: &Meta, now: u32) -> usize {
+    let age = |w: usize| {
+        if meta.tags[w] == 0 {
+            u32::MAX
+        } else {
+            now.wrapping_sub(meta.stamps[w])
+        }
+    };
+    let mut pick = 0;
+    let mut oldest = age(0);
+    for w in 1..WAYS {
+        let a = age(w);
+        if a > oldest {
+            (pick, oldest) = (w, a);
+        }
+    }
+    pick
+}
+
 /// The bounded table.
 ///
-/// Each bucket's tags (32 bits of the key's hash, 0 for an empty slot) and last-use stamps live
-/// apart from the slots, so a lookup reads one or two cache lines of tags and touches a slot only
-/// when its tag matches; the stamps are read only to pick a victim on a miss.
+/// Each bucket's tags and stamps live apart from its slots, in a cache line of their own
+/// ([`Meta`]), so a lookup reads that line and then the one slot whose tag matches.
 #[derive(Debug, Clone)]
 pub struct Table<K, V> {
     slots: Box<[Slot<K, V>]>,
-    tags: Box<[u32]>,
-    stamps: Box<[u64]>,
+    meta: Box<[Meta]>,
     /// The slot of the last key looked up: consecutive packets of a flow (or a flood) ask for the
-    /// same key, and then need neither the hash nor the bucket scan.
+    /// same key, and then need neither the hash nor the bucket scan. Once the table holds an
+    /// entry, it is a used slot (slots are replaced, never emptied).
     last: usize,
     mask: usize,
     hasher: SeededState,
@@ -116,8 +170,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
             .collect();
         Table {
             slots,
-            tags: vec![0; slots_n].into_boxed_slice(),
-            stamps: vec![0; slots_n].into_boxed_slice(),
+            meta: vec![Meta::default(); slots_n / WAYS].into_boxed_slice(),
             last: 0,
             mask: slots_n / WAYS - 1,
             hasher,
@@ -126,79 +179,172 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         }
     }
 
-    /// Bucket start and tag of `key`.
-    #[inline]
-    fn locate(&self, key: K) -> (usize, u32) {
+    /// Where `key` lives: computed once, it serves [`Table::prefetch_place`],
+    /// [`Table::prefetch_slot_at`] and [`Table::get_mut_at`] without hashing again.
+    #[inline(always)]
+    pub fn place(&self, key: &K) -> Place {
+        let (bucket, tag) = self.locate(key);
+        Place { bucket, tag }
+    }
+
+    /// Bucket and tag of `key`.
+    #[inline(always)]
+    fn locate(&self, key: &K) -> (usize, u32) {
         let h = self.hasher.hash_one(key);
-        ((h as usize & self.mask) * WAYS, (h >> 32) as u32 | 1)
+        (h as usize & self.mask, (h >> 32) as u32 | 1)
+    }
+
+    /// Is slot `i` in use?
+    #[inline(always)]
+    fn used(&self, i: usize) -> bool {
+        self.meta[(i / WAYS) & self.mask].tags[i % WAYS] != 0
+    }
+
+    /// Marks slot `i` used at `now`.
+    #[inline(always)]
+    fn touch(&mut self, i: usize, now: u64) {
+        let mask = self.mask;
+        self.meta[(i / WAYS) & mask].stamps[i % WAYS] = stamp(now);
+    }
+
+    /// The last slot looked up, if it holds `key`.
+    #[inline(always)]
+    fn last_is(&self, key: &K) -> Option<usize> {
+        let last = self.last;
+        (self.len > 0 && self.slots[last].key == *key).then_some(last)
+    }
+
+    /// The slot of `key` in `bucket`, if present.
+    #[inline(always)]
+    fn find(&self, bucket: usize, tag: u32, key: &K) -> Option<usize> {
+        let meta = &self.meta[bucket];
+        (0..WAYS)
+            .find(|&w| meta.tags[w] == tag && self.slots[bucket * WAYS + w].key == *key)
+            .map(|w| bucket * WAYS + w)
+    }
+
+    /// Asks the processor to start loading the bucket of `place`: a caller that will look its
+    /// key up a little later (after other work) finds the line in cache.
+    #[inline(always)]
+    pub fn prefetch_place(&self, place: Place) {
+        crate::sys::cpu::prefetch(&self.meta[place.bucket & self.mask]);
+    }
+
+    /// Asks the processor to start loading slot `index` (modulo the capacity) and its bucket's
+    /// line: for a sweep that will visit it soon.
+    #[inline(always)]
+    pub fn prefetch_index(&self, index: usize) {
+        let i = index & (self.slots.len() - 1);
+        crate::sys::cpu::prefetch(&self.meta[(i / WAYS) & self.mask]);
+        crate::sys::cpu::prefetch(&self.slots[i]);
+    }
+
+    /// Asks the processor to start loading the slot the key of `place` is in, or the one it
+    /// would take (an empty one, or the one idle longest at `now`). Reads the bucket's line:
+    /// call it after [`Table::prefetch_place`] had time to bring that line in.
+    #[inline(always)]
+    pub fn prefetch_slot_at(&self, place: Place, now: u64) {
+        let bucket = place.bucket & self.mask;
+        let meta = &self.meta[bucket];
+        let way = match meta.tags.iter().position(|&t| t == place.tag) {
+            Some(w) => w,
+            None => victim(meta, stamp(now)),
+        };
+        crate::sys::cpu::prefetch(&self.slots[bucket * WAYS + way]);
     }
 
     /// The entry for `key`, created (with `V::default()`) if absent, evicting the bucket's
-    /// least recently seen entry if the bucket is full. `now` must be non-zero and is recorded
-    /// as the entry's last use.
+    /// least recently seen entry if the bucket is full. `now` is recorded as the entry's last
+    /// use.
     #[inline]
     pub fn entry(&mut self, key: K, now: u64) -> &mut V {
-        let now = now.max(1);
-        let last = self.last;
-        if self.stamps[last] != 0 && self.slots[last].key == key {
-            self.stamps[last] = now;
+        if let Some(last) = self.last_is(&key) {
+            self.touch(last, now);
             return &mut self.slots[last].value;
         }
-        let (bucket, tag) = self.locate(key);
-        let tags = &mut self.tags[bucket..bucket + WAYS];
-        let slots = &mut self.slots[bucket..bucket + WAYS];
-        let stamps = &mut self.stamps[bucket..bucket + WAYS];
-        let found = (0..WAYS).find(|&i| tags[i] == tag && slots[i].key == key);
-        let i = match found {
+        let (bucket, tag) = self.locate(&key);
+        let i = match self.find(bucket, tag, &key) {
             Some(i) => i,
-            None => {
-                // An empty slot (stamp 0) or else the one idle longest.
-                let mut pick = 0;
-                for i in 1..WAYS {
-                    if stamps[i] < stamps[pick] {
-                        pick = i;
-                    }
-                }
-                if stamps[pick] == 0 {
-                    self.len += 1;
-                } else {
-                    self.evictions += 1;
-                }
-                tags[pick] = tag;
-                slots[pick] = Slot {
-                    key,
-                    value: V::default(),
-                };
-                pick
-            }
+            None => self.insert(bucket, tag, key, now),
         };
-        stamps[i] = now;
-        self.last = bucket + i;
-        &mut slots[i].value
+        self.touch(i, now);
+        self.last = i;
+        &mut self.slots[i].value
+    }
+
+    /// Puts `key` in `bucket`: in an empty slot, or else in place of the one idle longest.
+    #[inline]
+    fn insert(&mut self, bucket: usize, tag: u32, key: K, now: u64) -> usize {
+        let meta = &mut self.meta[bucket];
+        let pick = victim(meta, stamp(now));
+        if meta.tags[pick] == 0 {
+            self.len += 1;
+        } else {
+            self.evictions += 1;
+        }
+        meta.tags[pick] = tag;
+        let i = bucket * WAYS + pick;
+        self.slots[i] = Slot {
+            key,
+            value: V::default(),
+        };
+        i
     }
 
     /// The entry for `key`, if present (does not count as a use).
     pub fn get(&self, key: &K) -> Option<&V> {
-        let (bucket, tag) = self.locate(*key);
-        (bucket..bucket + WAYS)
-            .find(|&i| self.tags[i] == tag && self.slots[i].key == *key)
-            .map(|i| &self.slots[i].value)
+        let (bucket, tag) = self.locate(key);
+        self.find(bucket, tag, key).map(|i| &self.slots[i].value)
     }
 
     /// The entry for `key`, if present, for change (counts as a use at `now`).
     #[inline(always)]
     pub fn get_mut(&mut self, key: &K, now: u64) -> Option<&mut V> {
-        let last = self.last;
-        if self.stamps[last] != 0 && self.slots[last].key == *key {
-            self.stamps[last] = now.max(1);
-            return Some(&mut self.slots[last].value);
-        }
-        let (bucket, tag) = self.locate(*key);
-        let i =
-            (bucket..bucket + WAYS).find(|&i| self.tags[i] == tag && self.slots[i].key == *key)?;
-        self.stamps[i] = now.max(1);
-        self.last = i;
+        let i = match self.last_is(key) {
+            Some(last) => last,
+            None => {
+                let (bucket, tag) = self.locate(key);
+                let i = self.find(bucket, tag, key)?;
+                self.last = i;
+                i
+            }
+        };
+        self.touch(i, now);
         Some(&mut self.slots[i].value)
+    }
+
+    /// [`Table::get_mut`] for a key whose place was computed already (`place` must be
+    /// `self.place(key)`).
+    #[inline(always)]
+    pub fn get_mut_at(&mut self, place: Place, key: &K, now: u64) -> Option<&mut V> {
+        let i = match self.last_is(key) {
+            Some(last) => last,
+            None => {
+                let i = self.find(place.bucket & self.mask, place.tag, key)?;
+                self.last = i;
+                i
+            }
+        };
+        self.touch(i, now);
+        Some(&mut self.slots[i].value)
+    }
+
+    /// [`Table::entry`] for a key whose place was computed already (`place` must be
+    /// `self.place(&key)`).
+    #[inline]
+    pub fn entry_at(&mut self, place: Place, key: K, now: u64) -> &mut V {
+        if let Some(last) = self.last_is(&key) {
+            self.touch(last, now);
+            return &mut self.slots[last].value;
+        }
+        let bucket = place.bucket & self.mask;
+        let i = match self.find(bucket, place.tag, &key) {
+            Some(i) => i,
+            None => self.insert(bucket, place.tag, key, now),
+        };
+        self.touch(i, now);
+        self.last = i;
+        &mut self.slots[i].value
     }
 
     /// The slot the last lookup or insertion found (for [`Table::slot_used`]).
@@ -211,10 +357,10 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     #[inline]
     pub fn slot_used(&mut self, index: usize, key: &K, now: u64) -> Option<&mut V> {
         let i = index & (self.slots.len() - 1);
-        if self.stamps[i] == 0 || self.slots[i].key != *key {
+        if !self.used(i) || self.slots[i].key != *key {
             return None;
         }
-        self.stamps[i] = now.max(1);
+        self.touch(i, now);
         Some(&mut self.slots[i].value)
     }
 
@@ -223,7 +369,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     #[inline]
     pub fn slot_mut(&mut self, index: usize) -> Option<(&K, &mut V)> {
         let i = index & (self.slots.len() - 1);
-        if self.stamps[i] == 0 {
+        if !self.used(i) {
             return None;
         }
         let slot = &mut self.slots[i];
@@ -232,13 +378,10 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
 
     /// Visits every entry (for summaries at shutdown).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
-        for (s, _) in self
-            .slots
-            .iter()
-            .zip(self.tags.iter())
-            .filter(|(_, &t)| t != 0)
-        {
-            f(&s.key, &s.value);
+        for (i, s) in self.slots.iter().enumerate() {
+            if self.used(i) {
+                f(&s.key, &s.value);
+            }
         }
     }
 
@@ -262,9 +405,10 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         self.evictions
     }
 
-    /// Bytes held by the slots.
+    /// Bytes held by the slots and their buckets' tags and stamps.
     pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * (std::mem::size_of::<Slot<K, V>>() + 4 + 8)
+        self.slots.len() * std::mem::size_of::<Slot<K, V>>()
+            + self.meta.len() * std::mem::size_of::<Meta>()
     }
 }
 
@@ -302,12 +446,13 @@ mod tests {
     #[test]
     fn evicts_the_least_recently_seen() {
         let mut t: Table<u32, u8> = Table::new(WAYS, SeededState::random());
+        const MS: u64 = 1_000_000;
         for k in 0..WAYS as u32 {
-            *t.entry(k, 10 + u64::from(k)) = 1;
+            *t.entry(k, (10 + u64::from(k)) * MS) = 1;
         }
         // Touch key 0 so key 1 is now the oldest.
-        t.entry(0, 100);
-        t.entry(99, 101);
+        t.entry(0, 100 * MS);
+        t.entry(99, 101 * MS);
         assert!(t.get(&0).is_some());
         assert!(t.get(&1).is_none());
         assert_eq!(t.evictions(), 1);

@@ -6,12 +6,14 @@
 //! - [`ring`]: the memory-mapped receive ring and the hand-over of blocks between kernel and user
 //!   space through each block's status word, with acquire/release atomics.
 //! - [`process`]: fork, for the sandbox self-check.
+//! - [`cpu`]: the cache prefetch hint the detector tables give ahead of a lookup.
 //! - [`fake`]: the seam tests use to answer the set-up calls in place of the kernel.
 //!
 //! Never here: policy. This module opens, maps and asks; what to open and what to do with the
 //! answers is decided by the layers above.
 #![allow(unsafe_code)]
 
+pub mod cpu;
 pub mod fake;
 pub mod packet;
 pub mod process;

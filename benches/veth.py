@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Capture throughput on a veth pair: scramd side by side with tcpdump and netsniff-ng.
+"""Capture throughput on a veth pair: scramd side by side with tcpdump, netsniff-ng and fastnetmon.
 
 Run as root through benches/veth.sh (which builds scramd first). Builds two network namespaces
 joined by a veth pair, drives trafgen at its maximum rate for a fixed time, and measures each
@@ -11,9 +11,21 @@ capture tool under the same load, alternating tools round by round (A B C A B C 
 - RSS: the process's peak resident set (VmHWM)
 
 Profiles: 64-byte frames and a realistic size mix (7:4:1 small/medium/full-size frames, TCP and
-UDP), each with trafgen on one core and on both cores (capture competes for CPU). Prints a table
-of medians and one machine-readable summary line (`SUMMARY {json}`); removes its namespaces and
-files on exit, also on error or Ctrl-C.
+UDP), each with trafgen on one core and on both cores (capture competes for CPU); and 64-byte
+floods from 1, about 1,000, 100,000 and 1,000,000 distinct sources (`src1`, `src1k`, `src100k`,
+`src1m`: every packet misses the caches, and the flow table fills). With trafgen on one core it
+is pinned to CPU 0 and the capture tool to CPU 1 (`taskset`), so each tool has a core to itself.
+
+Tools: `scramd` (built-in defaults: one worker per CPU, every detector on), `scramd-1w` (the same
+with `workers = 1`: as many workers as tcpdump and netsniff-ng have threads reading packets),
+`tcpdump -w /dev/null`, `netsniff-ng --out /dev/null`, and `fastnetmon` (Debian's package:
+AF_PACKET mirror mode, per-host counters for the receiving host, bans, API and usage reports
+off; its count is read from its Prometheus endpoint inside the namespace, and its drops are
+offered minus processed, since it reports none).
+
+Prints a table of medians and one machine-readable summary line (`SUMMARY {json}`); with
+`--plot FILE` also a PNG of CPU per packet against distinct sources (matplotlib). Removes its
+namespaces and files on exit, also on error or Ctrl-C.
 """
 
 import argparse
@@ -49,6 +61,8 @@ def setup():
     cleanup()
     sh("ip", "netns", "add", NS_TX)
     sh("ip", "netns", "add", NS_RX)
+    # fastnetmon's Prometheus endpoint listens on the receiving namespace's own loopback.
+    sh(*in_ns(NS_RX, "ip", "link", "set", "lo", "up"))
     sh("ip", "link", "add", TX, "netns", NS_TX, "type", "veth", "peer", "name", RX, "netns", NS_RX)
     for ns, dev in ((NS_TX, TX), (NS_RX, RX)):
         sh(*in_ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"))
@@ -70,11 +84,34 @@ def rx_packets():
     return int(sh(*in_ns(NS_RX, "cat", f"/sys/class/net/{RX}/statistics/rx_packets")))
 
 
+# Distinct sources of the scaling profiles: one-byte counters of coprime periods in the source
+# address's low bytes, so the address repeats only after the product of the periods.
+SOURCES = {
+    "src1": (),
+    "src1k": (8, 125),
+    "src100k": (16, 25, 251),
+    "src1m": (97, 101, 103),
+}
+
+
+def distinct_sources(kind):
+    n = 1
+    for period in SOURCES[kind]:
+        n *= period
+    return n
+
+
 def trafgen_config(kind, da, sa):
     head = f"eth(da={da}, sa={sa}), ipv4(saddr=198.18.0.1, daddr=198.18.0.2, ttl=64)"
     udp = "udp(sp=dinc(1024, 65000), dp=53)"
     if kind == "64B":
         return "{ %s, %s, fill(0x00, 18) }\n" % (head, udp)
+    if kind in SOURCES:
+        periods = SOURCES[kind]
+        counters = "".join(f", saddr[{4 - len(periods) + i}]=dinc(0, {p - 1})"
+                           for i, p in enumerate(periods))
+        src = f"eth(da={da}, sa={sa}), ipv4(saddr=10.0.0.1, daddr=198.18.0.2, ttl=64{counters})"
+        return "{ %s, udp(sp=4444, dp=53), fill(0x00, 18) }\n" % src
     small_tcp = "tcp(sp=dinc(1024, 65000), dp=443, ack)"
     data_tcp = "tcp(sp=dinc(1024, 65000), dp=443, ack, psh)"
     frames = (
@@ -105,19 +142,86 @@ def peak_rss_kib(pid):
     return 0
 
 
+FASTNETMON_CONF = """\
+logging_level = info
+logging_local_syslog_logging = off
+logging_remote_syslog_logging = off
+disable_usage_report = on
+enable_ban = off
+enable_ban_ipv6 = off
+process_incoming_traffic = on
+process_outgoing_traffic = on
+networks_list_path = {dir}/networks_list
+white_list_path = {dir}/networks_whitelist
+check_period = 1
+enable_connection_tracking = on
+ban_for_pps = on
+ban_for_bandwidth = on
+threshold_pps = 20000
+threshold_mbps = 1000
+mirror_afpacket = on
+mirror_af_packet_custom_sampling_rate = 1
+mirror_af_packet_fanout_mode = cpu
+interfaces = {iface}
+average_calculation_time = 5
+speed_calculation_delay = 1
+pid_path = {dir}/fastnetmon.pid
+cli_stats_file_path = {dir}/fastnetmon.dat
+cli_stats_ipv6_file_path = {dir}/fastnetmon_ipv6.dat
+enable_api = off
+monitor_local_ip_addresses = off
+prometheus = on
+prometheus_host = 127.0.0.1
+prometheus_port = 9209
+"""
+
+
+def fastnetmon_processed():
+    """Packets fastnetmon processed, from its Prometheus endpoint (loopback of the namespace)."""
+    text = sh(*in_ns(NS_RX, "python3", "-c",
+                     "import urllib.request; print(urllib.request.urlopen("
+                     "'http://127.0.0.1:9209/metrics', timeout=5).read().decode())"))
+    m = re.search(r"^fastnetmon_total_simple_packets_processed (\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def pinned(cpus, cmd):
+    """With trafgen alone on CPU 0, the capture tool gets CPU 1 to itself."""
+    return ["taskset", "-c", "1", *cmd] if cpus == 1 and os.cpu_count() > 1 else cmd
+
+
 class Tool:
     """One capture tool: how to start it, when it is ready, and what it reports at exit."""
 
-    def __init__(self, name, scramd, workdir, config=None):
+    def __init__(self, name, scramd, workdir, config=None, cpus=1):
         self.name, self.scramd, self.workdir, self.config = name, scramd, workdir, config
+        self.cpus = cpus
 
     def start(self):
         self.log = open(os.path.join(self.workdir, f"{self.name}.log"), "w+")
-        if self.name == "scramd":
+        if self.name.startswith("scramd"):
             cmd = [self.scramd, "run", "--iface", RX]
-            if self.config:
-                cmd += ["--config", self.config]
+            config = self.config
+            if self.name == "scramd-1w":
+                config = os.path.join(self.workdir, "scram-1w.toml")
+                with open(config, "w") as f:
+                    if self.config:
+                        with open(self.config) as base:
+                            f.write(base.read())
+                    f.write("\n[capture]\nworkers = 1\n")
+            if config:
+                cmd += ["--config", config]
             env = dict(os.environ, SCRAM_LOG_TARGET="stderr")
+        elif self.name == "fastnetmon":
+            conf = os.path.join(self.workdir, "fastnetmon.conf")
+            with open(conf, "w") as f:
+                f.write(FASTNETMON_CONF.format(dir=self.workdir, iface=RX))
+            with open(os.path.join(self.workdir, "networks_list"), "w") as f:
+                f.write("198.18.0.2/32\n")
+            open(os.path.join(self.workdir, "networks_whitelist"), "w").close()
+            cmd = ["fastnetmon", "--configuration_file", conf, "--log_to_console",
+                   "--disable_pid_logic"]
+            env = None
         elif self.name == "tcpdump":
             cmd = ["tcpdump", "-i", RX, "-n", "-w", "/dev/null"]
             env = None
@@ -126,10 +230,12 @@ class Tool:
             env = None
         # netsniff-ng reports on stdout, the others on stderr; scramd's alerts (stdout) are
         # discarded.
-        out = subprocess.DEVNULL if self.name == "scramd" else self.log
-        self.proc = subprocess.Popen(in_ns(NS_RX, *cmd), stdout=out, stderr=self.log, env=env)
-        ready = {"scramd": "capturing on", "tcpdump": "listening on",
-                 "netsniff-ng": "Running"}[self.name]
+        out = subprocess.DEVNULL if self.name.startswith("scramd") else self.log
+        self.proc = subprocess.Popen(in_ns(NS_RX, *pinned(self.cpus, cmd)), stdout=out,
+                                     stderr=self.log, env=env)
+        ready = {"scramd": "capturing on", "scramd-1w": "capturing on",
+                 "tcpdump": "listening on", "netsniff-ng": "Running",
+                 "fastnetmon": "Start AF_PACKET worker process"}[self.name]
         deadline = time.time() + 15
         while time.time() < deadline:
             self.log.seek(0)
@@ -142,8 +248,9 @@ class Tool:
         self.log.seek(0)
         raise RuntimeError(f"{self.name} did not start: {self.log.read()}")
 
-    def stop(self):
-        sig = signal.SIGTERM if self.name == "scramd" else signal.SIGINT
+    def stop(self, offered):
+        processed = fastnetmon_processed() if self.name == "fastnetmon" else 0
+        sig = signal.SIGTERM if self.name.startswith(("scramd", "fastnetmon")) else signal.SIGINT
         self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout=15)
@@ -153,7 +260,9 @@ class Tool:
         self.log.seek(0)
         text = self.log.read()
         self.log.close()
-        if self.name == "scramd":
+        if self.name == "fastnetmon":
+            return (processed, max(offered - processed, 0))
+        if self.name.startswith("scramd"):
             m = re.search(r"final counters %s: (\d+) frames.*?(\d+) kernel drops" % RX, text)
         elif self.name == "tcpdump":
             c = re.search(r"(\d+) packets captured", text)
@@ -175,9 +284,12 @@ def measure(tool, conf, cpus, seconds):
     STARTED.append(tool.proc)
     pid = tool.proc.pid
     before_rx, before_cpu = rx_packets(), cpu_ns(pid)
+    trafgen = ["trafgen", "--dev", TX, "--conf", conf, "--cpus", str(cpus), "--no-sock-mem",
+               "--notouch-irq", "-S", "4MiB"]
+    if cpus == 1:
+        trafgen = ["taskset", "-c", "0", *trafgen]
     gen = subprocess.run(
-        in_ns(NS_TX, "timeout", "-s", "INT", str(seconds), "trafgen", "--dev", TX, "--conf", conf,
-              "--cpus", str(cpus), "--no-sock-mem", "--notouch-irq", "-S", "4MiB"),
+        in_ns(NS_TX, "timeout", "-s", "INT", str(seconds), *trafgen),
         capture_output=True, text=True)
     if gen.returncode not in (0, 124, 130):
         raise RuntimeError(f"trafgen: {gen.stderr.strip()}")
@@ -185,7 +297,7 @@ def measure(tool, conf, cpus, seconds):
     offered = rx_packets() - before_rx
     cpu = cpu_ns(pid) - before_cpu
     rss = peak_rss_kib(pid)
-    captured, drops = tool.stop()
+    captured, drops = tool.stop(offered)
     return {"offered": offered, "captured": captured, "drops": drops, "cpu_ns": cpu,
             "rss_kib": rss, "seconds": seconds}
 
@@ -195,10 +307,11 @@ def main():
     p.add_argument("--scramd", required=True)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=int, default=5)
-    p.add_argument("--tools", default="scramd,tcpdump,netsniff-ng")
+    p.add_argument("--tools", default="scramd,scramd-1w,tcpdump,netsniff-ng,fastnetmon")
     p.add_argument("--profiles", default="64B,mix")
     p.add_argument("--cpus", default="1,2", help="trafgen cores per profile")
     p.add_argument("--scramd-config", help="a scram.toml for scramd (default: built-in defaults)")
+    p.add_argument("--plot", help="write a PNG of CPU per packet against distinct sources")
     a = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("veth bench: run as root (namespaces, veth, AF_PACKET)")
@@ -215,8 +328,8 @@ def main():
             for cpus in [int(c) for c in a.cpus.split(",")]:
                 for r in range(a.rounds):
                     for name in tools:
-                        m = measure(Tool(name, a.scramd, workdir, a.scramd_config), conf, cpus,
-                                    a.seconds)
+                        m = measure(Tool(name, a.scramd, workdir, a.scramd_config, cpus), conf,
+                                    cpus, a.seconds)
                         results.setdefault((kind, cpus, name), []).append(m)
                         print(f"  round {r + 1}/{a.rounds} {kind} trafgen x{cpus} {name}: "
                               f"{m['offered']} offered, {m['captured']} captured, "
@@ -242,29 +355,64 @@ def main():
                "kernel_drops": int(med("drops")),
                "cpu_s_per_mpkt": round(per_m, 4),
                "peak_rss_mib": round(med("rss_kib") / 1024, 1)}
+        if kind in SOURCES:
+            row["distinct_sources"] = distinct_sources(kind)
         rows.append(row)
+    peers_of = ("tcpdump", "netsniff-ng", "fastnetmon")
     for row in rows:
         peers = {r["tool"]: r for r in rows
                  if r["profile"] == row["profile"] and r["trafgen_cpus"] == row["trafgen_cpus"]}
-        if row["tool"] == "scramd":
-            for peer in ("tcpdump", "netsniff-ng"):
+        if row["tool"].startswith("scramd"):
+            for peer in peers_of:
                 if peer in peers and peers[peer]["cpu_s_per_mpkt"] > 0:
                     row[f"cpu_vs_{peer}"] = round(
                         row["cpu_s_per_mpkt"] / peers[peer]["cpu_s_per_mpkt"], 2)
         summary.append(row)
 
     hdr = ("profile", "trafgen", "tool", "offered pps", "captured pps", "drops",
-           "CPU s/Mpkt", "peak RSS MiB", "CPU vs tcpdump", "CPU vs netsniff-ng")
+           "CPU s/Mpkt", "peak RSS MiB") + tuple(f"CPU vs {p}" for p in peers_of)
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for r in rows:
+        ratios = " | ".join(str(r.get(f"cpu_vs_{p}", "")) for p in peers_of)
         print(f"| {r['profile']} | {r['trafgen_cpus']} core(s) | {r['tool']} | "
               f"{r['offered_pps']:,} | {r['captured_pps']:,} | {r['kernel_drops']:,} | "
-              f"{r['cpu_s_per_mpkt']} | {r['peak_rss_mib']} | "
-              f"{r.get('cpu_vs_tcpdump', '')} | {r.get('cpu_vs_netsniff-ng', '')} |")
+              f"{r['cpu_s_per_mpkt']} | {r['peak_rss_mib']} | {ratios} |")
+    if a.plot:
+        plot(rows, a.plot)
     print("SUMMARY " + json.dumps({
         "date": datetime.date.today().isoformat(), "kernel": platform.release(),
         "cpus": os.cpu_count(), "seconds": a.seconds, "rounds": a.rounds, "results": summary}))
+
+
+def plot(rows, path):
+    """CPU per packet (and peak RSS) against distinct sources, one line per tool."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scaling = [r for r in rows if "distinct_sources" in r and r["trafgen_cpus"] == 1]
+    if not scaling:
+        sys.exit("--plot: no src* profile was measured with trafgen on one core")
+    fig, (cpu, rss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for tool in sorted({r["tool"] for r in scaling}):
+        pts = sorted((r["distinct_sources"], r["cpu_s_per_mpkt"] * 1000, r["peak_rss_mib"])
+                     for r in scaling if r["tool"] == tool)
+        xs = [p[0] for p in pts]
+        cpu.plot(xs, [p[1] for p in pts], marker="o", label=tool)
+        rss.plot(xs, [p[2] for p in pts], marker="o", label=tool)
+    for ax, label in ((cpu, "CPU ns per packet (median)"), (rss, "peak RSS, MiB")):
+        ax.set_xscale("log")
+        ax.set_xlabel("distinct sources in a 64-byte UDP flood")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_ylim(bottom=0)
+    cpu.legend()
+    fig.suptitle(f"veth, trafgen on CPU 0, tool on CPU 1 ({platform.release()}, "
+                 f"{datetime.date.today().isoformat()})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

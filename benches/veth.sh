@@ -9,4 +9,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
-exec python3 benches/veth.py --scramd "$PWD/target/release/scramd" "$@"
+# Debian's python3 (python3-matplotlib draws the scaling plot), whatever else is on PATH.
+exec /usr/bin/python3 benches/veth.py --scramd "$PWD/target/release/scramd" "$@"

@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # What the build and the tests need from Debian: ip/netns/veth (iproute2), setpriv (util-linux),
 # capsh (libcap2-bin), systemd (the lab boots it as PID 1; systemd-analyze, sysusers), nft, ping and
 # python3 (the response tests look at the table and probe it), trafgen (netsniff-ng) and tcpdump
-# for benchmarks, arp-scan (a live host-discovery test runs the real tool).
-PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng valgrind arp-scan nmap thc-ipv6)
+# for benchmarks, fastnetmon (a benchmark peer) and python3-matplotlib (the scaling plot),
+# arp-scan (a live host-discovery test runs the real tool).
+PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6)
 
 deps() {
   local missing=()
@@ -24,7 +25,22 @@ deps() {
       exit 1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # fastnetmon is only a benchmark peer, run by the bench in a namespace: its package must not
+    # start its service (which would watch the host's interfaces) while installing.
+    local policy=/usr/sbin/policy-rc.d
+    local had_policy=0
+    [ -e "$policy" ] && had_policy=1
+    if [ $had_policy -eq 0 ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy"
+      chmod +x "$policy"
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    [ $had_policy -eq 1 ] || rm -f "$policy"
+    [ $rc -eq 0 ] || exit $rc
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now fastnetmon.service >/dev/null 2>&1 || true
+    fi
   fi
   # The unprivileged user scramd switches to when started as root (as the package creates it).
   if ! getent passwd scram >/dev/null && [ "$(id -u)" -eq 0 ]; then

@@ -1,5 +1,6 @@
-//! The veth benchmark still runs: one short round per tool (debug scramd, so no timing is read
-//! into it), a table and a parseable SUMMARY line, and its namespaces gone afterwards.
+//! The veth benchmark still runs: one short round per tool, fastnetmon included (debug scramd, so
+//! no timing is read into it), a scaling profile, a table, a parseable SUMMARY line and the plot,
+//! and its namespaces gone afterwards.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -15,7 +16,9 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
         return;
     }
     common::scram_user();
-    let out = std::process::Command::new("python3")
+    let plot = std::env::temp_dir().join(format!("scram-bench-plot-{}.png", std::process::id()));
+    // Debian's python3, where python3-matplotlib is installed (as benches/veth.sh runs it).
+    let out = std::process::Command::new("/usr/bin/python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/veth.py"))
         .args(["--scramd", env!("CARGO_BIN_EXE_scramd")])
         .args([
@@ -24,32 +27,51 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
             "--seconds",
             "1",
             "--profiles",
-            "64B",
+            "64B,src1k",
             "--cpus",
             "1",
+            "--plot",
         ])
+        .arg(&plot)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
-    for tool in ["scramd", "tcpdump", "netsniff-ng"] {
-        assert!(
-            stdout.contains(&format!("| 64B | 1 core(s) | {tool} |")),
-            "{stdout}"
-        );
+    let tools = [
+        "scramd",
+        "scramd-1w",
+        "tcpdump",
+        "netsniff-ng",
+        "fastnetmon",
+    ];
+    for profile in ["64B", "src1k"] {
+        for tool in tools {
+            assert!(
+                stdout.contains(&format!("| {profile} | 1 core(s) | {tool} |")),
+                "{stdout}"
+            );
+        }
     }
+    let png = std::fs::read(&plot).unwrap();
+    std::fs::remove_file(&plot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     let summary = stdout
         .lines()
         .find_map(|l| l.strip_prefix("SUMMARY "))
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(summary).unwrap();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3, "{summary}");
+    assert_eq!(results.len(), 2 * tools.len(), "{summary}");
     for r in results {
         assert!(r["captured_pps"].as_u64().unwrap() > 0, "{r}");
         assert!(r["cpu_s_per_mpkt"].as_f64().unwrap() > 0.0, "{r}");
+        if r["tool"] == "scramd" {
+            assert!(r["cpu_vs_fastnetmon"].as_f64().unwrap() > 0.0, "{r}");
+        }
     }
+    let scaling = results.iter().find(|r| r["profile"] == "src1k").unwrap();
+    assert_eq!(scaling["distinct_sources"], 1000, "{scaling}");
     let netns = common::sh(&["ip", "netns", "list"]);
     assert!(
         !String::from_utf8_lossy(&netns.stdout).contains("scram-bench"),

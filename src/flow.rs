@@ -267,6 +267,15 @@ impl State {
         }
     }
 
+    /// An attempt that counts as failed now: still opening, of a kind that fails unanswered,
+    /// and older than [`UNANSWERED_NS`] (or any age at the end of a capture).
+    #[inline(always)]
+    fn due(&self, now_ns: u64, end: bool) -> bool {
+        self.stage == Stage::Opening
+            && self.probe.fails_unanswered()
+            && (end || self.age_ns(now_ns) >= UNANSWERED_NS)
+    }
+
     /// Its age at `now_ns`, in ns to the µs: exact for flows younger than 71 minutes (the
     /// clock hand visits every flow far more often; one it missed that long is misjudged for
     /// a turn, never reported before its time is up).
@@ -369,13 +378,32 @@ impl Flows {
         self.next_open(now_ns, budget, false)
     }
 
+    /// Moves the clock hand one slot (what each packet pays): the attempt found there
+    /// unanswered at `now_ns`, if any. The common case, a slot with nothing due, is decided
+    /// here; building the attempt is left to the cold path.
+    #[inline(always)]
+    pub fn step(&mut self, now_ns: u64) -> Option<Attempt> {
+        let next = self.hand.wrapping_add(1);
+        self.table.prefetch_index(next.wrapping_add(HAND_LOOKAHEAD));
+        let due = self
+            .table
+            .slot_mut(next)
+            .is_some_and(|(_, s)| s.due(now_ns, false));
+        if !due {
+            self.hand = next;
+            return None;
+        }
+        self.next_open(now_ns, &mut 1, false)
+    }
+
     /// As [`Flows::next_unanswered`], but every attempt still open counts, as failed 3 s after
     /// it was made: the end of a capture file whose last packet came at `latest_ns`.
     pub fn next_at_end(&mut self, latest_ns: u64, budget: &mut usize) -> Option<Attempt> {
         self.next_open(latest_ns, budget, true)
     }
 
-    #[inline]
+    #[cold]
+    #[inline(never)]
     fn next_open(&mut self, now_ns: u64, budget: &mut usize, end: bool) -> Option<Attempt> {
         while *budget > 0 {
             *budget -= 1;
@@ -386,10 +414,7 @@ impl Flows {
             let Some((key, s)) = self.table.slot_mut(self.hand) else {
                 continue;
             };
-            if s.stage != Stage::Opening
-                || !s.probe.fails_unanswered()
-                || (!end && s.age_ns(now_ns) < UNANSWERED_NS)
-            {
+            if !s.due(now_ns, end) {
                 continue;
             }
             s.stage = Stage::Done;
@@ -623,23 +648,22 @@ impl Flows {
             }
             _ => return None,
         };
-        let Prepared {
-            key,
-            src_first,
-            place,
-        } = match prepared {
-            Some(&p) => p,
+        let computed;
+        let flow = match prepared {
+            Some(p) => p,
             None => {
                 let (key, src_first) = canonical(ip, sport, dport);
-                Prepared {
+                computed = Prepared {
                     key,
                     src_first,
                     place: self.table.place(&key),
-                }
+                };
+                &computed
             }
         };
+        let src_first = flow.src_first;
         let sender_is_initiator = |s: &State| s.initiator_first == src_first;
-        if let Some(s) = self.table.get_mut_at(place, &key, ts_ns) {
+        if let Some(s) = self.table.get_mut_at(flow.place, &flow.key, ts_ns) {
             if s.stage != Stage::Free {
                 ip.reply = !sender_is_initiator(s);
                 match part {
@@ -711,7 +735,7 @@ impl Flows {
         if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
             return None;
         }
-        *self.table.entry_at(place, key, ts_ns) =
+        *self.table.entry_at(flow.place, flow.key, ts_ns) =
             State::opening(probe, src_first, iface, ts_ns, mac);
         None
     }

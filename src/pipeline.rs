@@ -394,7 +394,7 @@ impl Pipeline {
             Net::Arp(arp) => self.flows.observe_arp(arp, ts_ns, iface),
             Net::Other(_) => {}
         }
-        if let Some(f) = self.flows.next_unanswered(ts_ns, &mut 1) {
+        if let Some(f) = self.flows.step(ts_ns) {
             self.attempted(f);
         }
         if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
@@ -692,6 +692,10 @@ impl FrameSink for Pipeline {
         let mut packets = [Packet::EMPTY; BATCH];
         let mut decoded = [false; BATCH];
         let mut flows: [Option<Prepared>; BATCH] = [None; BATCH];
+        // The frames were written by the kernel on another core: ask for their headers first.
+        for i in 0..n {
+            crate::sys::cpu::prefetch(batch.get(i).0);
+        }
         for i in 0..n {
             let (frame, meta) = batch.get(i);
             decoded[i] = self.decode(frame, meta.vlan, &mut packets[i]);

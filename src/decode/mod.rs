@@ -576,7 +576,19 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         _ => Fragment::Later,
     };
     let proto = h[9];
-    let transport = transport_of(fragment, proto, payload, offset + header_len)?;
+    // UDP and TCP, whole and long enough, without the general path's error plumbing.
+    let transport = match (fragment, proto, payload.first_chunk::<20>()) {
+        (Fragment::No, proto::UDP, _) if payload.len() >= 8 => Transport::Udp {
+            sport: be16(payload, 0),
+            dport: be16(payload, 2),
+        },
+        (Fragment::No, proto::TCP, Some(t)) if t[12] >> 4 >= 5 => Transport::Tcp {
+            sport: be16(t, 0),
+            dport: be16(t, 2),
+            flags: t[13],
+        },
+        _ => transport_of(fragment, proto, payload, offset + header_len)?,
+    };
     Ok(Ip {
         src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
         dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),

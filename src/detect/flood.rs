@@ -363,6 +363,8 @@ pub struct RawFlood {
 #[derive(Debug, Clone, Copy, Default)]
 struct FloodState {
     start_ns: u64,
+    /// When the window closes (0: never opened).
+    end_ns: u64,
     count: u64,
     bytes: u64,
     fired: bool,
@@ -465,12 +467,12 @@ impl Family for Floods {
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
         let Some(ip) = seen.ip() else { return };
-        if chatter_destination(ip.dst) {
-            return;
-        }
         let Some(mut detector) = kind(ip) else {
             return;
         };
+        if chatter_destination(ip.dst) {
+            return;
+        }
         let mut fs = match detector {
             Detector::SynFlood => &s.syn,
             Detector::UdpFlood => &s.udp,
@@ -490,9 +492,12 @@ impl Family for Floods {
         let ts = seen.ts_ns;
         let src = addr_key(ip.src);
         let e = self.table.entry((addr_key(ip.dst), detector as u8), ts);
-        if e.start_ns == 0 || ts.saturating_sub(e.start_ns) >= fs.window_ms * 1_000_000 {
+        if ts >= e.end_ns {
             *e = FloodState {
                 start_ns: ts,
+                end_ns: ts
+                    .saturating_add(fs.window_ms.saturating_mul(1_000_000))
+                    .max(1),
                 limits: fs.base_limits(),
                 ..Default::default()
             };

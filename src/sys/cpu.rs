@@ -3,11 +3,11 @@
 /// Starts loading the cache line holding `at` into the first-level cache: a hint that changes
 /// no result, for code that will read `at` a little later, after other work.
 #[inline(always)]
-pub fn prefetch<T>(at: &T) {
+pub fn prefetch<T: ?Sized>(at: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `prefetcht0` is part of SSE, which every x86_64 processor has (the target's
-    // baseline); it reads nothing architecturally and cannot fault, and `at` is a valid
-    // reference in any case.
+    // baseline); it reads nothing architecturally and cannot fault, whatever the address (`at`
+    // is a reference anyway, if perhaps to an empty slice).
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(at).cast::<i8>());

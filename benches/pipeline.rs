@@ -1,9 +1,11 @@
 //! Decode + classify + detect per packet, over a mixed corpus (web, DNS, pings, ARP, IPv6, QinQ,
-//! a scan, a sweep, illegal flags, a spoofed flood), through one pipeline with every detector on.
+//! a scan, a sweep, illegal flags, a spoofed flood), through one pipeline with every detector on,
+//! in batches of up to 16 frames as a capture worker hands them over.
 //!
 //! Run: `cargo bench --bench pipeline`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use scram::capture::{Batch, FrameMeta, FrameSink};
 use scram::craft;
 use scram::pipeline::PipelineSet;
 
@@ -19,10 +21,20 @@ fn pipeline(c: &mut Criterion) {
         format!("decode+route+detect, mixed corpus of {}", corpus.len()),
         |b| {
             b.iter(|| {
+                let mut batch = Batch::default();
                 for f in &corpus {
                     ts += 1_000;
-                    p.process(f, ts, 0, None);
+                    let meta = FrameMeta {
+                        ts_ns: ts,
+                        ..FrameMeta::EMPTY
+                    };
+                    if !batch.push(f, &meta) {
+                        p.frames(&batch);
+                        batch.clear();
+                        batch.push(f, &meta);
+                    }
                 }
+                p.frames(&batch);
                 while rx.pop().is_ok() {}
             })
         },

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use scram::capture::block::{walk_block, BlockBuilder};
-use scram::capture::{Direction, FrameMeta, FrameSink};
+use scram::capture::{Batch, Direction, FrameMeta, FrameSink};
 use scram::craft;
 use scram::decode::tcp_flags::SYN;
 use scram::detect::Settings;
@@ -141,18 +141,27 @@ fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
                 let slot = (r * images.len() + i) % 2;
                 assert!(ring.publish(slot, image));
                 let block = ring.try_acquire(slot).expect("published");
-                // Frames alternate between the two workers, as fanout would spread them.
+                // Frames alternate between the two workers, as fanout would spread them, and
+                // reach each in batches, as a capture worker hands them over.
                 let (a, b) = set.pipelines.split_at_mut(1);
                 let mut n = 0u32;
+                let (mut batch_a, mut batch_b) = (Batch::default(), Batch::default());
                 walk_block(&block, 0, |f, m| {
-                    if n.is_multiple_of(2) {
-                        a[0].frame(f, m)
+                    let (p, batch) = if n.is_multiple_of(2) {
+                        (&mut a[0], &mut batch_a)
                     } else {
-                        b[0].frame(f, m)
+                        (&mut b[0], &mut batch_b)
+                    };
+                    if !batch.push(f, m) {
+                        p.frames(batch);
+                        batch.clear();
+                        batch.push(f, m);
                     }
                     n += 1;
                 })
                 .expect("valid block");
+                a[0].frames(&batch_a);
+                b[0].frames(&batch_b);
                 drop(block);
                 packets += u64::from(n);
                 a[0].block_end();

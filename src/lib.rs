@@ -17,6 +17,7 @@ pub mod exit;
 pub mod flow;
 pub mod logging;
 pub mod netlink;
+pub mod notify;
 pub mod pipeline;
 pub mod replay;
 pub mod response;

@@ -5,6 +5,7 @@
 //! Never on the packet path: this module only starts, watches and stops the workers, and reads
 //! their counters.
 
+use crate::notify::notify;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
     // Every socket and ring is open and no thread exists yet: give up privilege now, so the
     // workers, the alert stage and the control loop all start confined.
     let plan = super::sandbox_plan(&config, config_path.as_deref(), json_files);
+    // The service manager's socket too: once confined, scramd creates no unix socket.
+    crate::notify::open();
     log_confined(&crate::sandbox::confine(&plan)?);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -243,7 +246,7 @@ impl Daemon {
                 });
             }
         };
-        notify(&[sd_notify::NotifyState::Ready]);
+        notify("READY=1");
 
         let mut stats_tick = tokio::time::interval(self.config.stats_interval);
         stats_tick.tick().await;
@@ -266,7 +269,7 @@ impl Daemon {
                 }
                 _ = status_tick.tick() => {
                     let status = stats::status_line(&self.running.stats(), &PipelineTotals::sum(&self.counters));
-                    notify(&[sd_notify::NotifyState::Status(&status)]);
+                    notify(&format!("STATUS={status}"));
                 }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     // Only vouch for the workers while every one of them makes progress: one
@@ -285,13 +288,13 @@ impl Daemon {
                             progress.len()
                         );
                     } else {
-                        notify(&[sd_notify::NotifyState::Watchdog]);
+                        notify("WATCHDOG=1");
                     }
                     last_progress = progress;
                 }
             }
         }
-        notify(&[sd_notify::NotifyState::Stopping]);
+        notify("STOPPING=1");
         let (capture_stats, mut pipelines) = self.running.stop();
         // Observations still queued between shards are processed before the final tally: a
         // second round takes what the first routed.
@@ -364,11 +367,5 @@ impl Daemon {
                 done.applied.join("; ")
             );
         }
-    }
-}
-
-fn notify(state: &[sd_notify::NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(state) {
-        tracing::debug!("sd_notify: {e}");
     }
 }

@@ -40,7 +40,7 @@ pub fn self_check(config_path: Option<&Path>) -> Result<(), Error> {
         all_as_expected &= ok;
         let _ = writeln!(
             out,
-            "{:<4} {:<36} {}",
+            "{:<4} {:<38} {}",
             if ok { "ok" } else { "FAIL" },
             attempt.describe(),
             report.outcome

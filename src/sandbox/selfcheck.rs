@@ -27,6 +27,14 @@ pub enum Attempt {
     InetSocket,
     /// ptrace-attach to the parent.
     Ptrace,
+    /// Connect to an abstract unix socket another process listens on.
+    AbstractUnix,
+    /// Connect to a path unix socket other than the journal's (writable by anyone).
+    PathUnix,
+    /// Connect a unix socket opened before confinement (as the journal's is) to another one.
+    ConnectOpenUnix,
+    /// Send a signal to another process of the same user.
+    SignalSameUser,
     /// setuid(0).
     SetuidRoot,
     /// Open an AF_PACKET socket: must still work (capture keeps CAP_NET_RAW).
@@ -35,12 +43,16 @@ pub enum Attempt {
 
 impl Attempt {
     /// Every attempt, attacks first.
-    pub const ALL: [Attempt; 7] = [
+    pub const ALL: [Attempt; 11] = [
         Attempt::ExecShell,
         Attempt::ReadShadow,
         Attempt::WriteEtc,
         Attempt::InetSocket,
         Attempt::Ptrace,
+        Attempt::AbstractUnix,
+        Attempt::PathUnix,
+        Attempt::ConnectOpenUnix,
+        Attempt::SignalSameUser,
         Attempt::SetuidRoot,
         Attempt::PacketSocket,
     ];
@@ -53,6 +65,10 @@ impl Attempt {
             Attempt::WriteEtc => "create a file under /etc",
             Attempt::InetSocket => "open an AF_INET socket",
             Attempt::Ptrace => "ptrace the parent process",
+            Attempt::AbstractUnix => "connect to an abstract unix socket",
+            Attempt::PathUnix => "connect to another path unix socket",
+            Attempt::ConnectOpenUnix => "connect an open unix socket elsewhere",
+            Attempt::SignalSameUser => "signal a process of the same user",
             Attempt::SetuidRoot => "setuid(0)",
             Attempt::PacketSocket => "open an AF_PACKET socket (capture)",
         }
@@ -63,9 +79,12 @@ impl Attempt {
         self == Attempt::PacketSocket
     }
 
-    /// Tries it; `Ok` means it worked.
-    fn try_it(self) -> std::io::Result<()> {
+    /// Tries it against `targets`; `Ok` means it worked.
+    fn try_it(self, targets: &Targets) -> std::io::Result<()> {
         use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let abstract_addr = || SocketAddr::from_abstract_name(targets.abstract_name.as_bytes());
         match self {
             Attempt::ExecShell => {
                 let err = nix::unistd::execv(c"/bin/sh", &[c"sh", c"-c", c"true"]).unwrap_err();
@@ -92,7 +111,24 @@ impl Attempt {
             )
             .map(drop)
             .map_err(Into::into),
-            Attempt::Ptrace => nix::sys::ptrace::attach(nix::unistd::getppid()).map_err(Into::into),
+            // The parent's pid was read before confinement: the attempt reaches ptrace itself.
+            Attempt::Ptrace => nix::sys::ptrace::attach(nix::unistd::Pid::from_raw(targets.parent))
+                .map_err(Into::into),
+            Attempt::AbstractUnix => {
+                UnixDatagram::unbound().and_then(|s| s.connect_addr(&abstract_addr()?))
+            }
+            Attempt::PathUnix => UnixDatagram::unbound().and_then(|s| s.connect(&targets.path)),
+            Attempt::ConnectOpenUnix => match &targets.open_unix {
+                Some(s) => s.connect_addr(&abstract_addr()?),
+                None => Err(std::io::Error::other(
+                    "no socket was opened before confinement",
+                )),
+            },
+            Attempt::SignalSameUser => nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(targets.same_user),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .map_err(Into::into),
             Attempt::SetuidRoot => {
                 nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).map_err(Into::into)
             }
@@ -135,6 +171,10 @@ impl Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // EAFNOSUPPORT can only come from the filter here: every family tried exists.
+            Outcome::Refused(e) if e.contains("Address family not supported") => {
+                write!(f, "refused: {e} (seccomp socket family filter)")
+            }
             Outcome::Refused(e) => write!(f, "refused: {e}"),
             Outcome::Killed => f.write_str("refused: killed by seccomp (SIGSYS)"),
             Outcome::Worked => f.write_str("worked"),
@@ -154,25 +194,121 @@ pub struct Report {
     pub status: Vec<String>,
 }
 
+/// What the attempts aim at, set up by the parent before the child is forked: sockets that
+/// listen (writable by anyone, so only the sandbox can refuse), and a process of the user the
+/// child becomes.
+struct Targets {
+    /// The parent's pid (read before confinement).
+    parent: i32,
+    /// An abstract socket the parent listens on.
+    abstract_name: String,
+    /// A path socket the parent listens on.
+    path: std::path::PathBuf,
+    /// A unix socket the child opens before confinement, as the journal's is.
+    open_unix: Option<std::os::unix::net::UnixDatagram>,
+    /// A process running as the user the child becomes.
+    same_user: i32,
+}
+
+/// The listeners and the process the targets name; gone on drop.
+struct Fixtures {
+    _abstract: std::os::unix::net::UnixDatagram,
+    _path: std::os::unix::net::UnixDatagram,
+    dir: std::path::PathBuf,
+    same_user: std::process::Child,
+}
+
+impl Drop for Fixtures {
+    fn drop(&mut self) {
+        let _ = self.same_user.kill();
+        let _ = self.same_user.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The user the child runs as once confined: `plan.user` when started as root, else this one.
+fn confined_ids(plan: &Plan) -> (u32, u32) {
+    if nix::unistd::geteuid().is_root() {
+        if let Ok(Some(u)) = nix::unistd::User::from_name(&plan.user) {
+            return (u.uid.as_raw(), u.gid.as_raw());
+        }
+    }
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
+}
+
+fn fixtures(plan: &Plan) -> std::io::Result<(Fixtures, Targets)> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::os::unix::process::CommandExt;
+    let me = std::process::id();
+    let abstract_name = format!("scram-self-check-{me}");
+    let abstract_socket =
+        UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(abstract_name.as_bytes())?)?;
+    let dir = std::env::temp_dir().join(format!("scram-self-check-{me}"));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let path = dir.join("socket");
+    let _ = std::fs::remove_file(&path);
+    let path_socket = UnixDatagram::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?;
+    let (uid, gid) = confined_ids(plan);
+    let same_user = std::process::Command::new("sleep")
+        .arg("60")
+        .uid(uid)
+        .gid(gid)
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    let targets = Targets {
+        parent: me as i32,
+        abstract_name,
+        path: path.clone(),
+        open_unix: None,
+        same_user: same_user.id() as i32,
+    };
+    Ok((
+        Fixtures {
+            _abstract: abstract_socket,
+            _path: path_socket,
+            dir,
+            same_user,
+        },
+        targets,
+    ))
+}
+
 /// Runs `attempt` in a confined child.
 pub fn run(plan: &Plan, attempt: Attempt) -> std::io::Result<Report> {
+    let (fixtures, mut targets) = fixtures(plan)?;
     let (from_child, to_parent) = nix::unistd::pipe()?;
     let (from_parent, to_child) = nix::unistd::pipe()?;
-    match fork_single_threaded()? {
+    let report = match fork_single_threaded()? {
         Forked::Child => {
             drop(from_child);
             drop(to_child);
-            child(plan, attempt, to_parent, from_parent)
+            targets.open_unix = std::os::unix::net::UnixDatagram::unbound().ok();
+            child(plan, attempt, &targets, to_parent, from_parent)
         }
         Forked::Parent(pid) => {
             drop(to_parent);
             drop(from_parent);
             parent(pid, attempt, from_child, to_child)
         }
-    }
+    };
+    drop(fixtures);
+    report
 }
 
-fn child(plan: &Plan, attempt: Attempt, to_parent: OwnedFd, from_parent: OwnedFd) -> ! {
+fn child(
+    plan: &Plan,
+    attempt: Attempt,
+    targets: &Targets,
+    to_parent: OwnedFd,
+    from_parent: OwnedFd,
+) -> ! {
     let mut out = std::fs::File::from(to_parent);
     let mut go = std::fs::File::from(from_parent);
     let confined = match confine(plan) {
@@ -191,7 +327,7 @@ fn child(plan: &Plan, attempt: Attempt, to_parent: OwnedFd, from_parent: OwnedFd
     );
     let mut byte = [0u8; 1];
     let _ = go.read(&mut byte);
-    match attempt.try_it() {
+    match attempt.try_it(targets) {
         Ok(()) => {
             let _ = out.write_all(b"W");
             std::process::exit(1)

@@ -1,9 +1,13 @@
 //! The seccomp allow-list: every system call the running daemon makes, and who makes it.
 //!
 //! Kept as data. A call not listed kills the process (SIGSYS, logged by the kernel's audit), so
-//! a missing entry shows at once in tests instead of as a silent failure. `socket` and
-//! `socketpair` are further limited to the three families the daemon uses; any other family fails
-//! with EAFNOSUPPORT, as systemd's RestrictAddressFamilies= does.
+//! a missing entry shows at once in tests instead of as a silent failure. `socket` is further
+//! limited to the families the daemon opens after confinement (netlink for active response,
+//! packet for capture) and `socketpair` to AF_UNIX (tokio's signal pipe); any other family fails
+//! with EAFNOSUPPORT, as systemd's RestrictAddressFamilies= does. The journal's and the service
+//! manager's sockets are opened before confinement, so no unix socket can be created or
+//! connected afterwards (`connect` is not listed): an abstract or path socket of another process
+//! is out of reach on every kernel, whatever Landlock scopes there.
 //!
 //! Start-up calls (opening sockets, mapping rings, changing identity, loading this filter) are
 //! not listed: they all happen before the filter is installed.
@@ -148,17 +152,16 @@ pub const ALLOWED: &[(&str, libc::c_long, &str)] = &[
     ("fstat", libc::SYS_fstat, "std::fs metadata"),
     ("lseek", libc::SYS_lseek, "std::fs"),
     ("getrandom", libc::SYS_getrandom, "hash map seeds"),
-    // Journal and service manager: tracing-journald and sd-notify datagrams.
+    // Journal and service manager (their sockets opened before confinement), active response.
     (
         "socket",
         libc::SYS_socket,
-        "sd-notify, journal, netlink (AF_UNIX/AF_NETLINK only)",
+        "netlink for active response (AF_NETLINK, AF_PACKET only)",
     ),
-    ("connect", libc::SYS_connect, "sd-notify"),
     (
         "sendto",
         libc::SYS_sendto,
-        "journal entries, sd-notify, netlink requests",
+        "journal entries, service manager notifications, netlink requests",
     ),
     (
         "sendmsg",
@@ -207,6 +210,7 @@ pub const NEVER: &[(&str, libc::c_long)] = &[
     ("init_module", libc::SYS_init_module),
     ("ioctl", libc::SYS_ioctl),
     ("kill", libc::SYS_kill),
+    ("connect", libc::SYS_connect),
     ("mknodat", libc::SYS_mknodat),
     ("unlinkat", libc::SYS_unlinkat),
 ];
@@ -220,8 +224,11 @@ const EPOLL_WAIT: libc::c_long = libc::SYS_epoll_wait;
 #[cfg(not(target_arch = "x86_64"))]
 const EPOLL_WAIT: libc::c_long = libc::SYS_epoll_pwait;
 
-/// The socket families the daemon opens after confinement.
-pub const FAMILIES: [i32; 3] = [libc::AF_UNIX, libc::AF_NETLINK, libc::AF_PACKET];
+/// The socket families the daemon opens with `socket` after confinement.
+pub const FAMILIES: [i32; 2] = [libc::AF_NETLINK, libc::AF_PACKET];
+
+/// The socket families of `socketpair` after confinement.
+pub const PAIR_FAMILIES: [i32; 1] = [libc::AF_UNIX];
 
 /// Errors building or loading the filter.
 #[derive(Debug, thiserror::Error)]
@@ -262,13 +269,16 @@ pub fn allow_list() -> Result<BpfProgram, SeccompError> {
     Ok(filter.try_into()?)
 }
 
-/// The family filter: `socket` and `socketpair` with a family outside [`FAMILIES`] fail with
-/// EAFNOSUPPORT; everything else passes on to the allow-list.
+/// The family filter: `socket` with a family outside [`FAMILIES`], and `socketpair` outside
+/// [`PAIR_FAMILIES`], fail with EAFNOSUPPORT; everything else passes on to the allow-list.
 pub fn families() -> Result<BpfProgram, SeccompError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
-        // One rule matching "family is none of FAMILIES": every condition must hold.
-        let conditions = FAMILIES
+    for (nr, families) in [
+        (libc::SYS_socket, &FAMILIES[..]),
+        (libc::SYS_socketpair, &PAIR_FAMILIES[..]),
+    ] {
+        // One rule matching "family is none of these": every condition must hold.
+        let conditions = families
             .iter()
             .map(|&f| SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, f as u64))
             .collect::<Result<Vec<_>, _>>()?;

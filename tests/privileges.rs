@@ -305,6 +305,7 @@ fn the_self_check_sees_every_attack_refused_after_the_real_confinement() {
         "ptrace",
         "connect an open unix socket elsewhere",
         "signal a process of the same user",
+        "tgkill a process of the same user",
     ] {
         let line = out.lines().find(|l| l.contains(call)).unwrap();
         assert!(

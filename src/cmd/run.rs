@@ -201,6 +201,21 @@ fn log_confined(c: &crate::sandbox::Confined) {
             "off (sandbox.seccomp = false)"
         }
     );
+    if let crate::sandbox::fs::Enforcement::Full { abi }
+    | crate::sandbox::fs::Enforcement::Partial { abi } = c.landlock
+    {
+        for (from, what, stand_in) in crate::sandbox::fs::not_enforced(abi) {
+            if c.seccomp {
+                tracing::warn!(
+                    "Landlock ABI {abi} cannot enforce {what} (ABI {from} can); in its place: {stand_in}"
+                );
+            } else {
+                tracing::warn!(
+                    "Landlock ABI {abi} cannot enforce {what} (ABI {from} can), and nothing stands in: sandbox.seccomp = false"
+                );
+            }
+        }
+    }
     if !c.landlock.enforced() && c.landlock != crate::sandbox::fs::Enforcement::Disabled {
         tracing::warn!(
             "Landlock is not available on this kernel; file access is limited only by the user \

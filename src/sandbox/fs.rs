@@ -67,6 +67,35 @@ impl fmt::Display for Enforcement {
     }
 }
 
+/// What Landlock enforces only from a kernel ABI on, and which layer stands in below it:
+/// `(abi, protection, stand-in)`. Below ABI 3 a file could be truncated, below 4 a TCP port
+/// bound or connected, below 5 a device's ioctl called, below 6 an abstract unix socket reached
+/// or another process of the same user signalled.
+pub const BY_ABI: &[(i32, &str, &str)] = &[
+    (
+        3,
+        "truncating files",
+        "seccomp allows no truncate(2), and ftruncate only on descriptors Landlock let it open",
+    ),
+    (
+        4,
+        "binding and connecting TCP ports",
+        "seccomp lets no AF_INET or AF_INET6 socket be created; the unit has IPAddressDeny=any",
+    ),
+    (5, "ioctl on devices", "seccomp allows no ioctl at all"),
+    (
+        6,
+        "abstract unix sockets and signals to other processes",
+        "seccomp lets no unix socket be created or connected, allows no kill, and tgkill only \
+         at the daemon itself",
+    ),
+];
+
+/// The protections of [`BY_ABI`] a kernel of Landlock ABI `abi` cannot enforce.
+pub fn not_enforced(abi: i32) -> impl Iterator<Item = &'static (i32, &'static str, &'static str)> {
+    BY_ABI.iter().filter(move |(from, _, _)| abi < *from)
+}
+
 /// A grant: a path and what may be done beneath it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -164,4 +193,19 @@ pub fn restrict(plan: &Plan) -> Result<Enforcement, landlock::RulesetError> {
         RulesetStatus::PartiallyEnforced => Enforcement::Partial { abi },
         RulesetStatus::NotEnforced => Enforcement::Unsupported,
     })
+}
+
+#[cfg(test)]
+mod abi_tests {
+    use super::*;
+
+    #[test]
+    fn older_kernels_name_what_they_cannot_enforce() {
+        let names = |abi| not_enforced(abi).map(|p| p.1).collect::<Vec<_>>();
+        // Debian 12's 6.1 kernel: ABI 2.
+        assert_eq!(names(2).len(), 4);
+        assert!(names(5).contains(&"abstract unix sockets and signals to other processes"));
+        assert!(names(6).is_empty());
+        assert!(names(7).is_empty());
+    }
 }

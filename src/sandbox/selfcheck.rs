@@ -35,6 +35,8 @@ pub enum Attempt {
     ConnectOpenUnix,
     /// Send a signal to another process of the same user.
     SignalSameUser,
+    /// The same with tgkill (which the daemon may call, at itself only).
+    TgkillSameUser,
     /// setuid(0).
     SetuidRoot,
     /// Open an AF_PACKET socket: must still work (capture keeps CAP_NET_RAW).
@@ -43,7 +45,7 @@ pub enum Attempt {
 
 impl Attempt {
     /// Every attempt, attacks first.
-    pub const ALL: [Attempt; 11] = [
+    pub const ALL: [Attempt; 12] = [
         Attempt::ExecShell,
         Attempt::ReadShadow,
         Attempt::WriteEtc,
@@ -53,6 +55,7 @@ impl Attempt {
         Attempt::PathUnix,
         Attempt::ConnectOpenUnix,
         Attempt::SignalSameUser,
+        Attempt::TgkillSameUser,
         Attempt::SetuidRoot,
         Attempt::PacketSocket,
     ];
@@ -69,6 +72,7 @@ impl Attempt {
             Attempt::PathUnix => "connect to another path unix socket",
             Attempt::ConnectOpenUnix => "connect an open unix socket elsewhere",
             Attempt::SignalSameUser => "signal a process of the same user",
+            Attempt::TgkillSameUser => "tgkill a process of the same user",
             Attempt::SetuidRoot => "setuid(0)",
             Attempt::PacketSocket => "open an AF_PACKET socket (capture)",
         }
@@ -129,6 +133,7 @@ impl Attempt {
                 nix::sys::signal::Signal::SIGTERM,
             )
             .map_err(Into::into),
+            Attempt::TgkillSameUser => crate::sys::process::tgkill_main_thread(targets.same_user),
             Attempt::SetuidRoot => {
                 nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).map_err(Into::into)
             }

@@ -97,8 +97,12 @@ pub const ALLOWED: &[(&str, libc::c_long, &str)] = &[
         libc::SYS_restart_syscall,
         "sleeps interrupted by a signal",
     ),
-    ("getpid", libc::SYS_getpid, "abort, sd-notify"),
-    ("tgkill", libc::SYS_tgkill, "abort (raise)"),
+    ("getpid", libc::SYS_getpid, "abort"),
+    (
+        "tgkill",
+        libc::SYS_tgkill,
+        "abort (raise); only to this process (see allow_list)",
+    ),
     // Capture: waiting on the ring, kernel counters, link state.
     ("poll", POLL, "capture workers wait for a block"),
     ("ppoll", libc::SYS_ppoll, "poll on aarch64"),
@@ -260,6 +264,15 @@ pub fn allow_list() -> Result<BpfProgram, SeccompError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_prctl, prctl);
+    // tgkill only at this process's own threads (abort raising SIGABRT): not at another
+    // process of the same user, which only Landlock ABI 6 would otherwise scope.
+    let own = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        u64::from(std::process::id()),
+    )?;
+    rules.insert(libc::SYS_tgkill, vec![SeccompRule::new(vec![own])?]);
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,

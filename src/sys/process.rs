@@ -28,3 +28,15 @@ pub fn fork_single_threaded() -> io::Result<Forked> {
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
     }
 }
+
+/// Sends SIGTERM to thread `pid` of process `pid` (a process's main thread) with tgkill(2), for
+/// the self-check: the call a confined daemon may make, at itself only.
+pub fn tgkill_main_thread(pid: i32) -> io::Result<()> {
+    // SAFETY: tgkill takes three integers and reads no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, libc::SIGTERM) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # capsh (libcap2-bin), systemd (the lab boots it as PID 1; systemd-analyze, sysusers), nft, ping and
 # python3 (the response tests look at the table and probe it), trafgen (netsniff-ng) and tcpdump
 # for benchmarks, fastnetmon (a benchmark peer) and python3-matplotlib (the scaling plot),
-# arp-scan (a live host-discovery test runs the real tool).
-PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6)
+# arp-scan (a live host-discovery test runs the real tool), debootstrap, qemu and e2fsprogs (the
+# stock Debian 12 guest of tests/vm.rs).
+PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6 debootstrap qemu-system-x86 qemu-utils e2fsprogs)
 
 deps() {
   local missing=()

@@ -1,0 +1,70 @@
+#!/bin/bash
+# Runs inside the stock Debian 12 guest (tests/vm/boot.sh, from the input disk at /mnt/in):
+# installs scram as a user would, with deploy/install.sh, and prints what tests/vm.rs checks, one
+# "SCRAM-VM key value" line each. Traffic stays inside the guest: a veth pair into a namespace.
+set -u
+say() { echo "SCRAM-VM $*"; }
+in=/mnt/in
+say kernel "$(uname -r)"
+say systemd "$(systemctl --version | head -n 1)"
+
+# What scramd watches: vh (10.99.0.1); the attacker: a namespace behind it (10.99.0.2).
+ip netns add attacker
+ip link add vh type veth peer name va netns attacker
+ip addr add 10.99.0.1/24 dev vh
+ip link set vh up
+ip -n attacker addr add 10.99.0.2/24 dev va
+ip -n attacker link set va up
+ip -n attacker link set lo up
+mkdir -p /etc/scram
+printf '[capture]\ninterfaces = ["vh"]\n\n[response]\naction = "nftables"\nban_seconds = 60\n' \
+  > /etc/scram/scram.toml
+
+cp -r "$in/checkout" /root/scram
+if SCRAMD_BIN="$in/scramd" /root/scram/deploy/install.sh > /root/install.log 2>&1; then
+  say install ok
+else
+  say install failed
+  sed 's/^/SCRAM-VM install-log /' /root/install.log | tail -n 20
+fi
+for _ in $(seq 20); do
+  [ "$(systemctl is-active scramd)" = active ] && break
+  sleep 1
+done
+say active "$(systemctl is-active scramd)"
+say security "$(systemd-analyze security scramd.service 2>/dev/null | tail -n 1)"
+pid="$(systemctl show -p MainPID --value scramd)"
+for t in /proc/"$pid"/task/*; do
+  say thread "$(basename "$t")" "$(grep -E '^(CapEff|NoNewPrivs|Seccomp):' "$t/status" | tr -s '\t ' ' ' | tr '\n' ' ')"
+done
+journalctl -u scramd -b --no-pager -o cat | grep -i landlock | sed 's/^/SCRAM-VM landlock /'
+
+if scramd self-check > /root/self-check.log 2>&1; then say self-check ok; else say self-check failed; fi
+grep -E '^(ok|FAIL) ' /root/self-check.log | sed 's/^/SCRAM-VM self-check-row /'
+
+# The link needs a moment after coming up, and emulation is slow: a few tries.
+before=blocked
+for _ in $(seq 5); do
+  if ip netns exec attacker ping -c 1 -W 2 10.99.0.1 > /dev/null; then before=passed; break; fi
+done
+say ping-before "$before"
+ip netns exec attacker nmap -sS -Pn -n -T4 -p 1-200 10.99.0.1 > /dev/null 2>&1
+n=0
+for _ in $(seq 20); do
+  n="$(journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=portscan | grep -c SCRAM_DETECTOR)"
+  [ "$n" -gt 0 ] && break
+  sleep 1
+done
+say portscan-alerts "$n"
+journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=portscan | head -n 1 | sed 's/^/SCRAM-VM alert /'
+for _ in $(seq 20); do
+  nft list set inet scram ban4 2>/dev/null | grep -q 10.99.0.2 && break
+  sleep 1
+done
+say ban "$(nft list set inet scram ban4 2>/dev/null | grep -c 10.99.0.2)"
+if ip netns exec attacker ping -c 1 -W 1 10.99.0.1 > /dev/null; then say ping-after passed; else say ping-after blocked; fi
+
+systemctl reload scramd
+sleep 2
+say reload "$pid $(systemctl show -p MainPID --value scramd) $(systemctl is-active scramd)"
+say done

@@ -451,6 +451,36 @@ fn a_lone_frame_arrives_within_the_block_timeout() {
 }
 
 #[test]
+fn workers_opened_on_a_down_link_form_their_fanout_group_when_it_comes_up() {
+    if !privileged("fanout on a link down at start") {
+        return;
+    }
+    let veth = Veth::new();
+    veth.b.exec(&["ip", "link", "set", VB, "down"]);
+    let capture = open_in(&veth.b, config(&[VB], 2));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = capture.start_each(Collect::default, stop).expect("start");
+    veth.b.exec(&["ip", "link", "set", VB, "up"]);
+    // The workers notice within a poll timeout (100 ms).
+    std::thread::sleep(Duration::from_millis(500));
+    let rx_before = veth.b.rx_packets(VB);
+    send(&veth.a, VA, 64, 0, 20_000, 0, 100_000);
+    settle(&mut running, &veth.b, VB, rx_before);
+    let (_, sinks) = running.stop();
+    let mut seen = HashSet::new();
+    for (w, sink) in sinks.iter().enumerate() {
+        assert!(
+            !sink.frames.is_empty(),
+            "worker {w} got no frames: the group was not formed"
+        );
+        for &(_, flow, seq) in &sink.frames {
+            assert!(seen.insert((flow, seq)), "flow {flow} seq {seq} seen twice");
+        }
+    }
+    assert_eq!(seen.len(), 20_000, "every frame seen exactly once");
+}
+
+#[test]
 fn capture_resumes_after_the_interface_goes_down_and_up() {
     if !privileged("link flap") {
         return;

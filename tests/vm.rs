@@ -2,8 +2,8 @@
 //! under qemu: `deploy/install.sh` installs and starts the service, and there the unit's exposure
 //! score, every thread's capabilities, no-new-privs and seccomp, the start line's Landlock level
 //! and the warnings for what that kernel cannot enforce, `scramd self-check`, an nmap scan
-//! reaching the journal as an alert and the attacker banned in nftables, and a reload that keeps
-//! the PID. The image is built once with debootstrap and cached (tests/vm/image.sh); the guest
+//! reaching the journal as an alert and the attacker banned in nftables, two workers on a link
+//! down at start forming their fanout group when it comes up, and a reload that keeps the PID. The image is built once with debootstrap and cached (tests/vm/image.sh); the guest
 //! has no network device (the scan runs between namespaces inside it).
 #![allow(
     clippy::unwrap_used,
@@ -163,6 +163,11 @@ fn on_a_stock_debian_12_it_installs_confines_alerts_bans_and_reloads() {
     assert!(alert.contains("\"SRC_IP\":\"10.99.0.2\""), "{alert}");
     assert_eq!(one("ban"), "1", "{}", all());
     assert_eq!(one("ping-after"), "blocked", "{}", all());
+    // Two workers started on a link that is down (6.1 forms no fanout group there): the group
+    // forms, under the seccomp filter, once the link comes up.
+    assert_eq!(one("fanout-down"), "1", "{}", all());
+    assert_eq!(one("fanout-formed"), "1", "{}", all());
+    assert!(many("fanout-error").is_empty(), "{}", all());
     // Reload keeps the process.
     let reload: Vec<&str> = one("reload").split_whitespace().collect();
     assert_eq!(reload.len(), 3, "{}", all());

@@ -297,6 +297,9 @@ pub enum CaptureError {
 struct RingSocket {
     socket: Arc<PacketSocket>,
     ring: Ring,
+    /// Set when the link was down at start: the interface's fanout group is formed once it
+    /// comes up (see [`worker::Deferred`]).
+    deferred: Option<worker::Deferred>,
 }
 
 /// An interface with its rings, opened but not yet read.
@@ -332,6 +335,15 @@ impl Capture {
             interfaces,
             poll_timeout: config.poll_timeout,
         })
+    }
+
+    /// Whether a link was down at start, so some workers form their fanout group later (see
+    /// [`crate::sandbox::Plan::fanout_later`]).
+    pub fn fanout_deferred(&self) -> bool {
+        self.interfaces
+            .iter()
+            .flat_map(|i| &i.rings)
+            .any(|r| r.deferred.is_some())
     }
 
     /// Rings (= workers) over all interfaces.
@@ -379,6 +391,7 @@ impl Capture {
                     counters: Arc::clone(&counters),
                     stop: Arc::clone(&stop),
                     poll_timeout: self.poll_timeout,
+                    deferred: rs.deferred,
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("scram-{}-{w}", iface.name))
@@ -417,6 +430,9 @@ fn open_interface(name: &str, config: &CaptureConfig) -> Result<OpenInterface, C
     };
     let mut rings = Vec::with_capacity(config.workers.max(1));
     let mut fanout_id = None;
+    // Set when the link is down: the kernel forms no fanout group on a down link, so the first
+    // socket captures alone and the others wait, unbound, to join once it is up.
+    let mut deferred: Option<Arc<worker::Group>> = None;
     for w in 0..config.workers.max(1) {
         let socket = PacketSocket::open().map_err(|source| match source.errno() {
             Some(libc::EPERM) | Some(libc::EACCES) => CaptureError::Privilege {
@@ -427,26 +443,39 @@ fn open_interface(name: &str, config: &CaptureConfig) -> Result<OpenInterface, C
         })?;
         socket.set_tpacket_v3().map_err(socket_err)?;
         let ring = set_up_ring(&socket, name, &config.ring)?;
+        if let Some(group) = &deferred {
+            // Unbound, it receives nothing until it joins the group.
+            rings.push(RingSocket {
+                socket: Arc::new(socket),
+                ring,
+                deferred: Some(worker::Deferred::Join(Arc::clone(group))),
+            });
+            continue;
+        }
         socket.bind(ifindex).map_err(socket_err)?;
         if config.promiscuous {
             socket.set_promiscuous(ifindex).map_err(socket_err)?;
         }
+        let mut first_deferred = None;
         if config.workers > 1 {
             match fanout_id {
                 None => match socket.create_fanout(config.fanout, config.fanout_defrag) {
                     Ok(id) => fanout_id = Some(id),
                     Err(e) if e.errno() == Some(libc::EINVAL) && w == 0 => {
-                        // The kernel only lets running sockets join a group: the link is down.
+                        // The kernel only lets running sockets form a group: the link is down.
                         tracing::warn!(
                             iface = name,
-                            "{name} is down, so its rings cannot form a fanout group; capturing \
-                             with one worker on it until restart"
+                            "{name} is down, so its rings cannot form a fanout group yet; one \
+                             worker captures on it, and the others join when it comes up"
                         );
-                        rings.push(RingSocket {
-                            socket: Arc::new(socket),
-                            ring,
-                        });
-                        break;
+                        let group = Arc::new(worker::Group::new(
+                            ifindex,
+                            config.fanout,
+                            config.fanout_defrag,
+                            config.promiscuous,
+                        ));
+                        first_deferred = Some(worker::Deferred::Create(Arc::clone(&group)));
+                        deferred = Some(group);
                     }
                     Err(e) => return Err(socket_err(e)),
                 },
@@ -458,6 +487,7 @@ fn open_interface(name: &str, config: &CaptureConfig) -> Result<OpenInterface, C
         rings.push(RingSocket {
             socket: Arc::new(socket),
             ring,
+            deferred: first_deferred,
         });
     }
     Ok(OpenInterface {
@@ -791,17 +821,24 @@ mod tests {
     }
 
     #[test]
-    fn a_down_link_refusing_fanout_captures_with_one_worker() {
+    fn a_down_link_opens_every_ring_and_binds_only_the_first() {
         let (c, calls) = open(&config(4), |call| match call {
             Call::CreateFanout => Err(libc::EINVAL),
             _ => Ok(0),
         });
-        let c = c.expect("opens with one worker");
-        assert_eq!(c.ring_count(), 1);
+        let c = c.expect("opens");
+        // Every worker's ring exists (their shards are there to be drained); only the first is
+        // bound, the others bind and join the group when the link comes up.
+        assert_eq!(c.ring_count(), 4);
         assert_eq!(
             calls.iter().filter(|c| **c == Call::Socket).count(),
+            4,
+            "{calls:?}"
+        );
+        assert_eq!(
+            calls.iter().filter(|c| matches!(c, Call::Bind(_))).count(),
             1,
-            "no further sockets: {calls:?}"
+            "{calls:?}"
         );
     }
 

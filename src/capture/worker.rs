@@ -10,6 +10,43 @@ use super::{Batch, FrameSink, WorkerCounters};
 use crate::sys::packet::{PacketSocket, Readiness};
 use crate::sys::ring::Ring;
 
+/// A fanout group that could not be formed at start because the link was down.
+#[derive(Debug)]
+pub(super) struct Group {
+    ifindex: u32,
+    kind: crate::sys::packet::FanoutKind,
+    defrag: bool,
+    promiscuous: bool,
+    /// The group's id plus one once the first worker formed it; 0 before.
+    id: std::sync::atomic::AtomicU32,
+}
+
+impl Group {
+    pub fn new(
+        ifindex: u32,
+        kind: crate::sys::packet::FanoutKind,
+        defrag: bool,
+        promiscuous: bool,
+    ) -> Self {
+        Group {
+            ifindex,
+            kind,
+            defrag,
+            promiscuous,
+            id: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+}
+
+/// What a worker still has to do about its interface's fanout group.
+#[derive(Debug)]
+pub(super) enum Deferred {
+    /// Form the group (the first worker, bound from the start), once the link is up.
+    Create(Arc<Group>),
+    /// Bind and join it (the others), once the first worker has formed it.
+    Join(Arc<Group>),
+}
+
 pub(super) struct Worker {
     pub iface_name: String,
     pub iface: u16,
@@ -18,6 +55,7 @@ pub(super) struct Worker {
     pub counters: Arc<WorkerCounters>,
     pub stop: Arc<AtomicBool>,
     pub poll_timeout: Duration,
+    pub deferred: Option<Deferred>,
 }
 
 impl Worker {
@@ -46,6 +84,10 @@ impl Worker {
             // The block goes back to the kernel as soon as its frames are processed.
             drop(block);
             sink.block_end();
+            if self.deferred.is_some() {
+                // The link is up (frames came): a busy worker may never wait, so here too.
+                self.settle_fanout();
+            }
             next = (next + 1) % blocks;
 
             let c = &self.counters;
@@ -74,7 +116,55 @@ impl Worker {
         }
     }
 
-    fn wait<S: FrameSink>(&self, down_since: &mut Option<Instant>, sink: &mut S) {
+    /// Forms or joins the interface's fanout group if that waits on the link: tried at every
+    /// wait, so within a poll timeout of the link coming up.
+    fn settle_fanout(&mut self) {
+        let Some(deferred) = &self.deferred else {
+            return;
+        };
+        let done = match deferred {
+            Deferred::Create(g) => match self.socket.create_fanout(g.kind, g.defrag) {
+                Ok(id) => {
+                    g.id.store(u32::from(id) + 1, Ordering::Release);
+                    tracing::info!(
+                        iface = %self.iface_name,
+                        "{} is up: its fanout group is formed, the other workers join it",
+                        self.iface_name
+                    );
+                    true
+                }
+                // EINVAL: still down.
+                Err(e) if e.errno() == Some(libc::EINVAL) => false,
+                Err(e) => {
+                    tracing::error!(iface = %self.iface_name, "forming the fanout group: {e}; one worker captures");
+                    true
+                }
+            },
+            Deferred::Join(g) => match g.id.load(Ordering::Acquire) {
+                0 => false,
+                id => {
+                    let joined = self
+                        .socket
+                        .bind(g.ifindex)
+                        .and_then(|()| match g.promiscuous {
+                            true => self.socket.set_promiscuous(g.ifindex),
+                            false => Ok(()),
+                        })
+                        .and_then(|()| self.socket.join_fanout((id - 1) as u16, g.kind, g.defrag));
+                    if let Err(e) = joined {
+                        tracing::error!(iface = %self.iface_name, "joining the fanout group: {e}; this worker stays idle");
+                    }
+                    true
+                }
+            },
+        };
+        if done {
+            self.deferred = None;
+        }
+    }
+
+    fn wait<S: FrameSink>(&mut self, down_since: &mut Option<Instant>, sink: &mut S) {
+        self.settle_fanout();
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
         match self.socket.wait(self.poll_timeout) {
             Ok(Readiness::Ready) => {}

@@ -151,5 +151,6 @@ pub fn sandbox_plan(
         write_files: json_files,
         write_dirs: state_dirs.into_iter().filter(|d| d.is_dir()).collect(),
         read_exact: Vec::new(),
+        fanout_later: false,
     }
 }

@@ -105,7 +105,8 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
 
     // Every socket and ring is open and no thread exists yet: give up privilege now, so the
     // workers, the alert stage and the control loop all start confined.
-    let plan = super::sandbox_plan(&config, config_path.as_deref(), json_files);
+    let mut plan = super::sandbox_plan(&config, config_path.as_deref(), json_files);
+    plan.fanout_later = capture.fanout_deferred();
     // The service manager's socket too: once confined, scramd creates no unix socket.
     crate::notify::open();
     log_confined(&crate::sandbox::confine(&plan)?);

@@ -146,6 +146,10 @@ pub struct Plan {
     pub write_dirs: Vec<PathBuf>,
     /// Files Landlock lets the process read, exactly these (replay's capture files).
     pub read_exact: Vec<PathBuf>,
+    /// A link was down at start, so a fanout group is still to be formed: seccomp then lets
+    /// the capture workers call `setsockopt(SOL_PACKET, PACKET_FANOUT or
+    /// PACKET_ADD_MEMBERSHIP)`, which it refuses otherwise.
+    pub fanout_later: bool,
 }
 
 /// How far confinement got, for the start-up log line.
@@ -361,7 +365,7 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
 
     // 9. seccomp last: it forbids most calls the steps above made.
     if plan.sandbox.seccomp {
-        syscalls::install().map_err(step("seccomp"))?;
+        syscalls::install(plan.fanout_later).map_err(step("seccomp"))?;
     }
     Ok(confined)
 }
@@ -397,7 +401,7 @@ pub fn confine_unprivileged(plan: &Plan) -> Result<fs::Enforcement, SandboxError
     nix::sys::prctl::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
     let landlock = landlock(plan)?;
     if plan.sandbox.seccomp {
-        syscalls::install().map_err(step("seccomp"))?;
+        syscalls::install(false).map_err(step("seccomp"))?;
     }
     Ok(landlock)
 }

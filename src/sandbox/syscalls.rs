@@ -249,8 +249,10 @@ fn arch() -> Result<TargetArch, SeccompError> {
     Ok(TargetArch::try_from(std::env::consts::ARCH)?)
 }
 
-/// The allow-list filter: listed calls pass, anything else kills the process.
-pub fn allow_list() -> Result<BpfProgram, SeccompError> {
+/// The allow-list filter: listed calls pass, anything else kills the process. With
+/// `fanout_later`, also the `setsockopt` calls that form a fanout group on a link that was down
+/// at start.
+pub fn allow_list(fanout_later: bool) -> Result<BpfProgram, SeccompError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for &(_, nr, _) in ALLOWED {
         rules.insert(nr, Vec::new());
@@ -264,6 +266,29 @@ pub fn allow_list() -> Result<BpfProgram, SeccompError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_prctl, prctl);
+    // setsockopt only to form or join a fanout group (and its promiscuous membership) on a link
+    // that was down at start, and only then: a socket that may join any group could join
+    // another capture tool's and take a share of its frames.
+    let packet_option = |option: i32| -> Result<SeccompRule, SeccompError> {
+        Ok(SeccompRule::new(vec![
+            SeccompCondition::new(
+                1,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                libc::SOL_PACKET as u64,
+            )?,
+            SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, option as u64)?,
+        ])?)
+    };
+    if fanout_later {
+        rules.insert(
+            libc::SYS_setsockopt,
+            vec![
+                packet_option(libc::PACKET_FANOUT)?,
+                packet_option(libc::PACKET_ADD_MEMBERSHIP)?,
+            ],
+        );
+    }
     // tgkill only at this process's own threads (abort raising SIGABRT): not at another
     // process of the same user, which only Landlock ABI 6 would otherwise scope.
     let own = SeccompCondition::new(
@@ -306,12 +331,12 @@ pub fn families() -> Result<BpfProgram, SeccompError> {
     Ok(filter.try_into()?)
 }
 
-/// Installs both filters on every thread of the process. Needs no-new-privs (or
-/// CAP_SYS_ADMIN).
-pub fn install() -> Result<(), SeccompError> {
+/// Installs both filters on every thread of the process (see [`allow_list`] for
+/// `fanout_later`). Needs no-new-privs (or CAP_SYS_ADMIN).
+pub fn install(fanout_later: bool) -> Result<(), SeccompError> {
     // The kernel runs every filter and keeps the strictest answer: kill beats errno beats allow.
     let families = families()?;
-    let allow = allow_list()?;
+    let allow = allow_list(fanout_later)?;
     seccompiler::apply_filter_all_threads(&families)?;
     seccompiler::apply_filter_all_threads(&allow)?;
     Ok(())
@@ -323,7 +348,8 @@ mod tests {
 
     #[test]
     fn both_filters_build_for_this_architecture() {
-        assert!(!allow_list().unwrap().is_empty());
+        assert!(!allow_list(false).unwrap().is_empty());
+        assert!(!allow_list(true).unwrap().is_empty());
         assert!(!families().unwrap().is_empty());
     }
 

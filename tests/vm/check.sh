@@ -64,6 +64,23 @@ done
 say ban "$(nft list set inet scram ban4 2>/dev/null | grep -c 10.99.0.2)"
 if ip netns exec attacker ping -c 1 -W 1 10.99.0.1 > /dev/null; then say ping-after passed; else say ping-after blocked; fi
 
+# Two workers on a link that is down at start: the group forms when it comes up.
+ip link add vd type veth peer name vd2
+ip link set vd2 up
+printf '[capture]\nworkers = 2\n' > /root/w2.toml
+SCRAM_LOG_TARGET=stderr scramd run --iface vd --config /root/w2.toml > /dev/null 2> /root/w2.log &
+w2=$!
+sleep 3
+ip link set vd up
+sleep 2
+ping -c 5 -i 0.2 -W 1 -I vd2 10.98.0.1 > /dev/null 2>&1
+sleep 1
+kill "$w2"
+wait "$w2"
+say fanout-down "$(grep -c 'cannot form a fanout group yet' /root/w2.log)"
+say fanout-formed "$(grep -c 'its fanout group is formed' /root/w2.log)"
+grep -E 'SIGSYS|ERROR' /root/w2.log | sed 's/^/SCRAM-VM fanout-error /'
+
 systemctl reload scramd
 sleep 2
 say reload "$pid $(systemctl show -p MainPID --value scramd) $(systemctl is-active scramd)"

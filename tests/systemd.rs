@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{privileged, Sender};
 use lab::Lab;
 use scram::craft;
-use scram::decode::tcp_flags::SYN;
+use scram::decode::tcp_flags::{self, SYN};
 use serde_json::Value;
 
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/scramd.service");
@@ -229,6 +229,52 @@ fn reload_applies_a_new_threshold_and_keeps_the_old_config_when_the_new_one_is_b
     );
     assert_eq!(lab.ok("systemctl is-active scramd").trim(), "active");
     assert_eq!(main_pid(&lab), pid, "reload must not restart the daemon");
+}
+
+#[test]
+fn alerts_sent_while_journald_restarts_reach_the_journal() {
+    if !privileged("systemd lab journald restart") {
+        return;
+    }
+    let lab = Lab::boot();
+    lab.install();
+    wait_active(&lab);
+    // journald's socket is systemd's (socket activation): while the daemon restarts, entries
+    // wait in the socket's queue and are read when it is back.
+    lab.ok("systemctl restart --no-block systemd-journald.service");
+    scan(&lab, 1..=40);
+    lab.wait_for(
+        "the scan's alert",
+        20,
+        "journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=portscan",
+        |s| s.contains(lab::ATTACKER),
+    );
+    // Stopped for a while: an XMAS segment's alert is sent meanwhile.
+    lab.ok("systemctl stop systemd-journald.service");
+    let attacker = lab::ATTACKER.parse().unwrap();
+    let victim = lab::LAB.parse().unwrap();
+    lab.attacker.run(move || {
+        Sender::open("va").send(&craft::tcp_frame(
+            attacker,
+            victim,
+            40001,
+            80,
+            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
+        ));
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    lab.ok("systemctl start systemd-journald.service");
+    let alerts = lab.wait_for(
+        "the alert sent while journald was stopped",
+        20,
+        "journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=tcp-flags",
+        |s| s.contains(lab::ATTACKER),
+    );
+    assert!(
+        alerts.contains("XMAS") || alerts.contains("xmas"),
+        "{alerts}"
+    );
+    assert_eq!(lab.ok("systemctl is-active scramd").trim(), "active");
 }
 
 #[test]

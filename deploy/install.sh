@@ -32,8 +32,8 @@ if [ -z "$bin" ]; then
   fi
 fi
 
-# The binary and the unit's empty root directory (the unit binds /usr, the config and the journal
-# socket into it; the links make the ELF interpreter's /lib64 path resolve inside it).
+# The binary and the unit's empty root directory (the unit binds /usr, the config and the journal's
+# directory into it; the links make the ELF interpreter's /lib64 path resolve inside it).
 install -D -m 0755 "$bin" /usr/sbin/scramd
 root=/usr/lib/scram/root
 install -d -m 0755 "$root" "$root/usr" "$root/etc" "$root/etc/scram" "$root/run" \
@@ -42,7 +42,6 @@ install -d -m 0755 "$root" "$root/usr" "$root/etc" "$root/etc/scram" "$root/run"
 for l in bin sbin lib lib64; do
   if [ -e "/$l" ] && [ ! -L "$root/$l" ]; then ln -s "usr/$l" "$root/$l"; fi
 done
-: > "$root/run/systemd/journal/socket"
 
 install -D -m 0644 packaging/scramd.service /usr/lib/systemd/system/scramd.service
 install -D -m 0644 packaging/scram.sysusers /usr/lib/sysusers.d/scram.conf

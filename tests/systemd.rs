@@ -232,7 +232,7 @@ fn reload_applies_a_new_threshold_and_keeps_the_old_config_when_the_new_one_is_b
 }
 
 #[test]
-fn alerts_sent_while_journald_restarts_reach_the_journal() {
+fn alerts_reach_the_journal_across_journald_restarts() {
     if !privileged("systemd lab journald restart") {
         return;
     }
@@ -273,6 +273,23 @@ fn alerts_sent_while_journald_restarts_reach_the_journal() {
     assert!(
         alerts.contains("XMAS") || alerts.contains("xmas"),
         "{alerts}"
+    );
+    // The socket itself gone and made anew (its unit stopped and started): later alerts reach
+    // the new socket (the unit binds journald's directory, not the old socket file).
+    lab.ok(
+        "systemctl stop systemd-journald.socket systemd-journald-dev-log.socket \
+         systemd-journald.service && systemctl start systemd-journald.socket \
+         systemd-journald-dev-log.socket systemd-journald.service",
+    );
+    lab.attacker.run(move || {
+        // A land attack: the victim's own address as the source (martian).
+        Sender::open("va").send(&craft::tcp_frame(victim, victim, 80, 80, SYN));
+    });
+    lab.wait_for(
+        "an alert after journald's socket was made anew",
+        20,
+        "journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=martian",
+        |s| s.contains("land"),
     );
     assert_eq!(lab.ok("systemctl is-active scramd").trim(), "active");
 }

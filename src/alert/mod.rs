@@ -556,11 +556,57 @@ pub fn journal(a: &Alert, iface: &str, seed: u16) {
     }
 }
 
+/// Alerts held while the journal's socket is gone, at most.
+pub const JOURNAL_BACKLOG: usize = 4096;
+
+/// The journal as an alert sink: whether its socket takes datagrams now, and the alerts held
+/// while it does not. The log library that writes journal entries cannot say that a send
+/// failed, so before each alert an empty datagram (which journald ignores) asks; the socket for
+/// it is opened before confinement.
+struct JournalGate {
+    probe: std::os::unix::net::UnixDatagram,
+    held: std::collections::VecDeque<Alert>,
+    since: Option<std::time::Instant>,
+    last_try: Option<std::time::Instant>,
+    held_total: u64,
+    lost: u64,
+}
+
+impl JournalGate {
+    fn open() -> std::io::Result<JournalGate> {
+        Ok(JournalGate {
+            probe: std::os::unix::net::UnixDatagram::unbound()?,
+            held: std::collections::VecDeque::with_capacity(JOURNAL_BACKLOG),
+            since: None,
+            last_try: None,
+            held_total: 0,
+            lost: 0,
+        })
+    }
+
+    fn up(&self) -> bool {
+        self.probe
+            .send_to(&[], crate::logging::JOURNAL_SOCKET)
+            .is_ok()
+    }
+
+    fn hold(&mut self, a: &Alert) {
+        self.since.get_or_insert_with(std::time::Instant::now);
+        if self.held.len() < JOURNAL_BACKLOG {
+            self.held.push_back(*a);
+            self.held_total += 1;
+        } else {
+            self.lost += 1;
+        }
+    }
+}
+
 /// Where alerts go.
 pub struct AlertWriter {
     iface_names: Vec<String>,
     sensor: Sensor,
     journal: bool,
+    gate: Option<JournalGate>,
     json: Vec<(String, Box<dyn Write + Send>)>,
     written: u64,
     write_errors: u64,
@@ -590,6 +636,7 @@ impl AlertWriter {
                 community_id_seed: 0,
             },
             journal: false,
+            gate: None,
             json: Vec::new(),
             written: 0,
             write_errors: 0,
@@ -602,10 +649,73 @@ impl AlertWriter {
         self
     }
 
-    /// Also send alerts to the journal.
+    /// Also send alerts to the journal (call before confinement: it opens the socket that asks
+    /// whether journald's is there).
     pub fn with_journal(mut self, on: bool) -> Self {
         self.journal = on;
+        self.gate = if on {
+            match JournalGate::open() {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(
+                        "alerts go to the journal without a check that it is there: {e}"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         self
+    }
+
+    fn send_journal(&mut self, a: &Alert) {
+        let iface = self
+            .iface_names
+            .get(usize::from(a.iface))
+            .map(String::as_str)
+            .unwrap_or("?");
+        journal(a, iface, self.sensor.community_id_seed);
+    }
+
+    /// Writes the alerts held while the journal was gone, once it is back; tried at most every
+    /// 200 ms. Call it regularly (the alert stage does, every pass).
+    pub fn retry_journal(&mut self) {
+        let Some(gate) = &mut self.gate else { return };
+        if gate.held.is_empty() && gate.lost == 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if gate
+            .last_try
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(200))
+        {
+            return;
+        }
+        gate.last_try = Some(now);
+        if !gate.up() {
+            return;
+        }
+        let held: Vec<Alert> = gate.held.drain(..).collect();
+        let (since, total, lost) = (gate.since.take(), gate.held_total, gate.lost);
+        gate.held_total = 0;
+        gate.lost = 0;
+        for a in &held {
+            self.send_journal(a);
+        }
+        tracing::warn!(
+            "the journal's socket was gone for {:.1} s: {total} alert(s) were held and are written \
+             now, {lost} lost (more than {JOURNAL_BACKLOG} held)",
+            since.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0)
+        );
+    }
+
+    /// Alerts held for the journal now, and lost since it went away.
+    pub fn journal_held(&self) -> (usize, u64) {
+        self.gate
+            .as_ref()
+            .map(|g| (g.held.len(), g.lost))
+            .unwrap_or((0, 0))
     }
 
     /// Adds a JSON-lines sink: `-` for stdout, else a file opened for appending.
@@ -637,7 +747,10 @@ impl AlertWriter {
             .map(String::as_str)
             .unwrap_or("?");
         if self.journal {
-            journal(a, iface, self.sensor.community_id_seed);
+            match &mut self.gate {
+                Some(g) if !g.held.is_empty() || !g.up() => g.hold(a),
+                _ => journal(a, iface, self.sensor.community_id_seed),
+            }
         }
         if !self.json.is_empty() {
             let line = eve_json(a, iface, &self.sensor);

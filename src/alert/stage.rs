@@ -150,6 +150,7 @@ impl AlertStage {
         if n > 0 {
             self.writer.flush();
         }
+        self.writer.retry_journal();
         n
     }
 
@@ -300,6 +301,14 @@ impl AlertStage {
         self.release_pending(Instant::now(), true);
         self.release(Instant::now(), true);
         self.writer.flush();
+        self.writer.retry_journal();
+        let (held, lost) = self.writer.journal_held();
+        if held > 0 || lost > 0 {
+            tracing::error!(
+                "stopping with the journal's socket gone: {} alert(s) never reached the journal",
+                held as u64 + lost
+            );
+        }
         if self.folded > 0 {
             tracing::info!(
                 "{} alert(s) folded into the decoy scans that named their sources (portscans, and \

@@ -306,6 +306,137 @@ fn alerts_reach_the_journal_across_journald_restarts() {
 }
 
 #[test]
+fn the_alert_file_survives_rotation_by_rename_and_by_copytruncate() {
+    if !privileged("systemd lab alert file rotation") {
+        return;
+    }
+    let lab = Lab::boot();
+    lab.ok(
+        "mkdir -p /etc/scram && printf '[alerts]\njson = \"/var/log/scram/alerts.json\"\n' \
+         > /etc/scram/scram.toml",
+    );
+    lab.install();
+    wait_active(&lab);
+    let lines = |file: &str| lab.ok(&format!("cat {file} 2>/dev/null || true"));
+    scan(&lab, 1..=40);
+    lab.wait_for(
+        "the scan in the file",
+        20,
+        "cat /var/log/scram/alerts.json",
+        |s| s.contains("\"portscan\""),
+    );
+    // logrotate's default: rename, then SIGHUP (its postrotate `systemctl reload`).
+    lab.ok("mv /var/log/scram/alerts.json /var/log/scram/alerts.json.1");
+    lab.ok("systemctl reload scramd");
+    lab.wait_for(
+        "the file opened anew",
+        10,
+        "journalctl -u scramd --no-pager -o cat",
+        |s| s.contains("opened anew"),
+    );
+    let attacker = lab::ATTACKER.parse().unwrap();
+    let victim = lab::LAB.parse().unwrap();
+    lab.attacker.run(move || {
+        Sender::open("va").send(&craft::tcp_frame(
+            attacker,
+            victim,
+            40001,
+            80,
+            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
+        ));
+    });
+    let new = lab.wait_for(
+        "the next alert in the new file",
+        20,
+        "cat /var/log/scram/alerts.json 2>/dev/null || true",
+        |s| s.contains("\"tcp-flags\""),
+    );
+    assert!(!new.contains("\"portscan\""), "{new}");
+    let rotated = lines("/var/log/scram/alerts.json.1");
+    assert!(
+        rotated.contains("\"portscan\"") && !rotated.contains("\"tcp-flags\""),
+        "{rotated}"
+    );
+    // copytruncate: the file is copied and cut to nothing under the daemon; its next line
+    // starts the file (appending), with no hole of zeros before it.
+    lab.ok("cp /var/log/scram/alerts.json /var/log/scram/alerts.json.2 && truncate -s 0 /var/log/scram/alerts.json");
+    lab.attacker.run(move || {
+        // A land attack: the victim's own address as the source (martian).
+        Sender::open("va").send(&craft::tcp_frame(victim, victim, 80, 80, SYN));
+    });
+    let cut = lab.wait_for(
+        "the next alert after copytruncate",
+        20,
+        "cat /var/log/scram/alerts.json 2>/dev/null || true",
+        |s| s.contains("\"martian\""),
+    );
+    assert!(cut.starts_with('{') && cut.lines().count() == 1, "{cut:?}");
+    assert_eq!(lab.ok("systemctl is-active scramd").trim(), "active");
+}
+
+#[test]
+fn a_full_disk_under_the_alert_file_is_counted_and_capture_goes_on() {
+    if !privileged("systemd lab full disk") {
+        return;
+    }
+    let lab = Lab::boot();
+    lab.ok(
+        // The unit's LogsDirectory= with DynamicUser=: /var/log/private/scram, linked from
+        // /var/log/scram.
+        "mkdir -p /etc/scram /var/log/private/scram && chmod 0700 /var/log/private && \
+         mount -t tmpfs -o size=16k tmpfs /var/log/private/scram && \
+         printf '[alerts]\njson = \"/var/log/scram/alerts.json\"\n' > /etc/scram/scram.toml",
+    );
+    lab.install();
+    wait_active(&lab);
+    // Fill it up: dd stops at the end of the space.
+    lab.ok("dd if=/dev/zero of=/var/log/private/scram/fill bs=1k count=64 2>/dev/null || true");
+    scan(&lab, 1..=40);
+    // The alert still reaches the journal, the failed write is logged, capture goes on.
+    lab.wait_for(
+        "the scan in the journal",
+        20,
+        "journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=portscan",
+        |s| s.contains(lab::ATTACKER),
+    );
+    lab.wait_for(
+        "the failed write logged",
+        20,
+        "journalctl -u scramd --no-pager -o cat",
+        |s| {
+            s.contains("writing alerts to /var/log/scram/alerts.json")
+                && s.contains("No space left")
+        },
+    );
+    let attacker = lab::ATTACKER.parse().unwrap();
+    let victim = lab::LAB.parse().unwrap();
+    lab.attacker.run(move || {
+        Sender::open("va").send(&craft::tcp_frame(
+            attacker,
+            victim,
+            40001,
+            80,
+            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
+        ));
+    });
+    lab.wait_for(
+        "a later alert in the journal",
+        20,
+        "journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=tcp-flags",
+        |s| s.contains(lab::ATTACKER),
+    );
+    assert_eq!(lab.ok("systemctl is-active scramd").trim(), "active");
+    // At stop the failed writes are counted.
+    lab.ok("systemctl stop scramd");
+    lab.wait_for(
+        "the count at stop",
+        20,
+        "journalctl -u scramd --no-pager -o cat",
+        |s| s.contains("alert writes failed"),
+    );
+}
+
+#[test]
 fn a_frozen_daemon_is_restarted_by_the_watchdog() {
     if !privileged("systemd lab watchdog") {
         return;

@@ -556,6 +556,16 @@ pub fn journal(a: &Alert, iface: &str, seed: u16) {
     }
 }
 
+/// An alert file, opened for appending (so lines land at its end after `copytruncate` too).
+fn open_alert_file(path: &str) -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+    Ok(std::io::BufWriter::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?,
+    ))
+}
+
 /// Alerts held while the journal's socket is gone, at most.
 pub const JOURNAL_BACKLOG: usize = 4096;
 
@@ -723,15 +733,31 @@ impl AlertWriter {
         let w: Box<dyn Write + Send> = if target == "-" {
             Box::new(std::io::stdout())
         } else {
-            Box::new(std::io::BufWriter::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(target)?,
-            ))
+            Box::new(open_alert_file(target)?)
         };
         self.json.push((target.to_owned(), w));
         Ok(())
+    }
+
+    /// Opens every JSON file anew (SIGHUP, after rotation by rename: the old name now belongs to
+    /// the rotated file, and lines go on in a new one). A file that cannot be opened keeps its
+    /// old descriptor, with an error logged.
+    pub fn reopen(&mut self) {
+        for (name, w) in &mut self.json {
+            if name == "-" || name == "stdout" {
+                continue;
+            }
+            let _ = w.flush();
+            match open_alert_file(name) {
+                Ok(f) => {
+                    *w = Box::new(f);
+                    tracing::info!("SIGHUP: alert file {name} opened anew");
+                }
+                Err(e) => tracing::error!(
+                    "SIGHUP: opening {name} anew: {e}; writing on to the file already open"
+                ),
+            }
+        }
     }
 
     /// Adds any writer as a JSON-lines sink.
@@ -766,10 +792,17 @@ impl AlertWriter {
         self.written += 1;
     }
 
-    /// Flushes the JSON sinks.
+    /// Flushes the JSON sinks. A failed flush (a full disk) is counted with the failed writes
+    /// and logged once; what it could not write stays buffered and goes out with a later flush
+    /// that succeeds.
     pub fn flush(&mut self) {
-        for (_, w) in &mut self.json {
-            let _ = w.flush();
+        for (name, w) in &mut self.json {
+            if let Err(e) = w.flush() {
+                self.write_errors += 1;
+                if self.write_errors == 1 {
+                    tracing::error!("writing alerts to {name}: {e}");
+                }
+            }
         }
     }
 

@@ -59,6 +59,15 @@ pub struct ResponseUpdate {
     pub allowlist: PrefixSet,
 }
 
+/// What the control loop hands the running stage.
+#[derive(Debug)]
+enum Update {
+    /// Reloaded response settings.
+    Response(ResponseUpdate),
+    /// Open the alert files anew (SIGHUP, after rotation).
+    Reopen,
+}
+
 /// Alert rings in, sinks out, active response between.
 pub struct AlertStage {
     rx: Vec<rtrb::Consumer<Alert>>,
@@ -273,14 +282,17 @@ impl AlertStage {
     pub fn spawn(mut self) -> std::io::Result<AlertThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let (tx, updates) = mpsc::channel::<ResponseUpdate>();
+        let (tx, updates) = mpsc::channel::<Update>();
         let handle = std::thread::Builder::new()
             .name("scram-alerts".into())
             .spawn(move || loop {
                 // Read the flag before draining, so nothing queued before the stop is missed.
                 let stopping = flag.load(Ordering::Acquire);
                 while let Ok(u) = updates.try_recv() {
-                    self.update(u);
+                    match u {
+                        Update::Response(u) => self.update(u),
+                        Update::Reopen => self.writer.reopen(),
+                    }
                 }
                 self.drain();
                 if stopping {
@@ -332,7 +344,7 @@ impl AlertStage {
 /// The running alert stage.
 pub struct AlertThread {
     stop: Arc<AtomicBool>,
-    updates: mpsc::Sender<ResponseUpdate>,
+    updates: mpsc::Sender<Update>,
     handle: std::thread::JoinHandle<AlertStage>,
 }
 
@@ -340,7 +352,12 @@ impl AlertThread {
     /// Hands reloaded response settings to the stage (applied before its next drain).
     pub fn update(&self, u: ResponseUpdate) {
         // The receiver lives as long as the thread; a send fails only after it ended.
-        let _ = self.updates.send(u);
+        let _ = self.updates.send(Update::Response(u));
+    }
+
+    /// Has the stage open its alert files anew (before its next drain).
+    pub fn reopen(&self) {
+        let _ = self.updates.send(Update::Reopen);
     }
 
     /// Drains what is queued, stops the thread and returns the writer (`None` if it panicked).

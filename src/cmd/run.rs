@@ -344,6 +344,8 @@ impl Daemon {
     /// SIGHUP: re-reads the file; applies every live part that changed (detector settings to
     /// the workers, response settings to the alert stage) and names those that need a restart.
     fn reload(&mut self) {
+        // Rotation by rename (logrotate's default): the alert files are opened anew.
+        self.alerts.reopen();
         let Some(path) = self.config_path.as_deref() else {
             tracing::info!("SIGHUP: no configuration file in use; nothing to re-read");
             return;

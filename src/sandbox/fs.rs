@@ -131,6 +131,11 @@ pub fn grants(plan: &Plan) -> Vec<Grant> {
     }
     for f in &plan.write_files {
         add(f.clone(), AccessFs::WriteFile.into());
+        // Rotation by rename: SIGHUP makes the file anew, in its own directory when that is
+        // scramd's (its name says scram, as /var/log/scram is); never in a shared one.
+        if let Some(dir) = rotation_scope(f) {
+            add(dir, AccessFs::MakeReg | AccessFs::WriteFile);
+        }
     }
     for d in &plan.write_dirs {
         add(
@@ -147,6 +152,16 @@ pub fn grants(plan: &Plan) -> Vec<Grant> {
         add(dir, AccessFs::ResolveUnix.into());
     }
     out
+}
+
+/// The directory an alert file may be made anew in (after rotation by rename): its own, when
+/// that directory is scramd's (named for it, as the unit's `LogsDirectory=scram` is).
+pub fn rotation_scope(file: &Path) -> Option<PathBuf> {
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    let dir = file.parent()?;
+    dir.file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("scram"))
+        .then(|| dir.to_owned())
 }
 
 /// The directory of `file`, or the file itself when its directory is too broad to grant.
@@ -207,5 +222,15 @@ mod abi_tests {
         assert!(names(5).contains(&"abstract unix sockets and signals to other processes"));
         assert!(names(6).is_empty());
         assert!(names(7).is_empty());
+    }
+
+    #[test]
+    fn alert_files_are_made_anew_only_in_a_directory_of_their_own() {
+        assert_eq!(
+            rotation_scope(Path::new("/var/log/scram/eve.json")),
+            Some(PathBuf::from("/var/log/scram"))
+        );
+        assert_eq!(rotation_scope(Path::new("/var/log/eve.json")), None);
+        assert_eq!(rotation_scope(Path::new("/eve.json")), None);
     }
 }

@@ -44,7 +44,11 @@ fn a_spoofed_syn_flood_of_30000_packets_is_a_handful_of_records() {
         "no one source: {}",
         flood[0]
     );
-    assert_eq!(scram(flood[0])["distinct_sources"], 255, "{}", flood[0]);
+    // 3,001 forged sources hashed into 256 bits (with a salt drawn per process) leave every bit
+    // set almost always (255: "250 or more"); a bit or two left clear reads as the estimate's
+    // cap, 250.
+    let distinct = scram(flood[0])["distinct_sources"].as_u64().unwrap();
+    assert!(distinct >= 250, "{}", flood[0]);
     assert!(
         scram(flood[0])["message"]
             .as_str()

@@ -313,6 +313,15 @@ fn the_self_check_sees_every_attack_refused_after_the_real_confinement() {
             "{line}"
         );
     }
+    // Files anyone may read or write are refused by Landlock itself (file permissions let
+    // those through), and each row names the layer.
+    for call in ["read /etc/hostname", "create a file in /tmp"] {
+        let line = out.lines().find(|l| l.contains(call)).unwrap();
+        assert!(
+            line.starts_with("ok") && line.ends_with("(Landlock)"),
+            "{line}"
+        );
+    }
     // No unix socket can be made after confinement, on any kernel: the journal's and the
     // service manager's were opened before.
     for call in [

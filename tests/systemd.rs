@@ -437,6 +437,50 @@ fn a_full_disk_under_the_alert_file_is_counted_and_capture_goes_on() {
 }
 
 #[test]
+fn one_stuck_capture_worker_gets_the_service_restarted_by_the_watchdog() {
+    if !privileged("systemd lab stuck worker") {
+        return;
+    }
+    let lab = Lab::boot();
+    lab.install();
+    lab.ok("mkdir -p /etc/systemd/system/scramd.service.d && \
+         printf '[Service]\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n' \
+           > /etc/systemd/system/scramd.service.d/watchdog.conf && \
+         systemctl daemon-reload && systemctl restart scramd");
+    wait_active(&lab);
+    let before = main_pid(&lab);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(main_pid(&lab), before, "a healthy daemon is not restarted");
+    // One capture worker thread stopped alone (ptrace stops just the thread it seizes); the
+    // process and its other threads go on.
+    lab.ok("pid=$(systemctl show -p MainPID --value scramd); \
+         tid=$(grep -lE '^scram-.+-[0-9]+$' /proc/$pid/task/*/comm | head -n 1 | cut -d/ -f5); \
+         test -n \"$tid\" && \
+         python3 -c 'import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+tid = int(sys.argv[1])
+assert libc.ptrace(0x4206, tid, 0, 0) == 0  # PTRACE_SEIZE
+assert libc.ptrace(0x4207, tid, 0, 0) == 0  # PTRACE_INTERRUPT: this thread stops
+time.sleep(30)' \"$tid\" > /dev/null 2>&1 &");
+    lab.wait_for(
+        "a restart by the watchdog",
+        40,
+        "systemctl show -p NRestarts -p MainPID -p ActiveState scramd",
+        |s| {
+            s.contains("NRestarts=1")
+                && s.contains("ActiveState=active")
+                && !s.contains(&format!("MainPID={before}\n"))
+        },
+    );
+    let log = lab.ok("journalctl -u scramd --no-pager -o cat");
+    assert!(
+        log.contains("made no progress; withholding the watchdog ping"),
+        "{log}"
+    );
+    assert!(log.contains("Watchdog timeout"), "{log}");
+}
+
+#[test]
 fn a_frozen_daemon_is_restarted_by_the_watchdog() {
     if !privileged("systemd lab watchdog") {
         return;

@@ -38,12 +38,18 @@ pub fn self_check(config_path: Option<&Path>) -> Result<(), Error> {
         }
         let ok = report.outcome.as_expected(attempt);
         all_as_expected &= ok;
+        // Each refusal names the layer that refused it.
+        let shown = match &report.outcome {
+            Outcome::Refused(e) if !e.contains("Address family not supported") => {
+                format!("refused: {e} ({})", attempt.refused_by())
+            }
+            o => o.to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:<4} {:<38} {}",
+            "{:<4} {:<38} {shown}",
             if ok { "ok" } else { "FAIL" },
             attempt.describe(),
-            report.outcome
         );
     }
     if all_as_expected {

@@ -21,8 +21,12 @@ pub enum Attempt {
     ExecShell,
     /// Open /etc/shadow for reading.
     ReadShadow,
+    /// Read a file anyone may read, outside what Landlock grants (/etc/hostname).
+    ReadOutsideGrants,
     /// Create a file under /etc.
     WriteEtc,
+    /// Create a file where anyone may (/tmp), outside what Landlock grants.
+    WriteOutsideGrants,
     /// Open an AF_INET socket.
     InetSocket,
     /// ptrace-attach to the parent.
@@ -45,10 +49,12 @@ pub enum Attempt {
 
 impl Attempt {
     /// Every attempt, attacks first.
-    pub const ALL: [Attempt; 12] = [
+    pub const ALL: [Attempt; 14] = [
         Attempt::ExecShell,
         Attempt::ReadShadow,
+        Attempt::ReadOutsideGrants,
         Attempt::WriteEtc,
+        Attempt::WriteOutsideGrants,
         Attempt::InetSocket,
         Attempt::Ptrace,
         Attempt::AbstractUnix,
@@ -65,7 +71,9 @@ impl Attempt {
         match self {
             Attempt::ExecShell => "exec /bin/sh",
             Attempt::ReadShadow => "open /etc/shadow for reading",
+            Attempt::ReadOutsideGrants => "read /etc/hostname (anyone may)",
             Attempt::WriteEtc => "create a file under /etc",
+            Attempt::WriteOutsideGrants => "create a file in /tmp (anyone may)",
             Attempt::InetSocket => "open an AF_INET socket",
             Attempt::Ptrace => "ptrace the parent process",
             Attempt::AbstractUnix => "connect to an abstract unix socket",
@@ -75,6 +83,23 @@ impl Attempt {
             Attempt::TgkillSameUser => "tgkill a process of the same user",
             Attempt::SetuidRoot => "setuid(0)",
             Attempt::PacketSocket => "open an AF_PACKET socket (capture)",
+        }
+    }
+
+    /// The layer that refuses it when the call fails with EACCES or EPERM: file permissions
+    /// come first where they forbid it; the rows on files anyone may use reach Landlock.
+    pub fn refused_by(self) -> &'static str {
+        match self {
+            Attempt::ReadShadow | Attempt::WriteEtc => "file permissions; Landlock behind them",
+            Attempt::ReadOutsideGrants | Attempt::WriteOutsideGrants => "Landlock",
+            Attempt::ExecShell => "Landlock (no execute right anywhere)",
+            Attempt::Ptrace | Attempt::SetuidRoot => "capabilities",
+            Attempt::AbstractUnix
+            | Attempt::ConnectOpenUnix
+            | Attempt::SignalSameUser
+            | Attempt::TgkillSameUser => "Landlock scoping",
+            Attempt::PathUnix => "Landlock",
+            Attempt::InetSocket | Attempt::PacketSocket => "the kernel",
         }
     }
 
@@ -95,6 +120,19 @@ impl Attempt {
                 Err(err.into())
             }
             Attempt::ReadShadow => std::fs::File::open("/etc/shadow").map(drop),
+            Attempt::ReadOutsideGrants => std::fs::File::open("/etc/hostname").map(drop),
+            Attempt::WriteOutsideGrants => {
+                let path = format!("/tmp/scram-self-check-{}", std::process::id());
+                let r = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map(drop);
+                if r.is_ok() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                r
+            }
             Attempt::WriteEtc => {
                 let path = format!("/etc/scram-self-check-{}", std::process::id());
                 let r = std::fs::OpenOptions::new()

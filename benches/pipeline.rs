@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench pipeline`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use scram::capture::{Batch, FrameMeta, FrameSink};
+use scram::capture::{Batch, FrameMeta};
 use scram::craft;
 use scram::pipeline::PipelineSet;
 
@@ -28,13 +28,9 @@ fn pipeline(c: &mut Criterion) {
                         ts_ns: ts,
                         ..FrameMeta::EMPTY
                     };
-                    if !batch.push(f, &meta) {
-                        p.frames(&batch);
-                        batch.clear();
-                        batch.push(f, &meta);
-                    }
+                    batch.feed(f, &meta, p);
                 }
-                p.frames(&batch);
+                batch.flush(p);
                 while rx.pop().is_ok() {}
             })
         },

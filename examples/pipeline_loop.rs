@@ -4,7 +4,7 @@
 //! with changing source ports, like benches/veth.sh's 64-byte profile). Frames go in batches,
 //! as a capture worker hands them over ([`FrameSink::frames`]).
 
-use scram::capture::{Batch, FrameMeta, FrameSink};
+use scram::capture::{Batch, FrameMeta};
 use scram::craft;
 use scram::pipeline::PipelineSet;
 
@@ -39,13 +39,9 @@ fn main() {
                 ts_ns: ts,
                 ..FrameMeta::EMPTY
             };
-            if !batch.push(f, &meta) {
-                p.frames(&batch);
-                batch.clear();
-                batch.push(f, &meta);
-            }
+            batch.feed(f, &meta, p);
         }
-        p.frames(&batch);
+        batch.flush(p);
         while rx.pop().is_ok() {}
     }
     println!("{}", rounds * corpus.len() as u64);

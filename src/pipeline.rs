@@ -849,13 +849,11 @@ mod tests {
                 };
                 if !batched {
                     p.frame(f, &meta);
-                } else if !batch.push(f, &meta) {
-                    p.frames(&batch);
-                    batch.clear();
-                    batch.push(f, &meta);
+                } else {
+                    batch.feed(f, &meta, p);
                 }
             }
-            p.frames(&batch);
+            batch.flush(p);
             p.publish();
             let totals = PipelineTotals::sum(&set.counters);
             let mut alerts: Vec<_> = collect(&mut set)

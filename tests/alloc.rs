@@ -152,16 +152,12 @@ fn a_million_packets_through_ring_decode_route_detect_allocate_nothing() {
                     } else {
                         (&mut b[0], &mut batch_b)
                     };
-                    if !batch.push(f, m) {
-                        p.frames(batch);
-                        batch.clear();
-                        batch.push(f, m);
-                    }
+                    batch.feed(f, m, p);
                     n += 1;
                 })
                 .expect("valid block");
-                a[0].frames(&batch_a);
-                b[0].frames(&batch_b);
+                batch_a.flush(&mut a[0]);
+                batch_b.flush(&mut b[0]);
                 drop(block);
                 packets += u64::from(n);
                 a[0].block_end();

@@ -66,6 +66,37 @@ fn scan(lab: &Lab, ports: std::ops::RangeInclusive<u16>) {
     });
 }
 
+/// One XMAS segment from the attacker (a tcp-flags alert).
+fn xmas(lab: &Lab) {
+    let attacker = lab::ATTACKER.parse().unwrap();
+    let victim = lab::LAB.parse().unwrap();
+    lab.attacker.run(move || {
+        Sender::open("va").send(&craft::tcp_frame(
+            attacker,
+            victim,
+            40001,
+            80,
+            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
+        ));
+    });
+}
+
+/// A land attack: the victim's own address as the source (a martian alert).
+fn land(lab: &Lab) {
+    let victim = lab::LAB.parse().unwrap();
+    lab.attacker.run(move || {
+        Sender::open("va").send(&craft::tcp_frame(victim, victim, 80, 80, SYN));
+    });
+}
+
+/// A 3 s watchdog, so a watchdog test is quick (the shipped unit says 30 s); restarts scramd.
+fn short_watchdog(lab: &Lab) {
+    lab.ok("mkdir -p /etc/systemd/system/scramd.service.d && \
+         printf '[Service]\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n' \
+           > /etc/systemd/system/scramd.service.d/watchdog.conf && \
+         systemctl daemon-reload && systemctl restart scramd");
+}
+
 fn journal(lab: &Lab) -> Vec<Value> {
     lab.ok("journalctl -u scramd -o json --no-pager")
         .lines()
@@ -251,17 +282,7 @@ fn alerts_reach_the_journal_across_journald_restarts() {
     );
     // Stopped for a while: an XMAS segment's alert is sent meanwhile.
     lab.ok("systemctl stop systemd-journald.service");
-    let attacker = lab::ATTACKER.parse().unwrap();
-    let victim = lab::LAB.parse().unwrap();
-    lab.attacker.run(move || {
-        Sender::open("va").send(&craft::tcp_frame(
-            attacker,
-            victim,
-            40001,
-            80,
-            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
-        ));
-    });
+    xmas(&lab);
     std::thread::sleep(Duration::from_secs(2));
     lab.ok("systemctl start systemd-journald.service");
     let alerts = lab.wait_for(
@@ -281,10 +302,7 @@ fn alerts_reach_the_journal_across_journald_restarts() {
         "systemctl stop systemd-journald.socket systemd-journald-dev-log.socket \
          systemd-journald.service",
     );
-    lab.attacker.run(move || {
-        // A land attack: the victim's own address as the source (martian).
-        Sender::open("va").send(&craft::tcp_frame(victim, victim, 80, 80, SYN));
-    });
+    land(&lab);
     std::thread::sleep(Duration::from_secs(2));
     lab.ok(
         "systemctl start systemd-journald.socket systemd-journald-dev-log.socket \
@@ -334,17 +352,7 @@ fn the_alert_file_survives_rotation_by_rename_and_by_copytruncate() {
         "journalctl -u scramd --no-pager -o cat",
         |s| s.contains("opened anew"),
     );
-    let attacker = lab::ATTACKER.parse().unwrap();
-    let victim = lab::LAB.parse().unwrap();
-    lab.attacker.run(move || {
-        Sender::open("va").send(&craft::tcp_frame(
-            attacker,
-            victim,
-            40001,
-            80,
-            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
-        ));
-    });
+    xmas(&lab);
     let new = lab.wait_for(
         "the next alert in the new file",
         20,
@@ -360,10 +368,7 @@ fn the_alert_file_survives_rotation_by_rename_and_by_copytruncate() {
     // copytruncate: the file is copied and cut to nothing under the daemon; its next line
     // starts the file (appending), with no hole of zeros before it.
     lab.ok("cp /var/log/scram/alerts.json /var/log/scram/alerts.json.2 && truncate -s 0 /var/log/scram/alerts.json");
-    lab.attacker.run(move || {
-        // A land attack: the victim's own address as the source (martian).
-        Sender::open("va").send(&craft::tcp_frame(victim, victim, 80, 80, SYN));
-    });
+    land(&lab);
     let cut = lab.wait_for(
         "the next alert after copytruncate",
         20,
@@ -408,17 +413,7 @@ fn a_full_disk_under_the_alert_file_is_counted_and_capture_goes_on() {
                 && s.contains("No space left")
         },
     );
-    let attacker = lab::ATTACKER.parse().unwrap();
-    let victim = lab::LAB.parse().unwrap();
-    lab.attacker.run(move || {
-        Sender::open("va").send(&craft::tcp_frame(
-            attacker,
-            victim,
-            40001,
-            80,
-            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
-        ));
-    });
+    xmas(&lab);
     lab.wait_for(
         "a later alert in the journal",
         20,
@@ -443,10 +438,7 @@ fn one_stuck_capture_worker_gets_the_service_restarted_by_the_watchdog() {
     }
     let lab = Lab::boot();
     lab.install();
-    lab.ok("mkdir -p /etc/systemd/system/scramd.service.d && \
-         printf '[Service]\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n' \
-           > /etc/systemd/system/scramd.service.d/watchdog.conf && \
-         systemctl daemon-reload && systemctl restart scramd");
+    short_watchdog(&lab);
     wait_active(&lab);
     let before = main_pid(&lab);
     std::thread::sleep(Duration::from_secs(4));
@@ -487,11 +479,7 @@ fn a_frozen_daemon_is_restarted_by_the_watchdog() {
     }
     let lab = Lab::boot();
     lab.install();
-    // A short watchdog so the test is quick; the shipped unit says 30 s.
-    lab.ok("mkdir -p /etc/systemd/system/scramd.service.d && \
-         printf '[Service]\\nWatchdogSec=3s\\nTimeoutAbortSec=2s\\n' \
-           > /etc/systemd/system/scramd.service.d/watchdog.conf && \
-         systemctl daemon-reload && systemctl restart scramd");
+    short_watchdog(&lab);
     wait_active(&lab);
     let frozen = main_pid(&lab);
     // Still pinging while healthy: several watchdog periods pass without a restart.

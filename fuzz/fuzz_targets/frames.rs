@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
-use scram::capture::{Batch, FrameMeta, FrameSink};
+use scram::capture::{Batch, FrameMeta};
 use scram::detect::Settings;
 use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
 
@@ -31,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
         let meta = FrameMeta { ts_ns, iface: u16::from(sel >> 7), ..FrameMeta::EMPTY };
         let mut batch = Batch::default();
         for f in [frame, &frame[..frame.len() / 2], frame] {
-            batch.push(f, &meta);
+            batch.feed(f, &meta, p);
         }
-        p.frames(&batch);
+        batch.flush(p);
     }
     for p in &mut set.pipelines {
         p.drain();

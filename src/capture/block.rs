@@ -159,6 +159,30 @@ impl<'b> Batch<'b> {
         true
     }
 
+    /// Adds a frame, first handing the batch to `sink` when it is full.
+    #[inline]
+    pub fn feed<S: super::FrameSink + ?Sized>(
+        &mut self,
+        frame: &'b [u8],
+        meta: &FrameMeta,
+        sink: &mut S,
+    ) {
+        if self.is_full() {
+            self.flush(sink);
+        }
+        let added = self.push(frame, meta);
+        debug_assert!(added, "a flushed batch has room");
+    }
+
+    /// Hands what it holds to `sink` and empties it.
+    #[inline]
+    pub fn flush<S: super::FrameSink + ?Sized>(&mut self, sink: &mut S) {
+        if !self.is_empty() {
+            sink.frames(self);
+        }
+        self.clear();
+    }
+
     /// Frames held.
     #[inline]
     pub fn len(&self) -> usize {

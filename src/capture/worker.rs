@@ -74,13 +74,9 @@ impl Worker {
             let mut batch = Batch::default();
             let result = walk_block(&block, self.iface, |frame, meta| {
                 bytes += u64::from(meta.wire_len);
-                if !batch.push(frame, meta) {
-                    sink.frames(&batch);
-                    batch.clear();
-                    batch.push(frame, meta);
-                }
+                batch.feed(frame, meta, sink);
             });
-            sink.frames(&batch);
+            batch.flush(sink);
             // The block goes back to the kernel as soon as its frames are processed.
             drop(block);
             sink.block_end();

@@ -121,30 +121,8 @@ impl Attempt {
             }
             Attempt::ReadShadow => std::fs::File::open("/etc/shadow").map(drop),
             Attempt::ReadOutsideGrants => std::fs::File::open("/etc/hostname").map(drop),
-            Attempt::WriteOutsideGrants => {
-                let path = format!("/tmp/scram-self-check-{}", std::process::id());
-                let r = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map(drop);
-                if r.is_ok() {
-                    let _ = std::fs::remove_file(&path);
-                }
-                r
-            }
-            Attempt::WriteEtc => {
-                let path = format!("/etc/scram-self-check-{}", std::process::id());
-                let r = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map(drop);
-                if r.is_ok() {
-                    let _ = std::fs::remove_file(&path);
-                }
-                r
-            }
+            Attempt::WriteOutsideGrants => create_in("/tmp"),
+            Attempt::WriteEtc => create_in("/etc"),
             Attempt::InetSocket => socket(
                 AddressFamily::Inet,
                 SockType::Stream,
@@ -180,6 +158,20 @@ impl Attempt {
                 .map_err(|e| e.source),
         }
     }
+}
+
+/// Creates a file in `dir` (and removes it again if that worked).
+fn create_in(dir: &str) -> std::io::Result<()> {
+    let path = format!("{dir}/scram-self-check-{}", std::process::id());
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map(drop);
+    if r.is_ok() {
+        let _ = std::fs::remove_file(&path);
+    }
+    r
 }
 
 /// What happened to one attempt.

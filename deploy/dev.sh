@@ -3,6 +3,8 @@
 #
 #   deploy/dev.sh run [scramd run args...]   build, then run scramd in the foreground
 #   deploy/dev.sh test                       install test dependencies, run the whole test suite
+#   deploy/dev.sh deb [VERSION]              build target/debian/scram_VERSION_amd64.deb and run
+#                                            lintian on it (VERSION: Cargo.toml's by default)
 #   deploy/dev.sh deps                       only install the Debian packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +14,8 @@ cd "$(dirname "$0")/.."
 # python3 (the response tests look at the table and probe it), trafgen (netsniff-ng) and tcpdump
 # for benchmarks, fastnetmon (a benchmark peer) and python3-matplotlib (the scaling plot),
 # arp-scan (a live host-discovery test runs the real tool), debootstrap, qemu and e2fsprogs (the
-# stock Debian 12 guest of tests/vm.rs).
-PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6 debootstrap qemu-system-x86 qemu-utils e2fsprogs)
+# stock Debian 12 guest of tests/vm.rs), lintian (checks the Debian package).
+PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6 debootstrap qemu-system-x86 qemu-utils e2fsprogs lintian)
 
 deps() {
   local missing=()
@@ -86,11 +88,31 @@ case "${1:-}" in
       echo "fuzz $target: $(grep -E '^Done' "$corpus/$target.log" | tail -n 1)"
     done
     ;;
+  deb)
+    # The package, from the files deploy/install.sh installs (see [package.metadata.deb] in
+    # Cargo.toml); cargo-deb is pinned so every machine builds the same control files.
+    deps
+    if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
+      cargo install --locked cargo-deb --version 3.8.0
+    fi
+    cargo build --release --locked --bin scramd
+    cargo run --quiet --locked --example man -- target/man
+    gzip -9nf target/man/scramd.8 target/man/scram.toml.5
+    gzip -9nc CHANGELOG.md > target/man/changelog.gz
+    version="${2:-$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)-1}"
+    # cargo-deb empties its output directory: each package moves to target/packages.
+    built="$(cargo deb --no-build --locked --strip --deb-version "$version" | tail -n 1)"
+    mkdir -p target/packages
+    deb="target/packages/scram_${version}_amd64.deb"
+    mv "$built" "$deb"
+    lintian --fail-on error --suppress-tags-from-file packaging/debian/lintian-explained "$deb"
+    echo "$deb"
+    ;;
   deps)
     deps
     ;;
   *)
-    echo "usage: deploy/dev.sh run [ARGS...] | test [ARGS...] | fuzz [SECONDS] | deps" >&2
+    echo "usage: deploy/dev.sh run [ARGS...] | test [ARGS...] | fuzz [SECONDS] | deb [VERSION] | deps" >&2
     exit 64
     ;;
 esac

@@ -32,19 +32,14 @@ if [ -z "$bin" ]; then
   fi
 fi
 
-# The binary and the unit's empty root directory (the unit binds /usr, the config and the journal's
-# directory into it; the links make the ELF interpreter's /lib64 path resolve inside it).
+# The binary and the unit's empty root directory.
 install -D -m 0755 "$bin" /usr/sbin/scramd
-root=/usr/lib/scram/root
-install -d -m 0755 "$root" "$root/usr" "$root/etc" "$root/etc/scram" "$root/run" \
-  "$root/run/systemd" "$root/run/systemd/journal" "$root/proc" "$root/dev" "$root/tmp" \
-  "$root/var" "$root/var/lib" "$root/var/log"
-for l in bin sbin lib lib64; do
-  if [ -e "/$l" ] && [ ! -L "$root/$l" ]; then ln -s "usr/$l" "$root/$l"; fi
-done
+install -D -m 0755 packaging/make-root /usr/lib/scram/make-root
+/usr/lib/scram/make-root
 
 install -D -m 0644 packaging/scramd.service /usr/lib/systemd/system/scramd.service
 install -D -m 0644 packaging/scram.sysusers /usr/lib/sysusers.d/scram.conf
+install -D -m 0644 packaging/scram.tmpfiles /usr/lib/tmpfiles.d/scram.conf
 install -D -m 0644 packaging/scram.catalog /usr/lib/systemd/catalog/scram.catalog
 install -D -m 0644 README.md /usr/share/doc/scram/README.md
 install -d -m 0755 /etc/scram
@@ -55,6 +50,17 @@ fi
 /usr/sbin/scramd check-config /etc/scram/scram.toml >/dev/null
 
 systemd-sysusers /usr/lib/sysusers.d/scram.conf
+# An install.sh of old made /var/log/scram a link into /var/log/private (LogsDirectory=): the
+# alert files move to the directory tmpfiles makes now.
+if [ -L /var/log/scram ]; then
+  rm /var/log/scram
+  install -d /var/log/scram
+  if [ -d /var/log/private/scram ]; then
+    mv /var/log/private/scram/* /var/log/scram/ 2>/dev/null || true
+    rmdir /var/log/private/scram 2>/dev/null || true
+  fi
+fi
+systemd-tmpfiles --create /usr/lib/tmpfiles.d/scram.conf
 journalctl --update-catalog || true
 
 if [ -d /run/systemd/system ]; then

@@ -20,7 +20,7 @@ if [ -d /run/systemd/system ]; then
   systemctl disable --now scramd.service 2>/dev/null || true
 fi
 rm -f /usr/sbin/scramd /usr/lib/systemd/system/scramd.service /usr/lib/sysusers.d/scram.conf \
-  /usr/lib/systemd/catalog/scram.catalog
+  /usr/lib/systemd/catalog/scram.catalog /usr/lib/tmpfiles.d/scram.conf
 rm -rf /usr/lib/scram /usr/share/doc/scram
 journalctl --update-catalog || true
 if [ -d /run/systemd/system ]; then

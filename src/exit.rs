@@ -24,19 +24,38 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every exit, in the order of their codes.
+    pub const ALL: [Exit; 7] = [
+        Exit::Ok,
+        Exit::Usage,
+        Exit::Input,
+        Exit::Software,
+        Exit::Os,
+        Exit::NoPermission,
+        Exit::Config,
+    ];
+
     /// The exit for a process status code, if it is one of these.
     pub fn from_code(code: i32) -> Option<Exit> {
-        [
-            Exit::Ok,
-            Exit::Usage,
-            Exit::Input,
-            Exit::Os,
-            Exit::Software,
-            Exit::NoPermission,
-            Exit::Config,
-        ]
-        .into_iter()
-        .find(|e| *e as i32 == code)
+        Exit::ALL.into_iter().find(|e| *e as i32 == code)
+    }
+
+    /// What the code tells an operator (scramd(8)'s EXIT STATUS).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "success; for self-check, every attack was refused and capture works",
+            Exit::Usage => "command line usage error",
+            Exit::Input => {
+                "an input file could not be read or parsed (replay: after everything readable \
+                 was replayed)"
+            }
+            Exit::Software => "internal error; for self-check, an attack was not refused",
+            Exit::Os => "the operating system refused a resource (a socket, a ring, memory)",
+            Exit::NoPermission => "a privilege is missing; the message names the capability",
+            Exit::Config => {
+                "configuration error; the message gives file:line:column and what is wrong"
+            }
+        }
     }
 }
 

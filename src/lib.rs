@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod capture;
+pub mod cli;
 pub mod cmd;
 pub mod config;
 #[cfg(any(test, feature = "test-support"))]

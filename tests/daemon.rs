@@ -189,3 +189,47 @@ fn the_catalog_explains_every_detector() {
         assert!(entry.contains("@IFACE@"), "{entry}");
     }
 }
+
+/// scram.toml(5) is generated from the example configuration's comments (examples/man.rs), so
+/// the example must document every key `check-config` knows: each one appears in the text of
+/// its section (the flood sections share what `[detect.syn-flood]` says of every flood).
+#[test]
+fn the_example_config_documents_every_key() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/scram.toml");
+    let example = std::fs::read_to_string(path).unwrap();
+    let section_text = |name: &str| -> String {
+        let head = format!("[{name}]\n");
+        let start = example
+            .find(&head)
+            .unwrap_or_else(|| panic!("no {head} in the example"));
+        let rest = &example[start + head.len()..];
+        rest[..rest.find("\n[").unwrap_or(rest.len())].to_owned()
+    };
+    let (code, out, err) = scramd(&["check-config", path]);
+    assert_eq!(code, 0, "{err}");
+    let mut section = String::new();
+    let mut checked = 0;
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            continue;
+        }
+        let key = match line.strip_prefix("# ") {
+            Some(c) => c.split(':').next().unwrap_or(""),
+            None => line.split(" = ").next().unwrap_or(""),
+        };
+        if section.is_empty() || key.is_empty() || key.contains(' ') {
+            continue;
+        }
+        let mut text = section_text(&section);
+        if text.contains("\npps = ") || text.starts_with("enabled = true\npps") {
+            text.push_str(&section_text("detect.syn-flood"));
+        }
+        assert!(
+            text.contains(key),
+            "[{section}] {key} is not documented in packaging/scram.toml"
+        );
+        checked += 1;
+    }
+    assert!(checked > 80, "only {checked} keys checked:\n{out}");
+}

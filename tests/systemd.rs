@@ -12,7 +12,7 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{privileged, Sender};
+use common::{package, privileged, Sender};
 use lab::Lab;
 use scram::craft;
 use scram::decode::tcp_flags::{self, SYN};
@@ -114,6 +114,41 @@ fn main_pid(lab: &Lab) -> String {
         .to_owned()
 }
 
+/// Every thread of scramd's main process holds the two capabilities and nothing else, has
+/// no-new-privs and a seccomp filter, and runs as no uid 0.
+fn assert_confined(lab: &Lab) {
+    let pid = main_pid(lab);
+    let status = lab.ok(&format!("cat /proc/{pid}/task/*/status"));
+    let threads = status.matches("CapEff:").count();
+    assert!(threads >= 3, "{status}");
+    for (key, want) in [
+        ("CapEff:", "0000000000003000"),
+        ("CapPrm:", "0000000000003000"),
+        ("CapBnd:", "0000000000003000"),
+        ("CapAmb:", "0000000000000000"),
+        // The unit's ~@privileged filter refuses capset, so the inheritable set systemd filled
+        // for the ambient capabilities keeps the same two (inert without execve).
+        ("CapInh:", "0000000000003000"),
+        ("NoNewPrivs:", "1"),
+        ("Seccomp:", "2"),
+    ] {
+        let values: Vec<&str> = status
+            .lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .collect();
+        assert_eq!(values.len(), threads, "{key}: {status}");
+        assert!(values.iter().all(|v| *v == want), "{key} {values:?}");
+    }
+    assert!(
+        status
+            .lines()
+            .filter(|l| l.starts_with("Uid:"))
+            .all(|l| !l.split_whitespace().skip(1).any(|u| u == "0")),
+        "{status}"
+    );
+}
+
 fn wait_active(lab: &Lab) {
     lab.wait_for("scramd active", 30, "systemctl is-active scramd", |s| {
         s.trim() == "active"
@@ -146,37 +181,7 @@ fn installed_in_a_booted_systemd_it_runs_confined_and_its_alerts_reach_the_journ
         "exposure {score} in the lab:\n{report}"
     );
 
-    // Every thread of the main process: two capabilities, no-new-privs, seccomp, not root.
-    let pid = main_pid(&lab);
-    let status = lab.ok(&format!("cat /proc/{pid}/task/*/status"));
-    let threads = status.matches("CapEff:").count();
-    assert!(threads >= 3, "{status}");
-    for (key, want) in [
-        ("CapEff:", "0000000000003000"),
-        ("CapPrm:", "0000000000003000"),
-        ("CapBnd:", "0000000000003000"),
-        ("CapAmb:", "0000000000000000"),
-        // The unit's ~@privileged filter refuses capset, so the inheritable set systemd filled
-        // for the ambient capabilities keeps the same two (inert without execve).
-        ("CapInh:", "0000000000003000"),
-        ("NoNewPrivs:", "1"),
-        ("Seccomp:", "2"),
-    ] {
-        let values: Vec<&str> = status
-            .lines()
-            .filter_map(|l| l.strip_prefix(key))
-            .map(str::trim)
-            .collect();
-        assert_eq!(values.len(), threads, "{key}: {status}");
-        assert!(values.iter().all(|v| *v == want), "{key} {values:?}");
-    }
-    assert!(
-        status
-            .lines()
-            .filter(|l| l.starts_with("Uid:"))
-            .all(|l| !l.split_whitespace().skip(1).any(|u| u == "0")),
-        "{status}"
-    );
+    assert_confined(&lab);
 
     // A crafted scan lands in the journal with the contract's fields and the catalog's text.
     scan(&lab, 1..=40);
@@ -343,6 +348,18 @@ fn the_alert_file_survives_rotation_by_rename_and_by_copytruncate() {
         "cat /var/log/scram/alerts.json",
         |s| s.contains("\"portscan\""),
     );
+    // Readable by log shippers through the adm group, by nobody else.
+    assert_eq!(
+        lab.ok("stat -c '%U:%G %a' /var/log/scram /var/log/scram/alerts.json"),
+        "scram:adm 2750\nscram:adm 640\n"
+    );
+    lab.ok(
+        "setpriv --reuid=nobody --regid=nogroup --groups=adm head -c1 /var/log/scram/alerts.json",
+    );
+    let other = lab.run(
+        "setpriv --reuid=nobody --regid=nogroup --clear-groups cat /var/log/scram/alerts.json",
+    );
+    assert!(!other.status.success(), "read by a user outside adm");
     // logrotate's default: rename, then SIGHUP (its postrotate `systemctl reload`).
     lab.ok("mv /var/log/scram/alerts.json /var/log/scram/alerts.json.1");
     lab.ok("systemctl reload scramd");
@@ -386,16 +403,15 @@ fn a_full_disk_under_the_alert_file_is_counted_and_capture_goes_on() {
     }
     let lab = Lab::boot();
     lab.ok(
-        // The unit's LogsDirectory= with DynamicUser=: /var/log/private/scram, linked from
-        // /var/log/scram.
-        "mkdir -p /etc/scram /var/log/private/scram && chmod 0700 /var/log/private && \
-         mount -t tmpfs -o size=16k tmpfs /var/log/private/scram && \
+        // install.sh's tmpfiles.d entry gives the mounted directory its owner and mode.
+        "mkdir -p /etc/scram /var/log/scram && \
+         mount -t tmpfs -o size=16k tmpfs /var/log/scram && \
          printf '[alerts]\njson = \"/var/log/scram/alerts.json\"\n' > /etc/scram/scram.toml",
     );
     lab.install();
     wait_active(&lab);
     // Fill it up: dd stops at the end of the space.
-    lab.ok("dd if=/dev/zero of=/var/log/private/scram/fill bs=1k count=64 2>/dev/null || true");
+    lab.ok("dd if=/dev/zero of=/var/log/scram/fill bs=1k count=64 2>/dev/null || true");
     scan(&lab, 1..=40);
     // The alert still reaches the journal, the failed write is logged, capture goes on.
     lab.wait_for(
@@ -601,4 +617,83 @@ fn under_the_installed_unit_a_scanner_is_banned_in_nftables() {
     assert!(!ping(&lab), "the banned attacker's ping passed");
     let alert = lab.ok("journalctl -u scramd -o json --no-pager SCRAM_DETECTOR=portscan");
     assert!(alert.contains("\"SCRAM_ACTION\":\"blocked\""), "{alert}");
+}
+
+#[test]
+fn the_debian_package_installs_upgrades_removes_and_purges_like_a_debian_daemon() {
+    if !privileged("systemd lab Debian package") {
+        return;
+    }
+    let current = format!("{}-1", env!("CARGO_PKG_VERSION"));
+    let old = package("0.0.9-1");
+    let new = package(&current);
+    let lab = Lab::boot();
+
+    // Install: the user, the log directory, enabled and started, confined.
+    lab.ok(&format!("dpkg -i {old} 2>&1"));
+    wait_active(&lab);
+    assert_eq!(lab.ok("systemctl is-enabled scramd").trim(), "enabled");
+    assert_eq!(
+        lab.ok("stat -c '%U:%G %a' /var/log/scram"),
+        "scram:adm 2750\n"
+    );
+    // An operator's change to the conffile.
+    lab.ok(
+        "sed -i 's/^stats_interval_seconds = 60$/stats_interval_seconds = 30/' \
+         /etc/scram/scram.toml",
+    );
+    lab.ok("systemctl restart scramd");
+    wait_active(&lab);
+    let before = main_pid(&lab);
+
+    // Upgrade: the change kept, the service restarted with the new version, still confined.
+    lab.ok(&format!("dpkg -i {new} 2>&1"));
+    wait_active(&lab);
+    assert_eq!(
+        lab.ok("dpkg-query -W -f '${Version}' scram"),
+        current,
+        "the upgrade did not land"
+    );
+    assert_ne!(main_pid(&lab), before, "not restarted on upgrade");
+    lab.ok("grep -qx 'stats_interval_seconds = 30' /etc/scram/scram.toml");
+    lab.ok("test ! -e /etc/scram/scram.toml.dpkg-dist");
+    assert_confined(&lab);
+    let report = lab.ok("systemd-analyze security scramd.service --no-pager 2>&1");
+    assert!(exposure(&report) <= MAX_EXPOSURE, "{report}");
+
+    // Documentation: the man pages, and the catalog indexed (systemd's dpkg trigger).
+    lab.ok("zcat /usr/share/man/man8/scramd.8.gz | grep -q 'EXIT STATUS'");
+    lab.ok("zcat /usr/share/man/man5/scram.toml.5.gz | grep -q 'flow_capacity'");
+    let id = scram::detect::Detector::Portscan.message_id();
+    lab.ok(&format!(
+        "journalctl --list-catalog {id} | grep -q 'scram: '"
+    ));
+
+    // It works: a scan reaches the journal, explained by the catalog.
+    scan(&lab, 1..=40);
+    let explained = lab.wait_for(
+        "the portscan alert",
+        20,
+        "journalctl -x -u scramd --no-pager SCRAM_DETECTOR=portscan",
+        |s| s.contains("What to do"),
+    );
+    assert!(explained.contains(lab::ATTACKER), "{explained}");
+
+    // Remove: stopped, the program gone, the configuration kept.
+    lab.ok("dpkg -r scram 2>&1");
+    assert_ne!(lab.run("systemctl is-active scramd").status.code(), Some(0));
+    lab.ok("test ! -e /usr/sbin/scramd && test ! -e /usr/lib/scram");
+    lab.ok("grep -qx 'stats_interval_seconds = 30' /etc/scram/scram.toml");
+
+    // Purge: the configuration, state and logs gone too.
+    lab.ok("dpkg -P scram 2>&1");
+    lab.ok("test ! -e /etc/scram && test ! -e /var/log/scram && test ! -e /var/lib/private/scram");
+    let status = lab.run("dpkg-query -W -f '${Status}' scram");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !status.contains("installed") || status.contains("not-installed"),
+        "{status}"
+    );
+    let units = lab.run("systemctl list-unit-files 'scramd*' --no-legend");
+    assert_eq!(String::from_utf8_lossy(&units.stdout).trim(), "");
 }

@@ -15,7 +15,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::privileged;
+use common::{package, privileged};
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -31,19 +31,6 @@ fn lines(serial: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn on_a_stock_debian_12_it_installs_confines_alerts_bans_and_reloads() {
     if !privileged("Debian 12 VM") {
@@ -51,27 +38,15 @@ fn on_a_stock_debian_12_it_installs_confines_alerts_bans_and_reloads() {
     }
     let input = std::env::temp_dir().join(format!("scram-vm-in-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&input);
-    let checkout = input.join("checkout");
-    std::fs::create_dir_all(&checkout).unwrap();
-    copy_dir(
-        &Path::new(MANIFEST).join("deploy"),
-        &checkout.join("deploy"),
-    );
-    copy_dir(
-        &Path::new(MANIFEST).join("packaging"),
-        &checkout.join("packaging"),
-    );
-    std::fs::copy(
-        Path::new(MANIFEST).join("README.md"),
-        checkout.join("README.md"),
-    )
-    .unwrap();
+    std::fs::create_dir_all(&input).unwrap();
     std::fs::copy(
         Path::new(MANIFEST).join("tests/vm/check.sh"),
         input.join("check.sh"),
     )
     .unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_scramd"), input.join("scramd")).unwrap();
+    // Installed as users install it: the Debian package of this tree.
+    let deb = package(&format!("{}-1", env!("CARGO_PKG_VERSION")));
+    std::fs::copy(deb, input.join("scram.deb")).unwrap();
 
     let out = Command::new("bash")
         .arg(Path::new(MANIFEST).join("tests/vm/boot.sh"))
@@ -112,6 +87,13 @@ fn on_a_stock_debian_12_it_installs_confines_alerts_bans_and_reloads() {
     assert!(one("systemd").starts_with("systemd 252"), "{}", all());
     // Installed and running, as confined as on a current kernel.
     assert_eq!(one("install"), "ok", "{}", all());
+    assert_eq!(
+        one("package"),
+        format!("{}-1 install ok installed", env!("CARGO_PKG_VERSION")),
+        "{}",
+        all()
+    );
+    assert_eq!(one("enabled"), "enabled", "{}", all());
     assert_eq!(one("active"), "active", "{}", all());
     let score: f64 = one("security")
         .split("scramd.service: ")

@@ -557,11 +557,15 @@ pub fn journal(a: &Alert, iface: &str, seed: u16) {
 }
 
 /// An alert file, opened for appending (so lines land at its end after `copytruncate` too).
+/// Made 0640 (less what the umask takes): log shippers read it through its group, which in
+/// /var/log/scram (setgid, group adm) is adm.
 fn open_alert_file(path: &str) -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
     Ok(std::io::BufWriter::new(
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o640)
             .open(path)?,
     ))
 }

@@ -155,7 +155,7 @@ pub fn grants(plan: &Plan) -> Vec<Grant> {
 }
 
 /// The directory an alert file may be made anew in (after rotation by rename): its own, when
-/// that directory is scramd's (named for it, as the unit's `LogsDirectory=scram` is).
+/// that directory is scramd's (named for it, as the unit's `/var/log/scram` is).
 pub fn rotation_scope(file: &Path) -> Option<PathBuf> {
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     let dir = file.parent()?;

@@ -214,3 +214,26 @@ pub mod pcap;
 
 #[allow(unused_imports, reason = "each test target uses a different subset")]
 pub use harness::{wait_until, Scramd, Scratch, SCRAMD};
+
+/// The Debian package of this tree at `version` (deploy/dev.sh deb, lintian included), built once
+/// per version and test run.
+pub fn package(version: &str) -> String {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let path = format!("{manifest}/target/packages/scram_{version}_amd64.deb");
+    if !built.iter().any(|v| v == version) {
+        let out = std::process::Command::new("bash")
+            .args([&format!("{manifest}/deploy/dev.sh"), "deb", version])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "deploy/dev.sh deb {version}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        built.push(version.to_owned());
+    }
+    path
+}

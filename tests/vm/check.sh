@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs inside the stock Debian 12 guest (tests/vm/boot.sh, from the input disk at /mnt/in):
-# installs scram as a user would, with deploy/install.sh, and prints what tests/vm.rs checks, one
+# installs scram as a user would, from its Debian package, and prints what tests/vm.rs checks, one
 # "SCRAM-VM key value" line each. Traffic stays inside the guest: a veth pair into a namespace.
 set -u
 say() { echo "SCRAM-VM $*"; }
@@ -16,17 +16,19 @@ ip link set vh up
 ip -n attacker addr add 10.99.0.2/24 dev va
 ip -n attacker link set va up
 ip -n attacker link set lo up
-mkdir -p /etc/scram
-printf '[capture]\ninterfaces = ["vh"]\n\n[response]\naction = "nftables"\nban_seconds = 60\n' \
-  > /etc/scram/scram.toml
-
-cp -r "$in/checkout" /root/scram
-if SCRAMD_BIN="$in/scramd" /root/scram/deploy/install.sh > /root/install.log 2>&1; then
+if dpkg -i "$in/scram.deb" > /root/install.log 2>&1; then
   say install ok
 else
   say install failed
   sed 's/^/SCRAM-VM install-log /' /root/install.log | tail -n 20
 fi
+say package "$(dpkg-query -W -f '${Version} ${Status}' scram)"
+say enabled "$(systemctl is-enabled scramd)"
+# The guest has no default route, so the service the package started has nothing to watch yet:
+# configure it as an operator would, then restart.
+printf '[capture]\ninterfaces = ["vh"]\n\n[response]\naction = "nftables"\nban_seconds = 60\n' \
+  > /etc/scram/scram.toml
+systemctl restart scramd
 for _ in $(seq 20); do
   [ "$(systemctl is-active scramd)" = active ] && break
   sleep 1

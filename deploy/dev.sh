@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 # python3 (the response tests look at the table and probe it), trafgen (netsniff-ng) and tcpdump
 # for benchmarks, fastnetmon (a benchmark peer) and python3-matplotlib (the scaling plot),
 # arp-scan (a live host-discovery test runs the real tool), debootstrap, qemu and e2fsprogs (the
-# stock Debian 12 guest of tests/vm.rs), lintian (checks the Debian package).
-PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6 debootstrap qemu-system-x86 qemu-utils e2fsprogs lintian)
+# stock Debian 12 guest of tests/vm.rs), lintian (checks the Debian package),
+# systemd-journal-remote (the fleet test's collector and uploaders, run in labs).
+PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6 debootstrap qemu-system-x86 qemu-utils e2fsprogs lintian systemd-journal-remote)
 
 deps() {
   local missing=()
@@ -28,8 +29,8 @@ deps() {
       exit 1
     fi
     apt-get update -qq
-    # fastnetmon is only a benchmark peer, run by the bench in a namespace: its package must not
-    # start its service (which would watch the host's interfaces) while installing.
+    # fastnetmon, the journal uploader and collector are only run by tests, in namespaces: their
+    # packages must not start their services on this machine while installing.
     local policy=/usr/sbin/policy-rc.d
     local had_policy=0
     [ -e "$policy" ] && had_policy=1

@@ -12,10 +12,8 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{package, privileged, Sender};
+use common::{package, privileged};
 use lab::Lab;
-use scram::craft;
-use scram::decode::tcp_flags::{self, SYN};
 use serde_json::Value;
 
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/scramd.service");
@@ -54,41 +52,6 @@ fn the_shipped_unit_scores_at_most_1_3_offline() {
     );
 }
 
-/// Sends a SYN to each of `ports` on the lab's address, from the attacker's namespace.
-fn scan(lab: &Lab, ports: std::ops::RangeInclusive<u16>) {
-    let attacker = lab::ATTACKER.parse().unwrap();
-    let victim = lab::LAB.parse().unwrap();
-    lab.attacker.run(move || {
-        let s = Sender::open("va");
-        for port in ports {
-            s.send(&craft::tcp_frame(attacker, victim, 40000, port, SYN));
-        }
-    });
-}
-
-/// One XMAS segment from the attacker (a tcp-flags alert).
-fn xmas(lab: &Lab) {
-    let attacker = lab::ATTACKER.parse().unwrap();
-    let victim = lab::LAB.parse().unwrap();
-    lab.attacker.run(move || {
-        Sender::open("va").send(&craft::tcp_frame(
-            attacker,
-            victim,
-            40001,
-            80,
-            tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
-        ));
-    });
-}
-
-/// A land attack: the victim's own address as the source (a martian alert).
-fn land(lab: &Lab) {
-    let victim = lab::LAB.parse().unwrap();
-    lab.attacker.run(move || {
-        Sender::open("va").send(&craft::tcp_frame(victim, victim, 80, 80, SYN));
-    });
-}
-
 /// A 3 s watchdog, so a watchdog test is quick (the shipped unit says 30 s); restarts scramd.
 fn short_watchdog(lab: &Lab) {
     lab.ok("mkdir -p /etc/systemd/system/scramd.service.d && \
@@ -108,16 +71,10 @@ fn field<'a>(e: &'a Value, k: &str) -> &'a str {
     e[k].as_str().unwrap_or("")
 }
 
-fn main_pid(lab: &Lab) -> String {
-    lab.ok("systemctl show -p MainPID --value scramd")
-        .trim()
-        .to_owned()
-}
-
 /// Every thread of scramd's main process holds the two capabilities and nothing else, has
 /// no-new-privs and a seccomp filter, and runs as no uid 0.
 fn assert_confined(lab: &Lab) {
-    let pid = main_pid(lab);
+    let pid = lab.main_pid();
     let status = lab.ok(&format!("cat /proc/{pid}/task/*/status"));
     let threads = status.matches("CapEff:").count();
     assert!(threads >= 3, "{status}");
@@ -149,12 +106,6 @@ fn assert_confined(lab: &Lab) {
     );
 }
 
-fn wait_active(lab: &Lab) {
-    lab.wait_for("scramd active", 30, "systemctl is-active scramd", |s| {
-        s.trim() == "active"
-    });
-}
-
 #[test]
 fn installed_in_a_booted_systemd_it_runs_confined_and_its_alerts_reach_the_journal() {
     if !privileged("systemd lab") {
@@ -163,7 +114,7 @@ fn installed_in_a_booted_systemd_it_runs_confined_and_its_alerts_reach_the_journ
     let lab = Lab::boot();
     let out = lab.install();
     assert!(out.contains("journalctl -u scramd -f"), "{out}");
-    wait_active(&lab);
+    lab.wait_active();
 
     // STATUS= with live counters.
     lab.wait_for(
@@ -184,7 +135,7 @@ fn installed_in_a_booted_systemd_it_runs_confined_and_its_alerts_reach_the_journ
     assert_confined(&lab);
 
     // A crafted scan lands in the journal with the contract's fields and the catalog's text.
-    scan(&lab, 1..=40);
+    lab.scan(1..=40);
     lab.wait_for(
         "the portscan alert",
         15,
@@ -233,8 +184,8 @@ fn reload_applies_a_new_threshold_and_keeps_the_old_config_when_the_new_one_is_b
     }
     let lab = Lab::boot();
     lab.install();
-    wait_active(&lab);
-    let pid = main_pid(&lab);
+    lab.wait_active();
+    let pid = lab.main_pid();
 
     lab.ok("printf '[detect.portscan]\\nports = 5\\n' > /etc/scram/scram.toml");
     lab.ok("systemctl reload scramd");
@@ -246,7 +197,7 @@ fn reload_applies_a_new_threshold_and_keeps_the_old_config_when_the_new_one_is_b
     );
     // Eight ports: an alert at all means the new threshold is in force (workers pick a reload up
     // at their next block, so the count at the crossing may be a little above 5).
-    scan(&lab, 1..=8);
+    lab.scan(1..=8);
     let alert = lab.wait_for(
         "an alert at the new threshold",
         15,
@@ -264,7 +215,7 @@ fn reload_applies_a_new_threshold_and_keeps_the_old_config_when_the_new_one_is_b
         |s| s.contains("keeping the running configuration: /etc/scram/scram.toml:2:9"),
     );
     assert_eq!(lab.ok("systemctl is-active scramd").trim(), "active");
-    assert_eq!(main_pid(&lab), pid, "reload must not restart the daemon");
+    assert_eq!(lab.main_pid(), pid, "reload must not restart the daemon");
 }
 
 #[test]
@@ -274,11 +225,11 @@ fn alerts_reach_the_journal_across_journald_restarts() {
     }
     let lab = Lab::boot();
     lab.install();
-    wait_active(&lab);
+    lab.wait_active();
     // journald's socket is systemd's (socket activation): while the daemon restarts, entries
     // wait in the socket's queue and are read when it is back.
     lab.ok("systemctl restart --no-block systemd-journald.service");
-    scan(&lab, 1..=40);
+    lab.scan(1..=40);
     lab.wait_for(
         "the scan's alert",
         20,
@@ -287,7 +238,7 @@ fn alerts_reach_the_journal_across_journald_restarts() {
     );
     // Stopped for a while: an XMAS segment's alert is sent meanwhile.
     lab.ok("systemctl stop systemd-journald.service");
-    xmas(&lab);
+    lab.xmas();
     std::thread::sleep(Duration::from_secs(2));
     lab.ok("systemctl start systemd-journald.service");
     let alerts = lab.wait_for(
@@ -307,7 +258,7 @@ fn alerts_reach_the_journal_across_journald_restarts() {
         "systemctl stop systemd-journald.socket systemd-journald-dev-log.socket \
          systemd-journald.service",
     );
-    land(&lab);
+    lab.land();
     std::thread::sleep(Duration::from_secs(2));
     lab.ok(
         "systemctl start systemd-journald.socket systemd-journald-dev-log.socket \
@@ -339,9 +290,9 @@ fn the_alert_file_survives_rotation_by_rename_and_by_copytruncate() {
          > /etc/scram/scram.toml",
     );
     lab.install();
-    wait_active(&lab);
+    lab.wait_active();
     let lines = |file: &str| lab.ok(&format!("cat {file} 2>/dev/null || true"));
-    scan(&lab, 1..=40);
+    lab.scan(1..=40);
     lab.wait_for(
         "the scan in the file",
         20,
@@ -369,7 +320,7 @@ fn the_alert_file_survives_rotation_by_rename_and_by_copytruncate() {
         "journalctl -u scramd --no-pager -o cat",
         |s| s.contains("opened anew"),
     );
-    xmas(&lab);
+    lab.xmas();
     let new = lab.wait_for(
         "the next alert in the new file",
         20,
@@ -385,7 +336,7 @@ fn the_alert_file_survives_rotation_by_rename_and_by_copytruncate() {
     // copytruncate: the file is copied and cut to nothing under the daemon; its next line
     // starts the file (appending), with no hole of zeros before it.
     lab.ok("cp /var/log/scram/alerts.json /var/log/scram/alerts.json.2 && truncate -s 0 /var/log/scram/alerts.json");
-    land(&lab);
+    lab.land();
     let cut = lab.wait_for(
         "the next alert after copytruncate",
         20,
@@ -409,10 +360,10 @@ fn a_full_disk_under_the_alert_file_is_counted_and_capture_goes_on() {
          printf '[alerts]\njson = \"/var/log/scram/alerts.json\"\n' > /etc/scram/scram.toml",
     );
     lab.install();
-    wait_active(&lab);
+    lab.wait_active();
     // Fill it up: dd stops at the end of the space.
     lab.ok("dd if=/dev/zero of=/var/log/scram/fill bs=1k count=64 2>/dev/null || true");
-    scan(&lab, 1..=40);
+    lab.scan(1..=40);
     // The alert still reaches the journal, the failed write is logged, capture goes on.
     lab.wait_for(
         "the scan in the journal",
@@ -429,7 +380,7 @@ fn a_full_disk_under_the_alert_file_is_counted_and_capture_goes_on() {
                 && s.contains("No space left")
         },
     );
-    xmas(&lab);
+    lab.xmas();
     lab.wait_for(
         "a later alert in the journal",
         20,
@@ -455,10 +406,10 @@ fn one_stuck_capture_worker_gets_the_service_restarted_by_the_watchdog() {
     let lab = Lab::boot();
     lab.install();
     short_watchdog(&lab);
-    wait_active(&lab);
-    let before = main_pid(&lab);
+    lab.wait_active();
+    let before = lab.main_pid();
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(main_pid(&lab), before, "a healthy daemon is not restarted");
+    assert_eq!(lab.main_pid(), before, "a healthy daemon is not restarted");
     // One capture worker thread stopped alone (ptrace stops just the thread it seizes); the
     // process and its other threads go on.
     lab.ok("pid=$(systemctl show -p MainPID --value scramd); \
@@ -496,11 +447,11 @@ fn a_frozen_daemon_is_restarted_by_the_watchdog() {
     let lab = Lab::boot();
     lab.install();
     short_watchdog(&lab);
-    wait_active(&lab);
-    let frozen = main_pid(&lab);
+    lab.wait_active();
+    let frozen = lab.main_pid();
     // Still pinging while healthy: several watchdog periods pass without a restart.
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(main_pid(&lab), frozen);
+    assert_eq!(lab.main_pid(), frozen);
     lab.ok("systemctl kill --kill-who=main --signal=SIGSTOP scramd");
     lab.wait_for(
         "a restart by the watchdog",
@@ -536,7 +487,7 @@ fn the_lab_leaves_nothing_behind_on_the_host() {
     {
         let lab = Lab::boot();
         lab.install();
-        wait_active(&lab);
+        lab.wait_active();
         // uninstall.sh undoes install.sh, keeping the configuration unless asked.
         let dir = env!("CARGO_MANIFEST_DIR");
         lab.ok(&format!("{dir}/deploy/uninstall.sh"));
@@ -608,8 +559,8 @@ fn under_the_installed_unit_a_scanner_is_banned_in_nftables() {
          > /etc/scram/scram.toml",
     );
     lab.install();
-    wait_active(&lab);
-    scan(&lab, 1..=40);
+    lab.wait_active();
+    lab.scan(1..=40);
     let set = lab.wait_for("the ban", 15, "nft list set inet scram ban4", |s| {
         s.contains(lab::ATTACKER)
     });
@@ -631,7 +582,7 @@ fn the_debian_package_installs_upgrades_removes_and_purges_like_a_debian_daemon(
 
     // Install: the user, the log directory, enabled and started, confined.
     lab.ok(&format!("dpkg -i {old} 2>&1"));
-    wait_active(&lab);
+    lab.wait_active();
     assert_eq!(lab.ok("systemctl is-enabled scramd").trim(), "enabled");
     assert_eq!(
         lab.ok("stat -c '%U:%G %a' /var/log/scram"),
@@ -643,18 +594,18 @@ fn the_debian_package_installs_upgrades_removes_and_purges_like_a_debian_daemon(
          /etc/scram/scram.toml",
     );
     lab.ok("systemctl restart scramd");
-    wait_active(&lab);
-    let before = main_pid(&lab);
+    lab.wait_active();
+    let before = lab.main_pid();
 
     // Upgrade: the change kept, the service restarted with the new version, still confined.
     lab.ok(&format!("dpkg -i {new} 2>&1"));
-    wait_active(&lab);
+    lab.wait_active();
     assert_eq!(
         lab.ok("dpkg-query -W -f '${Version}' scram"),
         current,
         "the upgrade did not land"
     );
-    assert_ne!(main_pid(&lab), before, "not restarted on upgrade");
+    assert_ne!(lab.main_pid(), before, "not restarted on upgrade");
     lab.ok("grep -qx 'stats_interval_seconds = 30' /etc/scram/scram.toml");
     lab.ok("test ! -e /etc/scram/scram.toml.dpkg-dist");
     assert_confined(&lab);
@@ -670,7 +621,7 @@ fn the_debian_package_installs_upgrades_removes_and_purges_like_a_debian_daemon(
     ));
 
     // It works: a scan reaches the journal, explained by the catalog.
-    scan(&lab, 1..=40);
+    lab.scan(1..=40);
     let explained = lab.wait_for(
         "the portscan alert",
         20,

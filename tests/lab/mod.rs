@@ -5,11 +5,16 @@
 //! Nothing outlives a `Lab`: dropping it powers systemd off, waits for it, kills what remains,
 //! deletes the attacker namespace and removes the lab's cgroup. Never boots on the host's own /.
 
+#![allow(dead_code, reason = "each test target uses a different subset")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{sh, Netns};
+use scram::craft;
+use scram::decode::tcp_flags::{self, SYN};
+
+use crate::common::{sh, Netns, Sender};
 
 const BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/lab/boot.sh");
 
@@ -34,6 +39,29 @@ fn cgroup2_root() -> PathBuf {
         unified.to_owned()
     } else {
         PathBuf::from("/sys/fs/cgroup")
+    }
+}
+
+/// A LAN between labs: a bridge `br0` in a namespace of its own. Labs join it with
+/// [`Lab::join`]; dropping it deletes the namespace, and with it every port.
+pub struct Lan {
+    pub ns: Netns,
+    ports: std::cell::Cell<u32>,
+}
+
+impl Lan {
+    pub fn new() -> Lan {
+        let ns = Netns::new();
+        for cmd in [
+            &["ip", "link", "add", "br0", "type", "bridge"][..],
+            &["ip", "link", "set", "br0", "up"],
+        ] {
+            assert!(ns.exec(cmd).status.success(), "{cmd:?}");
+        }
+        Lan {
+            ns,
+            ports: std::cell::Cell::new(0),
+        }
     }
 }
 
@@ -128,6 +156,37 @@ impl Lab {
         ));
     }
 
+    /// Puts the lab on `lan` as `addr`/24, on its interface `lan0`.
+    pub fn join(&self, lan: &Lan, addr: &str) {
+        let port = format!("p{}", lan.ports.get());
+        lan.ports.set(lan.ports.get() + 1);
+        let pid = self.pid.to_string();
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &port,
+            "netns",
+            &lan.ns.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "lan0",
+            "netns",
+            &pid,
+        ]);
+        for cmd in [
+            &["ip", "link", "set", &port, "master", "br0"][..],
+            &["ip", "link", "set", &port, "up"],
+        ] {
+            assert!(lan.ns.exec(cmd).status.success(), "{cmd:?}");
+        }
+        self.ok(&format!(
+            "ip link set lan0 up && ip addr add {addr}/24 dev lan0"
+        ));
+    }
+
     /// Runs a shell command in all of the lab's namespaces (as its root).
     pub fn run(&self, script: &str) -> Output {
         Command::new("nsenter")
@@ -158,6 +217,55 @@ impl Lab {
             env!("CARGO_BIN_EXE_scramd"),
             env!("CARGO_MANIFEST_DIR")
         ))
+    }
+
+    /// Sends a SYN to each of `ports` on the lab's address, from the attacker's namespace.
+    pub fn scan(&self, ports: std::ops::RangeInclusive<u16>) {
+        let attacker = ATTACKER.parse().expect("literal");
+        let victim = LAB.parse().expect("literal");
+        self.attacker.run(move || {
+            let s = Sender::open("va");
+            for port in ports {
+                s.send(&craft::tcp_frame(attacker, victim, 40000, port, SYN));
+            }
+        });
+    }
+
+    /// One XMAS segment from the attacker (a tcp-flags alert).
+    pub fn xmas(&self) {
+        let attacker = ATTACKER.parse().expect("literal");
+        let victim = LAB.parse().expect("literal");
+        self.attacker.run(move || {
+            Sender::open("va").send(&craft::tcp_frame(
+                attacker,
+                victim,
+                40001,
+                80,
+                tcp_flags::FIN | tcp_flags::PSH | tcp_flags::URG,
+            ));
+        });
+    }
+
+    /// A land attack: the lab's own address as the source (a martian alert).
+    pub fn land(&self) {
+        let victim = LAB.parse().expect("literal");
+        self.attacker.run(move || {
+            Sender::open("va").send(&craft::tcp_frame(victim, victim, 80, 80, SYN));
+        });
+    }
+
+    /// scramd's main PID, as systemd knows it.
+    pub fn main_pid(&self) -> String {
+        self.ok("systemctl show -p MainPID --value scramd")
+            .trim()
+            .to_owned()
+    }
+
+    /// Waits until scramd is active.
+    pub fn wait_active(&self) {
+        self.wait_for("scramd active", 30, "systemctl is-active scramd", |s| {
+            s.trim() == "active"
+        });
     }
 
     /// Polls `script` until its stdout satisfies `pred`, for at most `secs` seconds.

@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 # for benchmarks, fastnetmon (a benchmark peer) and python3-matplotlib (the scaling plot),
 # arp-scan (a live host-discovery test runs the real tool), debootstrap, qemu and e2fsprogs (the
 # stock Debian 12 guest of tests/vm.rs), lintian (checks the Debian package),
-# systemd-journal-remote (the fleet test's collector and uploaders, run in labs).
-PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6 debootstrap qemu-system-x86 qemu-utils e2fsprogs lintian systemd-journal-remote)
+# systemd-journal-remote, crowdsec and crowdsec-firewall-bouncer (the fleet tests' collector,
+# uploaders, CrowdSec local API, agent and bouncer, all run in systemd labs).
+PACKAGES=(iproute2 util-linux libcap2-bin procps systemd nftables iputils-ping python3 tcpdump netsniff-ng fastnetmon python3-matplotlib valgrind arp-scan nmap thc-ipv6 debootstrap qemu-system-x86 qemu-utils e2fsprogs lintian systemd-journal-remote crowdsec crowdsec-firewall-bouncer)
 
 deps() {
   local missing=()
@@ -29,8 +30,14 @@ deps() {
       exit 1
     fi
     apt-get update -qq
-    # fastnetmon, the journal uploader and collector are only run by tests, in namespaces: their
-    # packages must not start their services on this machine while installing.
+    # fastnetmon, the journal uploader and collector and CrowdSec are only run by tests, in
+    # namespaces: their packages must not start their services on this machine while installing.
+    # CrowdSec's postinst registers with its central API unless this file exists: it stays
+    # offline.
+    if [ ! -e /etc/crowdsec/online_api_credentials.yaml ]; then
+      mkdir -p /etc/crowdsec
+      echo '# no thanks' > /etc/crowdsec/online_api_credentials.yaml
+    fi
     local policy=/usr/sbin/policy-rc.d
     local had_policy=0
     [ -e "$policy" ] && had_policy=1
@@ -45,6 +52,11 @@ deps() {
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
       systemctl disable --now fastnetmon.service >/dev/null 2>&1 || true
     fi
+    # Nor at boot, here or in the labs booted on an overlay of this machine's / (a test starts
+    # what it needs). systemctl edits the links without a running systemd.
+    for unit in fastnetmon crowdsec crowdsec-firewall-bouncer; do
+      systemctl disable "$unit.service" >/dev/null 2>&1 || true
+    done
   fi
   # The unprivileged user scramd switches to when started as root (as the package creates it).
   if ! getent passwd scram >/dev/null && [ "$(id -u)" -eq 0 ]; then

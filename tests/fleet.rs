@@ -197,3 +197,216 @@ fn alerts_of_two_hosts_reach_the_collector_and_survive_its_outage() {
         assert!(restarts >= 1, "{}: the uploader never failed", host.name);
     }
 }
+
+/// The CrowdSec LAN: not a private range, which CrowdSec's stock whitelist ignores.
+const LAPI: &str = "198.51.100.1";
+const HOST_A: &str = "198.51.100.2";
+const HOST_B: &str = "198.51.100.3";
+const SCANNER: &str = "198.51.100.9";
+const BYSTANDER: &str = "198.51.100.8";
+const ALLOWED: &str = "198.51.100.7";
+
+/// Whether one ping from `from` reaches `to` (a banned source's is dropped).
+fn ping(from: &common::Netns, to: &str) -> bool {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &from.name, "ping", "-n", "-c", "1", "-W", "1", to,
+        ])
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+/// Polls `cond` every 200 ms for at most `secs` seconds; how long it took, if it came true.
+fn within(secs: f64, mut cond: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed().as_secs_f64() > secs {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The bouncer's configuration: the lab's local API, polled every second.
+fn bouncer(lab: &Lab, key: &str) {
+    lab.ok(&format!(
+        "printf 'mode: nftables\\napi_url: http://{LAPI}:8080/\\napi_key: {key}\\n\
+         update_frequency: 1s\\n' > /etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml.local && \
+         systemctl start crowdsec-firewall-bouncer"
+    ));
+}
+
+#[test]
+fn a_scan_of_one_host_gets_the_scanner_banned_on_another_through_crowdsec() {
+    if !privileged("fleet lab: CrowdSec") {
+        return;
+    }
+    let lan = Lan::new();
+    let scanner = lan.host(SCANNER);
+    let bystander = lan.host(BYSTANDER);
+    let allowed = lan.host(ALLOWED);
+
+    // The local API alone (crowdsec -no-cs), listening on the LAN.
+    let lapi = Lab::boot();
+    lapi.join(&lan, LAPI);
+    lapi.ok(&format!(
+        "printf 'db_config:\\n  use_wal: true\\napi:\\n  server:\\n    listen_uri: {LAPI}:8080\\n' \
+           > /etc/crowdsec/config.yaml.local && \
+         mkdir -p /etc/systemd/system/crowdsec.service.d && \
+         printf '[Service]\\nExecStartPre=\\nExecStart=\\nExecStart=/usr/bin/crowdsec -c /etc/crowdsec/config.yaml -no-cs\\n' \
+           > /etc/systemd/system/crowdsec.service.d/lapi.conf && \
+         sed -i 's|^url: .*|url: http://{LAPI}:8080|' /etc/crowdsec/local_api_credentials.yaml && \
+         systemctl daemon-reload && systemctl start crowdsec"
+    ));
+    let agent_credentials = lapi.ok(&format!(
+        "cscli machines add agent-a --password scram-lab-password -f - --url http://{LAPI}:8080 \
+         2>/dev/null"
+    ));
+    assert!(
+        agent_credentials.contains("login: agent-a"),
+        "{agent_credentials}"
+    );
+    lapi.ok("cscli bouncers add bouncer-a -k scramlabbouncerkeyaaaaaaaaaaaaaaa >/dev/null");
+    lapi.ok("cscli bouncers add bouncer-b -k scramlabbouncerkeybbbbbbbbbbbbbbb >/dev/null");
+
+    // Host A: scramd watching the LAN with its own nftables response, a CrowdSec agent with
+    // scram's collection (and an allowlist), and a bouncer.
+    let a = Lab::boot();
+    a.join(&lan, HOST_A);
+    a.ok(
+        "mkdir -p /etc/scram && printf '[capture]\\ninterfaces = [\"lan0\"]\\n\\n\
+         [response]\\naction = \"nftables\"\\n' > /etc/scram/scram.toml",
+    );
+    a.install();
+    a.wait_active();
+    a.ok(&format!(
+        "cat > /etc/crowdsec/local_api_credentials.yaml <<'EOF'\n{agent_credentials}EOF\n\
+         cp {FLEET}/crowdsec/parsers/s00-raw/*.yaml /etc/crowdsec/parsers/s00-raw/ && \
+         cp {FLEET}/crowdsec/parsers/s01-parse/*.yaml /etc/crowdsec/parsers/s01-parse/ && \
+         cp {FLEET}/crowdsec/scenarios/*.yaml /etc/crowdsec/scenarios/ && \
+         cp {FLEET}/crowdsec/collections/*.yaml /etc/crowdsec/collections/ && \
+         mkdir -p /etc/crowdsec/acquis.d && \
+         cp {FLEET}/crowdsec/acquis.d/scram.yaml /etc/crowdsec/acquis.d/ && \
+         sed 's/192.0.2.10/{ALLOWED}/' {FLEET}/crowdsec/parsers/s02-enrich/scram-allowlist.yaml \
+           > /etc/crowdsec/parsers/s02-enrich/scram-allowlist.yaml && \
+         mkdir -p /etc/systemd/system/crowdsec.service.d && \
+         printf '[Service]\\nExecStartPre=\\nExecStart=\\nExecStart=/usr/bin/crowdsec -c /etc/crowdsec/config.yaml -no-api\\n' \
+           > /etc/systemd/system/crowdsec.service.d/agent.conf && \
+         systemctl daemon-reload && systemctl start crowdsec"
+    ));
+    bouncer(&a, "scramlabbouncerkeyaaaaaaaaaaaaaaa");
+
+    // Host B: only a bouncer.
+    let b = Lab::boot();
+    b.join(&lan, HOST_B);
+    bouncer(&b, "scramlabbouncerkeybbbbbbbbbbbbbbb");
+
+    for who in [&scanner, &bystander, &allowed] {
+        assert!(
+            within(10.0, || ping(who, HOST_B)).is_some(),
+            "no ping to B before"
+        );
+    }
+
+    // nmap scans A: scramd alerts, the agent decides, B's bouncer drops the scanner within 5 s.
+    let nmap = |from: &common::Netns| {
+        let out = from.exec(&[
+            "nmap",
+            "-sS",
+            "-Pn",
+            "-n",
+            "-T4",
+            "-p",
+            "1-100",
+            HOST_A,
+            "-oN",
+            "/dev/null",
+        ]);
+        assert!(out.status.success());
+    };
+    nmap(&scanner);
+    // When B first drops the scanner (the start of the first ping that fails).
+    let mut blocked_at = None;
+    within(30.0, || {
+        let at = std::time::SystemTime::now();
+        let dropped = !ping(&scanner, HOST_B);
+        if dropped {
+            blocked_at = Some(at);
+        }
+        dropped
+    });
+    let journal = a.ok("journalctl -u scramd -o cat --no-pager");
+    let Some(blocked_at) = blocked_at else {
+        panic!(
+            "the scanner still reaches B;\ndecisions: {}\nscramd: {journal}\nagent: {}\nbouncer: {}",
+            lapi.ok("cscli decisions list -o raw 2>&1 || true"),
+            a.ok("grep -v Adding /var/log/crowdsec.log | tail -n 20"),
+            b.ok("tail /var/log/crowdsec-firewall-bouncer.log; nft list ruleset")
+        )
+    };
+    // From scramd's alert in A's journal (what the agent reads) to the drop on B. (scramd holds
+    // an alert whose offender it bans itself 5 s first, for decoy scans: see README.)
+    let alert: Value = serde_json::from_str(
+        a.ok("journalctl -u scramd -o json SCRAM_DETECTOR=portscan | head -n 1")
+            .trim(),
+    )
+    .unwrap();
+    let alert_us: u64 = field(&alert, "__REALTIME_TIMESTAMP").parse().unwrap();
+    let blocked_us = blocked_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let latency_ms = blocked_us.saturating_sub(alert_us) / 1000;
+    println!("scanner dropped on B {latency_ms} ms after scramd's alert on A");
+    assert!(
+        latency_ms <= 5000,
+        "banned on B {latency_ms} ms after the alert"
+    );
+    assert!(
+        journal.contains(&format!("portscan: {SCANNER}")),
+        "{journal}"
+    );
+    let decisions = lapi.ok("cscli decisions list -o raw");
+    assert!(
+        decisions.contains(SCANNER) && decisions.contains("scram/scram-ban"),
+        "{decisions}"
+    );
+    assert!(ping(&bystander, HOST_B), "the bystander was blocked");
+
+    // On A, scramd's own ban sits beside the bouncer's table, and holds the scanner off too.
+    let tables = a.ok("nft list tables");
+    assert!(
+        tables.contains("table inet scram") && tables.contains("table ip crowdsec"),
+        "{tables}"
+    );
+    assert!(a.ok("nft list table inet scram").contains(SCANNER));
+    assert!(!ping(&scanner, HOST_A));
+
+    // An allowlisted scanner: scramd alerts, CrowdSec never decides.
+    nmap(&allowed);
+    a.wait_for(
+        "scramd's alert on the allowlisted scanner",
+        10,
+        "journalctl -u scramd -o cat --no-pager",
+        |s| s.contains(&format!("portscan: {ALLOWED}")),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let decisions = lapi.ok("cscli decisions list -o raw");
+    assert!(!decisions.contains(ALLOWED), "{decisions}");
+    assert!(
+        ping(&allowed, HOST_B),
+        "the allowlisted scanner was blocked"
+    );
+
+    // Deleting the decision unbans the scanner on B; scramd's own ban on A stays.
+    lapi.ok(&format!("cscli decisions delete -i {SCANNER}"));
+    assert!(
+        within(5.0, || ping(&scanner, HOST_B)).is_some(),
+        "still banned on B after the decision was deleted"
+    );
+    assert!(a.ok("nft list table inet scram").contains(SCANNER));
+}

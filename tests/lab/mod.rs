@@ -63,6 +63,44 @@ impl Lan {
             ports: std::cell::Cell::new(0),
         }
     }
+
+    /// A new port of the bridge: its end in the LAN's namespace joined to `br0` and up, the
+    /// other end (to be moved and named by the caller) returned by name.
+    fn port(&self) -> String {
+        let n = self.ports.get();
+        self.ports.set(n + 1);
+        format!("p{n}")
+    }
+
+    fn plug(&self, port: &str) {
+        self.ns.exec(&["ip", "link", "set", port, "master", "br0"]);
+        self.ns.exec(&["ip", "link", "set", port, "up"]);
+    }
+
+    /// A plain namespace on the LAN (a client, a scanner) as `addr`/24 on its `eth0`.
+    pub fn host(&self, addr: &str) -> Netns {
+        let host = Netns::new();
+        let port = self.port();
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &port,
+            "netns",
+            &self.ns.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &host.name,
+        ]);
+        self.plug(&port);
+        host.exec(&["ip", "link", "set", "eth0", "up"]);
+        host.exec(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        host
+    }
 }
 
 impl Lab {
@@ -158,8 +196,7 @@ impl Lab {
 
     /// Puts the lab on `lan` as `addr`/24, on its interface `lan0`.
     pub fn join(&self, lan: &Lan, addr: &str) {
-        let port = format!("p{}", lan.ports.get());
-        lan.ports.set(lan.ports.get() + 1);
+        let port = lan.port();
         let pid = self.pid.to_string();
         sh(&[
             "ip",
@@ -176,12 +213,7 @@ impl Lab {
             "netns",
             &pid,
         ]);
-        for cmd in [
-            &["ip", "link", "set", &port, "master", "br0"][..],
-            &["ip", "link", "set", &port, "up"],
-        ] {
-            assert!(lan.ns.exec(cmd).status.success(), "{cmd:?}");
-        }
+        lan.plug(&port);
         self.ok(&format!(
             "ip link set lan0 up && ip addr add {addr}/24 dev lan0"
         ));

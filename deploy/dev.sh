@@ -89,10 +89,11 @@ case "${1:-}" in
     command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
     corpus="$(mktemp -d)"
     trap 'rm -rf "$corpus"' EXIT
-    mkdir -p "$corpus/frames" "$corpus/ring_block" "$corpus/capfile"
+    mkdir -p "$corpus/frames" "$corpus/ring_block" "$corpus/capfile" "$corpus/channel"
     cp fuzz/seeds/frames/* "$corpus/frames/"
     cp fuzz/seeds/capfile/* tests/data/community-id/pcaps/*.pcap "$corpus/capfile/"
-    for target in frames ring_block capfile; do
+    cp fuzz/seeds/channel/* "$corpus/channel/"
+    for target in frames ring_block capfile channel; do
       if ! cargo +nightly fuzz run "$target" "$corpus/$target" -- -max_total_time="$secs" >"$corpus/$target.log" 2>&1; then
         tail -n 60 "$corpus/$target.log" >&2
         echo "fuzz target $target failed (artifact under fuzz/artifacts/$target)" >&2

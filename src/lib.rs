@@ -20,6 +20,7 @@ pub mod logging;
 pub mod netlink;
 pub mod notify;
 pub mod pipeline;
+pub mod privsep;
 pub mod replay;
 pub mod response;
 pub mod sandbox;

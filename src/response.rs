@@ -2,8 +2,10 @@
 //! (`inet scram`) for `ban_seconds`; a repeat offence restarts the ban. Runs on the alert
 //! thread, never on the packet path; each ban is one netlink batch.
 //!
-//! Never banned: this host's own addresses (re-read over rtnetlink at most every 10 s) and the
-//! allowlist. IPv6 offenders are banned by prefix (`ipv6_prefix`, /64 by default), since an
+//! Never banned (the [`BanGate`] decides, as the privileged part will for a separate parser):
+//! this host's own addresses (re-read over rtnetlink at most every 10 s), loopback, IPv6 link-local,
+//! multicast and broadcast addresses, and the allowlist; and no more than the gate's rate
+//! (counted when refused). IPv6 offenders are banned by prefix (`ipv6_prefix`, /64 by default), since an
 //! attacker owns the whole prefix and rotates through it for free.
 
 use std::net::IpAddr;
@@ -19,6 +21,8 @@ use crate::detect::{Action, Alert, Detector};
 use crate::netlink::nftables::{Hooks, Nftables};
 use crate::netlink::route::local_addresses;
 use crate::netlink::NetlinkError;
+use crate::privsep::gate::BanGate;
+use crate::privsep::wire::Outcome;
 
 /// How long the list of local addresses is trusted before it is read again.
 const LOCAL_REFRESH: Duration = Duration::from_secs(10);
@@ -34,6 +38,8 @@ pub struct ResponseCounters {
     pub spared_local: u64,
     /// Offenders left alone because they are allowlisted.
     pub spared_allowlisted: u64,
+    /// Bans refused because more came at once than the gate's rate allows.
+    pub refused_rate: u64,
     /// Bans the kernel refused (logged).
     pub errors: u64,
 }
@@ -178,12 +184,17 @@ impl ResponseConfig {
     }
 }
 
+/// The gate's longest ban: the configured one, in the channel's width.
+fn ban_limit(ban_seconds: u64) -> u32 {
+    u32::try_from(ban_seconds).unwrap_or(u32::MAX)
+}
+
 /// Bans offenders.
 #[derive(Debug)]
 pub struct Responder {
     nft: Nftables,
     config: ResponseConfig,
-    allowlist: PrefixSet,
+    gate: BanGate,
     local: Vec<IpAddr>,
     local_read: Instant,
     counters: ResponseCounters,
@@ -203,11 +214,17 @@ impl Responder {
             input: true,
             forward: config.forward,
         })?;
+        let local = local_addresses()?;
         Ok(Some(Responder {
             nft,
             config: config.clone(),
-            allowlist,
-            local: local_addresses()?,
+            gate: BanGate::new(
+                local.clone(),
+                allowlist,
+                ban_limit(config.ban_seconds),
+                Instant::now(),
+            ),
+            local,
             local_read: Instant::now(),
             counters: ResponseCounters::default(),
         }))
@@ -231,6 +248,7 @@ impl Responder {
         }
         if self.local_read.elapsed() > LOCAL_REFRESH {
             if let Ok(l) = local_addresses() {
+                self.gate.set_local(l.clone());
                 self.local = l;
             }
             self.local_read = Instant::now();
@@ -239,9 +257,23 @@ impl Responder {
             self.counters.spared_local += 1;
             return;
         };
-        if self.allowlist.contains(offender) {
-            self.counters.spared_allowlisted += 1;
-            return;
+        match self
+            .gate
+            .judge(offender, ban_limit(self.config.ban_seconds), Instant::now())
+        {
+            None => {}
+            Some(Outcome::Allowlisted) => {
+                self.counters.spared_allowlisted += 1;
+                return;
+            }
+            Some(Outcome::TooFast) => {
+                self.counters.refused_rate += 1;
+                return;
+            }
+            Some(_) => {
+                self.counters.spared_local += 1;
+                return;
+            }
         }
         let ban = self.nft.ban_for(offender);
         match self.nft.ban(ban, self.config.ban_seconds * 1000) {
@@ -277,7 +309,7 @@ impl Responder {
         self.config.detectors = config.detectors.clone();
         self.config.ban_seconds = config.ban_seconds;
         self.config.remove_on_exit = config.remove_on_exit;
-        self.allowlist = allowlist;
+        self.gate.update(allowlist, ban_limit(config.ban_seconds));
     }
 
     /// What it did so far.
@@ -289,11 +321,12 @@ impl Responder {
     pub fn finish(mut self) {
         let c = self.counters;
         tracing::info!(
-            "active response: {} ban(s) placed or refreshed, {} offender(s) spared as local, {} as allowlisted, {} as possible decoys, {} refused by the kernel",
+            "active response: {} ban(s) placed or refreshed, {} offender(s) spared as local, {} as allowlisted, {} as possible decoys, {} refused as over the rate, {} refused by the kernel",
             c.bans,
             c.spared_local,
             c.spared_allowlisted,
             c.spared_decoy,
+            c.refused_rate,
             c.errors
         );
         if self.config.remove_on_exit {

@@ -430,3 +430,27 @@ fn an_ipv6_scanner_is_banned_by_its_64() {
     assert_eq!(connect(&t.attacker, "fd00:1::99", "fd00:1::2"), "timeout");
     assert_eq!(connect(&t.attacker, "10.1.0.1", "10.1.0.2"), "open");
 }
+
+#[test]
+fn a_link_local_ipv6_scanner_is_not_banned_by_its_64() {
+    if !privileged("nftables IPv6 link-local") {
+        return;
+    }
+    scram_user();
+    let mut t = Topology::new("v6ll", true);
+    let alerts = t.scramd(&format!("{RESPONSE}ipv6_prefix = 64\n"));
+    // fe80::/64 is every neighbour's link-local address: a ban of it would cut the link off.
+    scan(&t, "fe80::bad", "fd00:1::2");
+    let text = wait_for_alert(&alerts, "\"src_ip\":\"fe80::bad\"");
+    assert!(text.contains("\"action\":\"allowed\""), "{text}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let set = nft(&t.victim, "list set inet scram ban6");
+    assert!(!set.contains("elements"), "{set}");
+    assert_eq!(connect(&t.attacker, "fd00:1::99", "fd00:1::2"), "open");
+    assert_eq!(t.stop_scramd(), 0, "{}", t.log());
+    assert!(
+        t.log().contains("1 offender(s) spared as local"),
+        "{}",
+        t.log()
+    );
+}

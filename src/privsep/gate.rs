@@ -108,15 +108,12 @@ impl BanGate {
 }
 
 /// Addresses no ban may name whatever the host's own are: banning them would cut the host off
-/// from itself or its link (an IPv6 ban covers a /64: fe80::/64 is every link-local neighbour).
+/// from itself or its link (an IPv6 ban covers a /64: fe80::/64 is every link-local neighbour;
+/// an IPv4 link-local address is one host, and may be banned).
 fn never_banned(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => {
-            a.is_unspecified()
-                || a.is_loopback()
-                || a.is_multicast()
-                || a.is_broadcast()
-                || a.is_link_local()
+            a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast()
         }
         IpAddr::V6(a) => {
             let first = a.segments()[0];
@@ -153,7 +150,6 @@ mod tests {
             "0.0.0.0",
             "255.255.255.255",
             "224.0.0.1",
-            "169.254.1.1",
             "::1",
             "::",
             "ff02::1",
@@ -170,6 +166,10 @@ mod tests {
             g.judge("192.0.2.77".parse().expect("literal"), 60, now),
             Some(Outcome::Allowlisted)
         );
+        assert_eq!(
+            g.judge("169.254.1.1".parse().expect("literal"), 60, now),
+            None
+        );
         let scanner: IpAddr = "198.51.100.9".parse().expect("literal");
         assert_eq!(g.judge(scanner, 0, now), Some(Outcome::BadDuration));
         assert_eq!(g.judge(scanner, 601, now), Some(Outcome::BadDuration));
@@ -177,8 +177,8 @@ mod tests {
         assert_eq!(
             g.counters(),
             GateCounters {
-                passed: 1,
-                local: 11,
+                passed: 2,
+                local: 10,
                 allowlisted: 1,
                 too_fast: 0,
                 bad_duration: 2,

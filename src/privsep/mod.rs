@@ -8,7 +8,7 @@
 //! - [`channel`]: the transport, a `SOCK_SEQPACKET` socketpair: one message a datagram, an
 //!   oversized or cut datagram refused rather than misread.
 //! - [`gate`]: what the privileged part does with a ban request before nftables sees it: an
-//!   address it would never ban (this host's, loopback, link-local, multicast, allowlisted), a
+//!   address it would never ban (this host's, loopback, IPv6 link-local, multicast, allowlisted), a
 //!   duration beyond the configured one, or more requests than the rate allows is refused and
 //!   counted.
 //!

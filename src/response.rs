@@ -21,8 +21,9 @@ use crate::detect::{Action, Alert, Detector};
 use crate::netlink::nftables::{Hooks, Nftables};
 use crate::netlink::route::local_addresses;
 use crate::netlink::NetlinkError;
+use crate::privsep::channel::{ChannelError, ParserEnd, PrivilegedEnd};
 use crate::privsep::gate::BanGate;
-use crate::privsep::wire::Outcome;
+use crate::privsep::wire::{Outcome, ToParser, ToPrivileged};
 
 /// How long the list of local addresses is trusted before it is read again.
 const LOCAL_REFRESH: Duration = Duration::from_secs(10);
@@ -40,7 +41,7 @@ pub struct ResponseCounters {
     pub spared_allowlisted: u64,
     /// Bans refused because more came at once than the gate's rate allows.
     pub refused_rate: u64,
-    /// Bans the kernel refused (logged).
+    /// Bans that failed: refused by the kernel, or unanswered by the privileged part (logged).
     pub errors: u64,
 }
 
@@ -189,23 +190,28 @@ fn ban_limit(ban_seconds: u64) -> u32 {
     u32::try_from(ban_seconds).unwrap_or(u32::MAX)
 }
 
-/// Bans offenders.
+/// How long the parser waits for the privileged part's answer to a ban request.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// The privileged half of active response: the nftables table, this host's addresses and the
+/// [`BanGate`]. It takes an address and a duration, never an alert: whoever asks may be lying.
 #[derive(Debug)]
-pub struct Responder {
+pub struct BanServer {
     nft: Nftables,
-    config: ResponseConfig,
     gate: BanGate,
     local: Vec<IpAddr>,
     local_read: Instant,
-    counters: ResponseCounters,
+    remove_on_exit: bool,
+    /// Bans the kernel refused (logged).
+    errors: u64,
 }
 
-impl Responder {
+impl BanServer {
     /// Creates the table, sets and chains; `None` when `[response] action = "none"`.
     pub fn start(
         config: &ResponseConfig,
         allowlist: PrefixSet,
-    ) -> Result<Option<Responder>, NetlinkError> {
+    ) -> Result<Option<BanServer>, NetlinkError> {
         if !config.nftables {
             return Ok(None);
         }
@@ -215,9 +221,8 @@ impl Responder {
             forward: config.forward,
         })?;
         let local = local_addresses()?;
-        Ok(Some(Responder {
+        Ok(Some(BanServer {
             nft,
-            config: config.clone(),
             gate: BanGate::new(
                 local.clone(),
                 allowlist,
@@ -226,8 +231,112 @@ impl Responder {
             ),
             local,
             local_read: Instant::now(),
-            counters: ResponseCounters::default(),
+            remove_on_exit: config.remove_on_exit,
+            errors: 0,
         }))
+    }
+
+    /// Bans `addr` for `seconds` if the gate lets it; what became of the request.
+    pub fn ban(&mut self, addr: IpAddr, seconds: u32) -> Outcome {
+        let now = Instant::now();
+        if now.duration_since(self.local_read) > LOCAL_REFRESH {
+            if let Ok(l) = local_addresses() {
+                self.gate.set_local(l.clone());
+                self.local = l;
+            }
+            self.local_read = now;
+        }
+        if let Some(refused) = self.gate.judge(addr, seconds, now) {
+            return refused;
+        }
+        let ban = self.nft.ban_for(addr);
+        match self.nft.ban(ban, u64::from(seconds) * 1000) {
+            Ok(()) => Outcome::Placed,
+            Err(e) => {
+                self.errors += 1;
+                tracing::error!("banning {}: {e}", ban.addr);
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// Answers a ban request that came over the channel; other messages are not its business
+    /// (`false`).
+    pub fn answer(&mut self, end: &PrivilegedEnd, m: ToPrivileged) -> Result<bool, ChannelError> {
+        let ToPrivileged::Ban {
+            seq, addr, seconds, ..
+        } = m
+        else {
+            return Ok(false);
+        };
+        let outcome = self.ban(addr, seconds);
+        end.send(ToParser::BanResult { seq, outcome })?;
+        Ok(true)
+    }
+
+    /// Applies reloaded settings: the allowlist, the longest ban, whether the table goes at exit.
+    pub fn update(&mut self, config: &ResponseConfig, allowlist: PrefixSet) {
+        self.remove_on_exit = config.remove_on_exit;
+        self.gate.update(allowlist, ban_limit(config.ban_seconds));
+    }
+
+    /// What the gate judged so far.
+    pub fn gate_counters(&self) -> crate::privsep::gate::GateCounters {
+        self.gate.counters()
+    }
+
+    /// At exit: removes the table when the config asks, otherwise leaves the bans to expire.
+    pub fn finish(mut self, placed: u64) {
+        if self.remove_on_exit {
+            match self.nft.remove() {
+                Ok(()) => tracing::info!("removed nftables table inet scram and its bans"),
+                Err(e) => tracing::error!("removing nftables table inet scram: {e}"),
+            }
+        } else if placed > 0 {
+            tracing::info!("bans stay in nftables table inet scram until they expire");
+        }
+    }
+}
+
+/// Where bans go: the server in this process, or over the channel to the privileged part.
+#[derive(Debug)]
+enum Bans {
+    Local(Box<BanServer>),
+    Remote { end: ParserEnd, seq: u32 },
+}
+
+/// Bans offenders: decides which alerts ban and whom, and asks for the ban.
+#[derive(Debug)]
+pub struct Responder {
+    bans: Bans,
+    config: ResponseConfig,
+    counters: ResponseCounters,
+}
+
+impl Responder {
+    /// Creates the table, sets and chains in this process; `None` when
+    /// `[response] action = "none"`.
+    pub fn start(
+        config: &ResponseConfig,
+        allowlist: PrefixSet,
+    ) -> Result<Option<Responder>, NetlinkError> {
+        Ok(
+            BanServer::start(config, allowlist)?.map(|server| Responder {
+                bans: Bans::Local(Box::new(server)),
+                config: config.clone(),
+                counters: ResponseCounters::default(),
+            }),
+        )
+    }
+
+    /// Asks the privileged part over `end` for each ban; `None` when
+    /// `[response] action = "none"`.
+    pub fn remote(config: &ResponseConfig, end: ParserEnd) -> Option<Responder> {
+        config.nftables.then(|| Responder {
+            bans: Bans::Remote { end, seq: 0 },
+            config: config.clone(),
+            counters: ResponseCounters::default(),
+        })
     }
 
     /// Does `detector` ban its offenders?
@@ -241,65 +350,75 @@ impl Responder {
     }
 
     /// Bans the offender of `alert` if its detector is one that bans, and marks the alert
-    /// `blocked` when the ban is in place.
+    /// `blocked` when the ban is in place. The offender is the source; for a blocklist hit, the
+    /// side that is not this host (the source, or when that is local, the destination).
     pub fn act(&mut self, alert: &mut Alert) {
         if !self.config.detectors.contains(&alert.detector) {
             return;
         }
-        if self.local_read.elapsed() > LOCAL_REFRESH {
-            if let Ok(l) = local_addresses() {
-                self.gate.set_local(l.clone());
-                self.local = l;
-            }
-            self.local_read = Instant::now();
-        }
-        let Some(offender) = self.offender(alert) else {
-            self.counters.spared_local += 1;
-            return;
+        let candidates = match alert.detector {
+            Detector::Blocklist => [alert.src, alert.dst],
+            _ => [alert.src, None],
         };
-        match self
-            .gate
-            .judge(offender, ban_limit(self.config.ban_seconds), Instant::now())
-        {
-            None => {}
-            Some(Outcome::Allowlisted) => {
-                self.counters.spared_allowlisted += 1;
-                return;
+        let mut any = false;
+        for addr in candidates.into_iter().flatten() {
+            any = true;
+            match self.request(addr, alert.detector.signature_id()) {
+                Outcome::Placed => {
+                    self.counters.bans += 1;
+                    alert.action = Action::Blocked;
+                    return;
+                }
+                Outcome::Local => continue,
+                Outcome::Allowlisted => self.counters.spared_allowlisted += 1,
+                Outcome::TooFast => self.counters.refused_rate += 1,
+                Outcome::BadDuration | Outcome::Failed => self.counters.errors += 1,
             }
-            Some(Outcome::TooFast) => {
-                self.counters.refused_rate += 1;
-                return;
-            }
-            Some(_) => {
-                self.counters.spared_local += 1;
-                return;
-            }
+            return;
         }
-        let ban = self.nft.ban_for(offender);
-        match self.nft.ban(ban, self.config.ban_seconds * 1000) {
-            Ok(()) => {
-                self.counters.bans += 1;
-                alert.action = Action::Blocked;
-            }
-            Err(e) => {
-                self.counters.errors += 1;
-                tracing::error!("banning {}: {e}", ban.addr);
-            }
+        if any {
+            self.counters.spared_local += 1;
         }
     }
 
-    /// The address to ban: the source, or for a blocklist hit the side that is not this host.
-    /// `None` when that is one of this host's own addresses.
-    fn offender(&self, alert: &Alert) -> Option<IpAddr> {
-        let local = |a: &IpAddr| self.local.contains(a) || a.is_loopback() || a.is_unspecified();
-        let candidate = match alert.detector {
-            Detector::Blocklist => [alert.src, alert.dst]
-                .into_iter()
-                .flatten()
-                .find(|a| !local(a)),
-            _ => alert.src.filter(|a| !local(a)),
-        }?;
-        Some(candidate)
+    /// Asks for a ban of `addr` for the configured time, for an alert of `signature_id`.
+    fn request(&mut self, addr: IpAddr, signature_id: u32) -> Outcome {
+        let seconds = ban_limit(self.config.ban_seconds);
+        match &mut self.bans {
+            Bans::Local(server) => server.ban(addr, seconds),
+            Bans::Remote { end, seq } => {
+                *seq = seq.wrapping_add(1);
+                let ask = ToPrivileged::Ban {
+                    seq: *seq,
+                    addr,
+                    seconds,
+                    signature_id,
+                };
+                let answer = end.send(ask).and_then(|()| {
+                    let deadline = Instant::now() + ANSWER_WAIT;
+                    loop {
+                        match end.recv_until(deadline)? {
+                            Some(ToParser::BanResult { seq: s, outcome }) if s == *seq => {
+                                return Ok(Some(outcome))
+                            }
+                            Some(_) => continue,
+                            None => return Ok(None),
+                        }
+                    }
+                });
+                match answer {
+                    Ok(Some(outcome)) => outcome,
+                    Ok(None) => {
+                        tracing::error!("banning {addr}: no answer from the privileged part");
+                        Outcome::Failed
+                    }
+                    Err(e) => {
+                        tracing::error!("banning {addr}: {e}");
+                        Outcome::Failed
+                    }
+                }
+            }
+        }
     }
 
     /// Applies reloaded settings: which detectors ban, for how long, the allowlist, and whether
@@ -309,7 +428,9 @@ impl Responder {
         self.config.detectors = config.detectors.clone();
         self.config.ban_seconds = config.ban_seconds;
         self.config.remove_on_exit = config.remove_on_exit;
-        self.gate.update(allowlist, ban_limit(config.ban_seconds));
+        if let Bans::Local(server) = &mut self.bans {
+            server.update(config, allowlist);
+        }
     }
 
     /// What it did so far.
@@ -317,11 +438,12 @@ impl Responder {
         self.counters
     }
 
-    /// At exit: removes the table when the config asks, otherwise leaves the bans to expire.
-    pub fn finish(mut self) {
+    /// At exit: logs what it did; removes the table when the config asks (in this process),
+    /// otherwise leaves the bans to expire.
+    pub fn finish(self) {
         let c = self.counters;
         tracing::info!(
-            "active response: {} ban(s) placed or refreshed, {} offender(s) spared as local, {} as allowlisted, {} as possible decoys, {} refused as over the rate, {} refused by the kernel",
+            "active response: {} ban(s) placed or refreshed, {} offender(s) spared as local, {} as allowlisted, {} as possible decoys, {} refused as over the rate, {} failed",
             c.bans,
             c.spared_local,
             c.spared_allowlisted,
@@ -329,13 +451,8 @@ impl Responder {
             c.refused_rate,
             c.errors
         );
-        if self.config.remove_on_exit {
-            match self.nft.remove() {
-                Ok(()) => tracing::info!("removed nftables table inet scram and its bans"),
-                Err(e) => tracing::error!("removing nftables table inet scram: {e}"),
-            }
-        } else if c.bans > 0 {
-            tracing::info!("bans stay in nftables table inet scram until they expire");
+        if let Bans::Local(server) = self.bans {
+            (*server).finish(c.bans);
         }
     }
 }

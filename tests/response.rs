@@ -454,3 +454,79 @@ fn a_link_local_ipv6_scanner_is_not_banned_by_its_64() {
         t.log()
     );
 }
+
+/// Active response split as privilege separation splits it: the parser's responder asks over the
+/// channel, the privileged side's server (gate, then nftables, in the victim's namespace)
+/// answers. What a taken-over parser would ask for is refused there and counted.
+#[test]
+fn bans_asked_for_over_the_channel_are_judged_by_the_privileged_side() {
+    use scram::detect::{Action, Alert, Detector};
+    use scram::privsep::channel;
+    use scram::response::{BanServer, Responder, ResponseConfig};
+
+    if !privileged("nftables over the privsep channel") {
+        return;
+    }
+    let ns = Netns::new();
+    ns.exec(&[
+        "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ]);
+    ns.exec(&["ip", "addr", "add", "10.1.0.2/24", "dev", "d0"]);
+    ns.exec(&["ip", "link", "set", "d0", "up"]);
+    let config = ResponseConfig {
+        nftables: true,
+        ban_seconds: 60,
+        ..ResponseConfig::default()
+    };
+    let (privileged_end, parser_end) = channel::pair().unwrap();
+    let server_config = config.clone();
+    // The privileged side: its netlink sockets open in the namespace; it serves until the
+    // parser's end closes.
+    let server = ns.spawn(move || {
+        let allowlist =
+            scram::detect::prefix::PrefixSet::new([("192.0.2.0".parse::<IpAddr>().unwrap(), 24)]);
+        let mut server = BanServer::start(&server_config, allowlist)
+            .unwrap()
+            .unwrap();
+        while let Ok(Some(m)) = privileged_end.recv(true) {
+            assert!(server.answer(&privileged_end, m).unwrap(), "{m:?}");
+        }
+        server.gate_counters()
+    });
+
+    let mut responder = Responder::remote(&config, parser_end).unwrap();
+    let mut act = |src: &str, detector: Detector| {
+        let mut a = Alert {
+            detector,
+            src: Some(src.parse().unwrap()),
+            dst: Some("10.1.0.2".parse().unwrap()),
+            ..Alert::default()
+        };
+        responder.act(&mut a);
+        a.action
+    };
+    assert_eq!(act("198.51.100.9", Detector::Portscan), Action::Blocked);
+    // This host's address, an IPv6 link-local (its /64 is every neighbour), loopback, an
+    // allowlisted source: refused by the privileged side.
+    for src in ["10.1.0.2", "fe80::bad", "127.0.0.1", "192.0.2.7"] {
+        assert_eq!(act(src, Detector::Portscan), Action::Allowed, "{src}");
+    }
+    // A detector that does not ban asks nothing.
+    assert_eq!(act("198.51.100.10", Detector::SynFlood), Action::Allowed);
+    let c = responder.counters();
+    assert_eq!((c.bans, c.spared_local, c.spared_allowlisted), (1, 3, 1));
+    drop(responder);
+
+    let gate = server.join().unwrap();
+    assert_eq!(
+        (gate.passed, gate.local, gate.allowlisted),
+        (1, 3, 1),
+        "{gate:?}"
+    );
+    let set = nft(&ns, "list set inet scram ban4");
+    assert!(set.contains("198.51.100.9"), "{set}");
+    assert!(
+        !set.contains("192.0.2.7") && !set.contains("10.1.0.2"),
+        "{set}"
+    );
+}

@@ -2,7 +2,10 @@
 //! split or merged, and a datagram longer than [`MAX_MESSAGE`] is seen as cut short (and refused)
 //! rather than read as two.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
@@ -144,6 +147,31 @@ impl ParserEnd {
             None => Ok(None),
         }
     }
+
+    /// The privileged part's next message, waiting until `deadline` at most.
+    pub fn recv_until(&self, deadline: Instant) -> Result<Option<ToParser>, ChannelError> {
+        loop {
+            if let Some(m) = self.recv(false)? {
+                return Ok(Some(m));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ms = u32::try_from(left.as_millis().max(1)).unwrap_or(u32::MAX);
+            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.0.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(source) => {
+                    return Err(ChannelError::Io {
+                        call: "poll",
+                        source,
+                    })
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +228,19 @@ mod tests {
         );
         drop(parser);
         assert!(matches!(privileged.recv(true), Err(ChannelError::Closed)));
+    }
+
+    #[test]
+    fn an_unanswered_request_ends_at_its_deadline() {
+        let (privileged, parser) = pair().expect("socketpair");
+        let start = Instant::now();
+        let deadline = start + std::time::Duration::from_millis(50);
+        assert!(parser.recv_until(deadline).expect("recv").is_none());
+        assert!(Instant::now() >= deadline);
+        privileged.send(ToParser::Reload).expect("send");
+        assert_eq!(
+            parser.recv_until(Instant::now()).expect("recv"),
+            Some(ToParser::Reload)
+        );
     }
 }

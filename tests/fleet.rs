@@ -61,6 +61,30 @@ fn collected(collector: &Lab, filter: &str) -> Vec<Value> {
     )))
 }
 
+/// journal-remote on `lab`, port 19532, plain HTTP between the lab's namespaces.
+fn collector_http(lab: &Lab) {
+    lab.ok(&format!(
+        "mkdir -p /etc/systemd/system/systemd-journal-remote.service.d && \
+         cp {FLEET}/journal/remote-http-lab.conf \
+            /etc/systemd/system/systemd-journal-remote.service.d/scram.conf && \
+         systemctl daemon-reload && systemctl start systemd-journal-remote.socket"
+    ));
+}
+
+/// journal-upload on `lab` with the shipped drop-ins, sending to `collector` (HTTP: see above).
+fn uploader(lab: &Lab, collector: &str) {
+    lab.ok(&format!(
+        "mkdir -p /etc/systemd/journal-upload.conf.d \
+                  /etc/systemd/system/systemd-journal-upload.service.d && \
+         sed 's|^URL=.*|URL=http://{collector}:19532|; /File=/d' \
+           {FLEET}/journal/journal-upload.conf \
+           > /etc/systemd/journal-upload.conf.d/scram.conf && \
+         cp {FLEET}/journal/upload-restart.conf \
+           /etc/systemd/system/systemd-journal-upload.service.d/scram.conf && \
+         systemctl daemon-reload && systemctl start systemd-journal-upload"
+    ));
+}
+
 #[test]
 fn alerts_of_two_hosts_reach_the_collector_and_survive_its_outage() {
     if !privileged("fleet lab: journal upload and remote") {
@@ -69,30 +93,14 @@ fn alerts_of_two_hosts_reach_the_collector_and_survive_its_outage() {
     let lan = Lan::new();
     let collector = Lab::boot();
     collector.join(&lan, COLLECTOR);
-    // The collector: journal-remote on port 19532, plain HTTP between the lab's namespaces.
-    collector.ok(&format!(
-        "mkdir -p /etc/systemd/system/systemd-journal-remote.service.d && \
-         cp {FLEET}/journal/remote-http-lab.conf \
-            /etc/systemd/system/systemd-journal-remote.service.d/scram.conf && \
-         systemctl daemon-reload && systemctl start systemd-journal-remote.socket"
-    ));
+    collector_http(&collector);
 
     let hosts = [Lab::boot(), Lab::boot()];
     for (i, host) in hosts.iter().enumerate() {
         host.join(&lan, &format!("10.77.0.{}", i + 2));
         host.install();
         host.wait_active();
-        // The shipped upload drop-ins, with the lab's collector as URL (HTTP: see above).
-        host.ok(&format!(
-            "mkdir -p /etc/systemd/journal-upload.conf.d \
-                      /etc/systemd/system/systemd-journal-upload.service.d && \
-             sed 's|^URL=.*|URL=http://{COLLECTOR}:19532|; /File=/d' \
-               {FLEET}/journal/journal-upload.conf \
-               > /etc/systemd/journal-upload.conf.d/scram.conf && \
-             cp {FLEET}/journal/upload-restart.conf \
-               /etc/systemd/system/systemd-journal-upload.service.d/scram.conf && \
-             systemctl daemon-reload && systemctl start systemd-journal-upload"
-        ));
+        uploader(host, COLLECTOR);
     }
 
     // A scan of each host appears on the collector, with the contract's fields and the host's
@@ -240,6 +248,65 @@ fn bouncer(lab: &Lab, key: &str) {
     ));
 }
 
+/// crowdsec on `lab` as its own local API, listening on the LAN (cscli there uses it too), run
+/// with `mode` (`-no-cs`: the API alone; `""`: API and agent).
+fn local_api(lab: &Lab, mode: &str) {
+    lab.ok(&format!(
+        "printf 'db_config:\\n  use_wal: true\\napi:\\n  server:\\n    listen_uri: {LAPI}:8080\\n' \
+           > /etc/crowdsec/config.yaml.local && \
+         sed -i 's|^url: .*|url: http://{LAPI}:8080|' /etc/crowdsec/local_api_credentials.yaml"
+    ));
+    crowdsec_mode(lab, mode);
+}
+
+/// crowdsec.service on `lab` runs `crowdsec` with `mode` (`-no-api`, `-no-cs` or `""`).
+fn crowdsec_mode(lab: &Lab, mode: &str) {
+    lab.ok(&format!(
+        "mkdir -p /etc/systemd/system/crowdsec.service.d && \
+         printf '[Service]\\nExecStartPre=\\nExecStart=\\nExecStart=/usr/bin/crowdsec -c /etc/crowdsec/config.yaml {mode}\\n' \
+           > /etc/systemd/system/crowdsec.service.d/scram-lab.conf && \
+         systemctl daemon-reload"
+    ));
+}
+
+/// scram's collection on `lab`, the allowlist naming [`ALLOWED`]; the acquisition's filter
+/// replaced by `filter` when given (one JSON string list, as in acquis.d/scram.yaml's comment).
+fn collection(lab: &Lab, filter: Option<&str>) {
+    let acquis = match filter {
+        Some(f) => format!(
+            "sed '/^journalctl_filter:/,/^labels:/{{/^labels:/!d}}; s|^labels:|journalctl_filter: {f}\\nlabels:|' \
+               {FLEET}/crowdsec/acquis.d/scram.yaml > /etc/crowdsec/acquis.d/scram.yaml"
+        ),
+        None => format!("cp {FLEET}/crowdsec/acquis.d/scram.yaml /etc/crowdsec/acquis.d/"),
+    };
+    lab.ok(&format!(
+        "cp {FLEET}/crowdsec/parsers/s00-raw/*.yaml /etc/crowdsec/parsers/s00-raw/ && \
+         cp {FLEET}/crowdsec/parsers/s01-parse/*.yaml /etc/crowdsec/parsers/s01-parse/ && \
+         cp {FLEET}/crowdsec/scenarios/*.yaml /etc/crowdsec/scenarios/ && \
+         cp {FLEET}/crowdsec/collections/*.yaml /etc/crowdsec/collections/ && \
+         mkdir -p /etc/crowdsec/acquis.d && {acquis} && \
+         sed 's/192.0.2.10/{ALLOWED}/' {FLEET}/crowdsec/parsers/s02-enrich/scram-allowlist.yaml \
+           > /etc/crowdsec/parsers/s02-enrich/scram-allowlist.yaml"
+    ));
+}
+
+/// A real nmap SYN scan of 100 ports of `target` from `from`.
+fn nmap(from: &common::Netns, target: &str) {
+    let out = from.exec(&[
+        "nmap",
+        "-sS",
+        "-Pn",
+        "-n",
+        "-T4",
+        "-p",
+        "1-100",
+        target,
+        "-oN",
+        "/dev/null",
+    ]);
+    assert!(out.status.success());
+}
+
 #[test]
 fn a_scan_of_one_host_gets_the_scanner_banned_on_another_through_crowdsec() {
     if !privileged("fleet lab: CrowdSec") {
@@ -253,15 +320,8 @@ fn a_scan_of_one_host_gets_the_scanner_banned_on_another_through_crowdsec() {
     // The local API alone (crowdsec -no-cs), listening on the LAN.
     let lapi = Lab::boot();
     lapi.join(&lan, LAPI);
-    lapi.ok(&format!(
-        "printf 'db_config:\\n  use_wal: true\\napi:\\n  server:\\n    listen_uri: {LAPI}:8080\\n' \
-           > /etc/crowdsec/config.yaml.local && \
-         mkdir -p /etc/systemd/system/crowdsec.service.d && \
-         printf '[Service]\\nExecStartPre=\\nExecStart=\\nExecStart=/usr/bin/crowdsec -c /etc/crowdsec/config.yaml -no-cs\\n' \
-           > /etc/systemd/system/crowdsec.service.d/lapi.conf && \
-         sed -i 's|^url: .*|url: http://{LAPI}:8080|' /etc/crowdsec/local_api_credentials.yaml && \
-         systemctl daemon-reload && systemctl start crowdsec"
-    ));
+    local_api(&lapi, "-no-cs");
+    lapi.ok("systemctl start crowdsec");
     let agent_credentials = lapi.ok(&format!(
         "cscli machines add agent-a --password scram-lab-password -f - --url http://{LAPI}:8080 \
          2>/dev/null"
@@ -284,20 +344,11 @@ fn a_scan_of_one_host_gets_the_scanner_banned_on_another_through_crowdsec() {
     a.install();
     a.wait_active();
     a.ok(&format!(
-        "cat > /etc/crowdsec/local_api_credentials.yaml <<'EOF'\n{agent_credentials}EOF\n\
-         cp {FLEET}/crowdsec/parsers/s00-raw/*.yaml /etc/crowdsec/parsers/s00-raw/ && \
-         cp {FLEET}/crowdsec/parsers/s01-parse/*.yaml /etc/crowdsec/parsers/s01-parse/ && \
-         cp {FLEET}/crowdsec/scenarios/*.yaml /etc/crowdsec/scenarios/ && \
-         cp {FLEET}/crowdsec/collections/*.yaml /etc/crowdsec/collections/ && \
-         mkdir -p /etc/crowdsec/acquis.d && \
-         cp {FLEET}/crowdsec/acquis.d/scram.yaml /etc/crowdsec/acquis.d/ && \
-         sed 's/192.0.2.10/{ALLOWED}/' {FLEET}/crowdsec/parsers/s02-enrich/scram-allowlist.yaml \
-           > /etc/crowdsec/parsers/s02-enrich/scram-allowlist.yaml && \
-         mkdir -p /etc/systemd/system/crowdsec.service.d && \
-         printf '[Service]\\nExecStartPre=\\nExecStart=\\nExecStart=/usr/bin/crowdsec -c /etc/crowdsec/config.yaml -no-api\\n' \
-           > /etc/systemd/system/crowdsec.service.d/agent.conf && \
-         systemctl daemon-reload && systemctl start crowdsec"
+        "cat > /etc/crowdsec/local_api_credentials.yaml <<'EOF'\n{agent_credentials}EOF\n"
     ));
+    collection(&a, None);
+    crowdsec_mode(&a, "-no-api");
+    a.ok("systemctl start crowdsec");
     bouncer(&a, "scramlabbouncerkeyaaaaaaaaaaaaaaa");
 
     // Host B: only a bouncer.
@@ -313,22 +364,7 @@ fn a_scan_of_one_host_gets_the_scanner_banned_on_another_through_crowdsec() {
     }
 
     // nmap scans A: scramd alerts, the agent decides, B's bouncer drops the scanner within 5 s.
-    let nmap = |from: &common::Netns| {
-        let out = from.exec(&[
-            "nmap",
-            "-sS",
-            "-Pn",
-            "-n",
-            "-T4",
-            "-p",
-            "1-100",
-            HOST_A,
-            "-oN",
-            "/dev/null",
-        ]);
-        assert!(out.status.success());
-    };
-    nmap(&scanner);
+    nmap(&scanner, HOST_A);
     // When B first drops the scanner (the start of the first ping that fails).
     let mut blocked_at = None;
     within(30.0, || {
@@ -387,7 +423,7 @@ fn a_scan_of_one_host_gets_the_scanner_banned_on_another_through_crowdsec() {
     assert!(!ping(&scanner, HOST_A));
 
     // An allowlisted scanner: scramd alerts, CrowdSec never decides.
-    nmap(&allowed);
+    nmap(&allowed, HOST_A);
     a.wait_for(
         "scramd's alert on the allowlisted scanner",
         10,
@@ -409,4 +445,67 @@ fn a_scan_of_one_host_gets_the_scanner_banned_on_another_through_crowdsec() {
         "still banned on B after the decision was deleted"
     );
     assert!(a.ok("nft list table inet scram").contains(SCANNER));
+}
+
+/// The other topology: no agent on the hosts. They upload their journals; one agent on the
+/// collector reads the uploaded files (the acquisition's `--directory` filter) and its local API
+/// serves every host's bouncer.
+#[test]
+fn one_agent_reading_the_collected_journals_bans_fleet_wide() {
+    if !privileged("fleet lab: CrowdSec on the collector") {
+        return;
+    }
+    let lan = Lan::new();
+    let scanner = lan.host(SCANNER);
+    let collector = Lab::boot();
+    collector.join(&lan, LAPI);
+    collector_http(&collector);
+    local_api(&collector, "");
+    collection(
+        &collector,
+        Some(
+            r#"["--directory=/var/log/journal/remote", "_SYSTEMD_UNIT=scramd.service", "--output=json"]"#,
+        ),
+    );
+    collector.ok("cscli bouncers add bouncer-b -k scramlabbouncerkeybbbbbbbbbbbbbbb >/dev/null");
+
+    // Host A: scramd alerting only, and the uploader; its first upload makes the file the
+    // agent follows.
+    let a = Lab::boot();
+    a.join(&lan, HOST_A);
+    a.ok("mkdir -p /etc/scram && printf '[capture]\\ninterfaces = [\"lan0\"]\\n' > /etc/scram/scram.toml");
+    a.install();
+    a.wait_active();
+    uploader(&a, LAPI);
+    collector.wait_for(
+        "host A's journal on the collector",
+        30,
+        "journalctl -D /var/log/journal/remote -u scramd -o cat --no-pager 2>/dev/null || true",
+        |s| s.contains("capturing on lan0"),
+    );
+    collector.ok("systemctl start crowdsec");
+
+    let b = Lab::boot();
+    b.join(&lan, HOST_B);
+    bouncer(&b, "scramlabbouncerkeybbbbbbbbbbbbbbb");
+    assert!(within(10.0, || ping(&scanner, HOST_B)).is_some());
+
+    nmap(&scanner, HOST_A);
+    let banned = within(20.0, || !ping(&scanner, HOST_B));
+    assert!(
+        banned.is_some(),
+        "the scanner still reaches B;\ndecisions: {}\ncollector's agent: {}",
+        collector.ok("cscli decisions list -o raw 2>&1 || true"),
+        collector.ok("grep -v Adding /var/log/crowdsec.log | tail -n 20")
+    );
+    println!(
+        "scanner dropped on B {:?} after nmap ended",
+        banned.unwrap()
+    );
+    // The decision's alert names the host that saw the scan (the uploaded _HOSTNAME).
+    let alerts = collector.ok("cscli alerts list -o json");
+    assert!(
+        alerts.contains("scram/scram-ban") && alerts.contains(&a.name),
+        "{alerts}"
+    );
 }

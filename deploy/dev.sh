@@ -118,7 +118,14 @@ case "${1:-}" in
     built="$(cargo deb --no-build --locked --strip --deb-version "$version" | tail -n 1)"
     mkdir -p target/packages
     deb="target/packages/scram_${version}_amd64.deb"
-    mv "$built" "$deb"
+    # cargo-deb writes no md5sums; dpkg --verify and debsums need them: unpack, add, repack.
+    tree="$(mktemp -d)"
+    dpkg-deb -R "$built" "$tree/pkg"
+    (cd "$tree/pkg" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | LC_ALL=C sort \
+      | xargs -d '\n' md5sum > DEBIAN/md5sums)
+    chmod 0644 "$tree/pkg/DEBIAN/md5sums"
+    dpkg-deb --root-owner-group -Zxz --build "$tree/pkg" "$deb" >/dev/null
+    rm -rf "$tree" "$built"
     lintian --fail-on error --suppress-tags-from-file packaging/debian/lintian-explained "$deb"
     echo "$deb"
     ;;

@@ -581,8 +581,10 @@ fn the_debian_package_installs_upgrades_removes_and_purges_like_a_debian_daemon(
     let lab = Lab::boot();
 
     // Install: the user, the log directory, enabled and started, confined.
-    lab.ok(&format!("dpkg -i {old} 2>&1"));
+    let installed = lab.ok(&format!("dpkg -i {old} 2>&1"));
     lab.wait_active();
+    // Every file as the package shipped it (md5sums).
+    lab.ok("dpkg --verify scram");
     assert_eq!(lab.ok("systemctl is-enabled scramd").trim(), "enabled");
     assert_eq!(
         lab.ok("stat -c '%U:%G %a' /var/log/scram"),
@@ -598,8 +600,13 @@ fn the_debian_package_installs_upgrades_removes_and_purges_like_a_debian_daemon(
     let before = lab.main_pid();
 
     // Upgrade: the change kept, the service restarted with the new version, still confined.
-    lab.ok(&format!("dpkg -i {new} 2>&1"));
+    let upgraded = lab.ok(&format!("dpkg -i {new} 2>&1"));
     lab.wait_active();
+    // As README shows it (`cargo test --test systemd the_debian_package -- --nocapture`).
+    println!(
+        "{installed}\n{upgraded}\n{}",
+        lab.ok("systemctl status scramd --no-pager -n 0 2>&1 | head -n 6")
+    );
     assert_eq!(
         lab.ok("dpkg-query -W -f '${Version}' scram"),
         current,

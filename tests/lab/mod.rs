@@ -52,35 +52,20 @@ pub struct Lan {
 impl Lan {
     pub fn new() -> Lan {
         let ns = Netns::new();
-        for cmd in [
-            &["ip", "link", "add", "br0", "type", "bridge"][..],
-            &["ip", "link", "set", "br0", "up"],
-        ] {
-            assert!(ns.exec(cmd).status.success(), "{cmd:?}");
-        }
+        ns.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+        ns.exec(&["ip", "link", "set", "br0", "up"]);
         Lan {
             ns,
             ports: std::cell::Cell::new(0),
         }
     }
 
-    /// A new port of the bridge: its end in the LAN's namespace joined to `br0` and up, the
-    /// other end (to be moved and named by the caller) returned by name.
-    fn port(&self) -> String {
+    /// A new veth pair: one end a port of `br0`, up; the other named `ifname` in `target` (a
+    /// namespace's name or a process's pid).
+    fn attach(&self, target: &str, ifname: &str) {
         let n = self.ports.get();
         self.ports.set(n + 1);
-        format!("p{n}")
-    }
-
-    fn plug(&self, port: &str) {
-        self.ns.exec(&["ip", "link", "set", port, "master", "br0"]);
-        self.ns.exec(&["ip", "link", "set", port, "up"]);
-    }
-
-    /// A plain namespace on the LAN (a client, a scanner) as `addr`/24 on its `eth0`.
-    pub fn host(&self, addr: &str) -> Netns {
-        let host = Netns::new();
-        let port = self.port();
+        let port = format!("p{n}");
         sh(&[
             "ip",
             "link",
@@ -92,11 +77,18 @@ impl Lan {
             "veth",
             "peer",
             "name",
-            "eth0",
+            ifname,
             "netns",
-            &host.name,
+            target,
         ]);
-        self.plug(&port);
+        self.ns.exec(&["ip", "link", "set", &port, "master", "br0"]);
+        self.ns.exec(&["ip", "link", "set", &port, "up"]);
+    }
+
+    /// A plain namespace on the LAN (a client, a scanner) as `addr`/24 on its `eth0`.
+    pub fn host(&self, addr: &str) -> Netns {
+        let host = Netns::new();
+        self.attach(&host.name, "eth0");
         host.exec(&["ip", "link", "set", "eth0", "up"]);
         host.exec(&["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
         host
@@ -196,24 +188,7 @@ impl Lab {
 
     /// Puts the lab on `lan` as `addr`/24, on its interface `lan0`.
     pub fn join(&self, lan: &Lan, addr: &str) {
-        let port = lan.port();
-        let pid = self.pid.to_string();
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &port,
-            "netns",
-            &lan.ns.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "lan0",
-            "netns",
-            &pid,
-        ]);
-        lan.plug(&port);
+        lan.attach(&self.pid.to_string(), "lan0");
         self.ok(&format!(
             "ip link set lan0 up && ip addr add {addr}/24 dev lan0"
         ));

@@ -8,7 +8,7 @@ capture tool under the same load, alternating tools round by round (A B C A B C 
 - offered: frames the capturing interface received (its rx_packets counter) per second
 - captured: frames the tool reports per second; drops: what the tool reports the kernel dropped
 - CPU: on-CPU time of every thread of the capture process (schedstat, ns) per million frames
-- RSS: the process's peak resident set (VmHWM)
+- RSS: the peak resident set (VmHWM) of the process and its children
 
 Profiles: 64-byte frames and a realistic size mix (7:4:1 small/medium/full-size frames, TCP and
 UDP), each with trafgen on one core and on both cores (capture competes for CPU); and 64-byte
@@ -123,23 +123,45 @@ def trafgen_config(kind, da, sa):
     return "\n".join(frames) + "\n"
 
 
+def tree(pid):
+    """pid and its descendants (scramd run is two processes: the privileged part and its
+    parser, which does the capture work)."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except FileNotFoundError:
+            pass
+    return pids
+
+
 def cpu_ns(pid):
     total = 0
-    try:
-        for t in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
-                total += int(f.read().split()[0])
-    except FileNotFoundError:
-        pass
+    for p in tree(pid):
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass
     return total
 
 
 def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
 
 
 FASTNETMON_CONF = """\

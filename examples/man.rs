@@ -52,7 +52,7 @@ fn scramd_8() -> std::io::Result<Vec<u8>> {
     man.render_description_section(&mut out)?;
     let mut page = String::new();
     page.push_str(".SH COMMANDS\n");
-    for sub in cmd.get_subcommands() {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let mut usage = format!("scramd {}", sub.get_name());
         for arg in sub.get_arguments() {
             let value = arg

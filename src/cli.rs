@@ -60,6 +60,14 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// The unprivileged parser of `run`: started by `run` itself with the rings it opened
+    /// (privilege separation), never by hand.
+    #[command(hide = true)]
+    Parser {
+        /// What `run` hands over, as JSON.
+        #[arg(long)]
+        handoff: String,
+    },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         /// The file to check.

@@ -58,9 +58,9 @@ impl Daemon {
     }
 }
 
-/// `/proc/PID/task/*/status` of every thread of `d`: (thread name, status text).
-fn threads(d: &Scramd) -> Vec<(String, String)> {
-    let task = format!("/proc/{}/task", d.pid());
+/// `/proc/PID/task/*/status` of every thread of process `pid`: (thread name, status text).
+fn threads_of(pid: u32) -> Vec<(String, String)> {
+    let task = format!("/proc/{pid}/task");
     std::fs::read_dir(&task)
         .unwrap()
         .map(|t| {
@@ -72,6 +72,18 @@ fn threads(d: &Scramd) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The parser `scramd run` started (privilege separation): its one child.
+fn parser_pid(d: &Scramd) -> u32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", d.pid())).unwrap();
+    let pids: Vec<u32> = children
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "children of scramd run: {children:?}");
+    pids[0]
+}
+
 fn field<'a>(status: &'a str, key: &str) -> &'a str {
     status
         .lines()
@@ -80,25 +92,37 @@ fn field<'a>(status: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {status}"))
 }
 
-/// Every thread runs as `uid`/`gid` with exactly the kept capabilities, no-new-privs and a
-/// seccomp filter.
+/// Both processes run as `uid`/`gid` with no-new-privs and a seccomp filter on every thread;
+/// the privileged part holds exactly the kept capabilities, the parser (which has the capture
+/// workers and the alert thread) none at all.
 fn assert_confined(d: &Scramd, uid: u32, gid: u32) {
-    let threads = threads(d);
-    // main, one capture worker, the alert thread at least.
-    assert!(threads.len() >= 3, "{threads:?}");
     let ids = |v: u32| format!("{v}\t{v}\t{v}\t{v}");
-    for (name, s) in &threads {
-        let what = format!("thread {name}: {s}");
+    let common = |what: &str, s: &str| {
         assert_eq!(field(s, "Uid:"), ids(uid), "{what}");
         assert_eq!(field(s, "Gid:"), ids(gid), "{what}");
         assert_eq!(field(s, "Groups:"), "", "{what}");
-        assert_eq!(field(s, "CapEff:"), KEPT, "{what}");
-        assert_eq!(field(s, "CapPrm:"), KEPT, "{what}");
-        assert_eq!(field(s, "CapBnd:"), KEPT, "{what}");
         assert_eq!(field(s, "CapInh:"), NONE, "{what}");
         assert_eq!(field(s, "CapAmb:"), NONE, "{what}");
         assert_eq!(field(s, "NoNewPrivs:"), "1", "{what}");
         assert_eq!(field(s, "Seccomp:"), "2", "{what}");
+    };
+    for (name, s) in threads_of(d.pid().as_raw() as u32) {
+        let what = format!("privileged part, thread {name}: {s}");
+        common(&what, &s);
+        assert_eq!(field(&s, "CapEff:"), KEPT, "{what}");
+        assert_eq!(field(&s, "CapPrm:"), KEPT, "{what}");
+        assert_eq!(field(&s, "CapBnd:"), KEPT, "{what}");
+    }
+    let parser = threads_of(parser_pid(d));
+    // main, one capture worker, the alert thread at least.
+    assert!(parser.len() >= 3, "{parser:?}");
+    for (name, s) in &parser {
+        let what = format!("parser, thread {name}: {s}");
+        common(&what, s);
+        assert_eq!(field(s, "CapEff:"), NONE, "{what}");
+        assert_eq!(field(s, "CapPrm:"), NONE, "{what}");
+        let bounding = u64::from_str_radix(field(s, "CapBnd:"), 16).unwrap();
+        assert_eq!(bounding & !0x3000, 0, "{what}");
     }
 }
 

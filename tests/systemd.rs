@@ -75,27 +75,55 @@ fn field<'a>(e: &'a Value, k: &str) -> &'a str {
 /// no-new-privs and a seccomp filter, and runs as no uid 0.
 fn assert_confined(lab: &Lab) {
     let pid = lab.main_pid();
-    let status = lab.ok(&format!("cat /proc/{pid}/task/*/status"));
+    let parser = lab.parser_pid();
+    // The privileged part: the two capabilities. The unit's ~@privileged filter refuses capset,
+    // so the inheritable set systemd filled for the ambient capabilities keeps the same two
+    // (inert without execve, which its seccomp filter refuses).
+    let privileged = lab.ok(&format!("cat /proc/{pid}/task/*/status"));
+    assert_threads(
+        &privileged,
+        1,
+        &[
+            ("CapEff:", "0000000000003000"),
+            ("CapPrm:", "0000000000003000"),
+            ("CapBnd:", "0000000000003000"),
+            ("CapAmb:", "0000000000000000"),
+            ("CapInh:", "0000000000003000"),
+            ("NoNewPrivs:", "1"),
+            ("Seccomp:", "2"),
+        ],
+    );
+    // The parser, with the capture workers and the alert thread: no capability at all (the
+    // inheritable two, as above, combine with nothing: no file capabilities, no execve).
+    let parser = lab.ok(&format!("cat /proc/{parser}/task/*/status"));
+    assert_threads(
+        &parser,
+        3,
+        &[
+            ("CapEff:", "0000000000000000"),
+            ("CapPrm:", "0000000000000000"),
+            ("CapBnd:", "0000000000003000"),
+            ("CapAmb:", "0000000000000000"),
+            ("CapInh:", "0000000000003000"),
+            ("NoNewPrivs:", "1"),
+            ("Seccomp:", "2"),
+        ],
+    );
+}
+
+/// Every thread in `status` (the concatenated status files of a process's threads, at least
+/// `min` of them) has each field as wanted and runs as no uid 0.
+fn assert_threads(status: &str, min: usize, want: &[(&str, &str)]) {
     let threads = status.matches("CapEff:").count();
-    assert!(threads >= 3, "{status}");
-    for (key, want) in [
-        ("CapEff:", "0000000000003000"),
-        ("CapPrm:", "0000000000003000"),
-        ("CapBnd:", "0000000000003000"),
-        ("CapAmb:", "0000000000000000"),
-        // The unit's ~@privileged filter refuses capset, so the inheritable set systemd filled
-        // for the ambient capabilities keeps the same two (inert without execve).
-        ("CapInh:", "0000000000003000"),
-        ("NoNewPrivs:", "1"),
-        ("Seccomp:", "2"),
-    ] {
+    assert!(threads >= min, "{status}");
+    for (key, want) in want {
         let values: Vec<&str> = status
             .lines()
             .filter_map(|l| l.strip_prefix(key))
             .map(str::trim)
             .collect();
         assert_eq!(values.len(), threads, "{key}: {status}");
-        assert!(values.iter().all(|v| *v == want), "{key} {values:?}");
+        assert!(values.iter().all(|v| v == want), "{key} {values:?}");
     }
     assert!(
         status
@@ -412,7 +440,8 @@ fn one_stuck_capture_worker_gets_the_service_restarted_by_the_watchdog() {
     assert_eq!(lab.main_pid(), before, "a healthy daemon is not restarted");
     // One capture worker thread stopped alone (ptrace stops just the thread it seizes); the
     // process and its other threads go on.
-    lab.ok("pid=$(systemctl show -p MainPID --value scramd); \
+    lab.ok("main=$(systemctl show -p MainPID --value scramd); \
+         read pid < /proc/$main/task/$main/children; \
          tid=$(grep -lE '^scram-.+-[0-9]+$' /proc/$pid/task/*/comm | head -n 1 | cut -d/ -f5); \
          test -n \"$tid\" && \
          python3 -c 'import ctypes, sys, time
@@ -437,6 +466,39 @@ time.sleep(30)' \"$tid\" > /dev/null 2>&1 &");
         "{log}"
     );
     assert!(log.contains("Watchdog timeout"), "{log}");
+}
+
+#[test]
+fn a_killed_parser_ends_the_service_and_systemd_starts_both_anew() {
+    if !privileged("systemd lab parser killed") {
+        return;
+    }
+    let lab = Lab::boot();
+    lab.install();
+    lab.wait_active();
+    let main = lab.main_pid();
+    let parser = lab.parser_pid();
+    lab.ok(&format!("kill -KILL {parser}"));
+    lab.wait_for(
+        "a restart after the parser died",
+        30,
+        "systemctl show -p NRestarts -p MainPID -p ActiveState scramd",
+        |s| {
+            s.contains("NRestarts=1")
+                && s.contains("ActiveState=active")
+                && !s.contains(&format!("MainPID={main}\n"))
+        },
+    );
+    let log = lab.ok("journalctl -u scramd --no-pager -o cat");
+    assert!(log.contains("the parser was killed by signal 9"), "{log}");
+    lab.wait_for(
+        "a new parser",
+        10,
+        "systemctl show -p MainPID --value scramd",
+        |s| !s.trim().is_empty() && s.trim() != "0",
+    );
+    assert_ne!(lab.parser_pid(), parser);
+    assert_confined(&lab);
 }
 
 #[test]

@@ -33,6 +33,10 @@ fn main() -> ExitCode {
                 alerts_json,
             }))
         }
+        Command::Parser { handoff } => {
+            scram::logging::init();
+            cmd::exit(cmd::run::parser(&handoff))
+        }
         Command::Replay { config, files } => {
             scram::logging::init_stderr();
             cmd::exit(cmd::replay::replay(config.as_deref(), &files))

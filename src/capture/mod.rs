@@ -318,6 +318,24 @@ pub struct Capture {
     poll_timeout: Duration,
 }
 
+/// One ring as the privileged part hands it to the parser: its socket's descriptor (inherited
+/// across `execve`), its interface, the geometry the kernel agreed to, and its fanout duty.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RingHandoff {
+    /// Interface name.
+    pub iface: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// The socket's descriptor number.
+    pub fd: i32,
+    /// Block size, bytes.
+    pub block_size: usize,
+    /// Blocks.
+    pub block_count: usize,
+    /// 0: in its fanout group (or alone); 1: forms the group once the link is up; 2: joins it.
+    pub deferred: u8,
+}
+
 /// Smallest ring the shrink-and-retry loop will settle for.
 const MIN_RING_BYTES: usize = 256 * 1024;
 
@@ -330,6 +348,101 @@ impl Capture {
         let mut interfaces = Vec::with_capacity(config.interfaces.len());
         for name in &config.interfaces {
             interfaces.push(open_interface(name, config)?);
+        }
+        Ok(Capture {
+            interfaces,
+            poll_timeout: config.poll_timeout,
+        })
+    }
+
+    /// What the parser needs to adopt these rings (the descriptors stay open here until this
+    /// value is dropped).
+    pub fn handoff(&self) -> Vec<RingHandoff> {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.interfaces
+            .iter()
+            .flat_map(|i| {
+                i.rings.iter().map(|r| RingHandoff {
+                    iface: i.name.clone(),
+                    ifindex: i.ifindex,
+                    fd: r.socket.as_fd().as_raw_fd(),
+                    block_size: r.ring.block_size(),
+                    block_count: r.ring.block_count(),
+                    deferred: match r.deferred {
+                        None => 0,
+                        Some(worker::Deferred::Create(_)) => 1,
+                        Some(worker::Deferred::Join(_)) => 2,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Lets a program this process executes inherit every ring socket (privilege separation's
+    /// parser).
+    pub fn inherit_across_exec(&self) -> std::io::Result<()> {
+        for r in self.interfaces.iter().flat_map(|i| &i.rings) {
+            crate::sys::process::inherit_across_exec(std::os::fd::AsFd::as_fd(&*r.socket))?;
+        }
+        Ok(())
+    }
+
+    /// Takes over rings another process opened (privilege separation's parser, after
+    /// `execve`): each descriptor of `rings` is a packet socket with its ring set up, mapped
+    /// here anew. Needs no privilege.
+    pub fn adopt(config: &CaptureConfig, rings: &[RingHandoff]) -> Result<Capture, CaptureError> {
+        let mut interfaces: Vec<OpenInterface> = Vec::new();
+        let mut groups: Vec<(u32, Arc<worker::Group>)> = Vec::new();
+        for h in rings {
+            let fd =
+                crate::sys::process::inherited_fd(h.fd).map_err(|source| CaptureError::Socket {
+                    iface: h.iface.clone(),
+                    source: crate::sys::SyscallError {
+                        call: "adopting an inherited ring socket",
+                        source,
+                    },
+                })?;
+            let socket = PacketSocket::from_owned(fd);
+            let ring = Ring::map(
+                std::os::fd::AsFd::as_fd(&socket),
+                h.block_size,
+                h.block_count,
+            )
+            .map_err(|source| CaptureError::Ring {
+                iface: h.iface.clone(),
+                source,
+            })?;
+            let group = |groups: &mut Vec<(u32, Arc<worker::Group>)>| {
+                if let Some((_, g)) = groups.iter().find(|(i, _)| *i == h.ifindex) {
+                    return Arc::clone(g);
+                }
+                let g = Arc::new(worker::Group::new(
+                    h.ifindex,
+                    config.fanout,
+                    config.fanout_defrag,
+                    config.promiscuous,
+                ));
+                groups.push((h.ifindex, Arc::clone(&g)));
+                g
+            };
+            let deferred = match h.deferred {
+                1 => Some(worker::Deferred::Create(group(&mut groups))),
+                2 => Some(worker::Deferred::Join(group(&mut groups))),
+                _ => None,
+            };
+            let rs = RingSocket {
+                socket: Arc::new(socket),
+                ring,
+                deferred,
+            };
+            match interfaces.iter_mut().find(|i| i.ifindex == h.ifindex) {
+                Some(i) => i.rings.push(rs),
+                None => interfaces.push(OpenInterface {
+                    name: h.iface.clone(),
+                    ifindex: h.ifindex,
+                    rings: vec![rs],
+                }),
+            }
         }
         Ok(Capture {
             interfaces,

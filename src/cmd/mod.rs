@@ -51,6 +51,9 @@ pub enum Error {
     /// Capture files that could not be read to their end (each named in its summary line).
     #[error("{0} capture file(s) could not be read to their end")]
     Input(usize),
+    /// The privilege-separation channel failed.
+    #[error(transparent)]
+    Channel(#[from] crate::privsep::channel::ChannelError),
     /// The self-check found an attempt that did not end as it must.
     #[error("some self-check attempts did not end as they must (FAIL lines above)")]
     SelfCheck,
@@ -86,7 +89,7 @@ impl Error {
                 CaptureError::Ring { .. } | CaptureError::Socket { .. } => Exit::Os,
             },
             Error::Response(e) if needs_admin(e) => Exit::NoPermission,
-            Error::Response(_) | Error::Os { .. } => Exit::Os,
+            Error::Response(_) | Error::Os { .. } | Error::Channel(_) => Exit::Os,
             Error::Sandbox(e) => match e {
                 SandboxError::UnknownUser(_) | SandboxError::RootUser(_) => Exit::Config,
                 SandboxError::Privilege { .. } => Exit::NoPermission,
@@ -152,5 +155,7 @@ pub fn sandbox_plan(
         write_dirs: state_dirs.into_iter().filter(|d| d.is_dir()).collect(),
         read_exact: Vec::new(),
         fanout_later: false,
+        role: crate::sandbox::Role::Whole,
+        ring_fds: Vec::new(),
     }
 }

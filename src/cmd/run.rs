@@ -5,6 +5,7 @@
 //! Never on the packet path: this module only starts, watches and stops the workers, and reads
 //! their counters.
 
+use crate::exit::Exit;
 use crate::notify::notify;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -22,8 +23,12 @@ use crate::pipeline::{
     Interfaces, LinkType, Pipeline, PipelineCounters, PipelineSet, PipelineTotals, SettingsCell,
     Sizes,
 };
-use crate::response::Responder;
+use crate::privsep::channel::{self, PrivilegedEnd};
+use crate::privsep::wire::{ToParser, ToPrivileged};
+use crate::response::{BanServer, Responder};
+use crate::sandbox::Role;
 use crate::stats;
+use std::os::fd::{AsFd, AsRawFd};
 
 /// How long a portscan alert waits for a decoy scan to fold it into: the decoy scan is found in
 /// its target's shard, the portscan in its source's, and the two may be different workers. Well
@@ -41,7 +46,32 @@ pub struct RunOptions {
     pub alerts_json: Option<String>,
 }
 
-/// Runs the daemon in the foreground until SIGTERM or SIGINT.
+/// What `run` hands its parser across `execve` (as JSON in its argument list).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Handoff {
+    /// The configuration file read (none: built-in defaults).
+    config: Option<PathBuf>,
+    /// The interfaces captured on, as resolved (configured, `--iface` or the default route's).
+    interfaces: Vec<String>,
+    /// `--iface`, which a re-read file does not override.
+    cli_interfaces: Vec<String>,
+    /// `--alerts-json`.
+    alerts_json: Option<String>,
+    /// The rings, opened and set up.
+    rings: Vec<capture::RingHandoff>,
+    /// The parser's end of the control channel.
+    control_fd: i32,
+    /// The parser's end of the ban channel.
+    bans_fd: i32,
+    /// systemd's watchdog interval, ms (the parser reports progress at half of it).
+    watchdog_ms: Option<u64>,
+}
+
+/// Runs the daemon in the foreground until SIGTERM or SIGINT, as two processes: this one, the
+/// privileged part, opens the rings and the nftables table, then starts the parser (`scramd
+/// parser`, executed anew so that it starts with no capability) with the rings and two channel
+/// ends, confines itself and serves the parser's requests; the parser does all the decoding,
+/// detection and alerting.
 pub fn run(opts: RunOptions) -> Result<(), Error> {
     let (mut config, config_path) = super::load_config(opts.config.as_deref())?;
     if !opts.interfaces.is_empty() {
@@ -54,10 +84,130 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
         );
         config.capture.interfaces.push(iface);
     }
-    let json_targets: Vec<&str> = [config.alerts.json.as_deref(), opts.alerts_json.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let capture = Capture::open(&config.capture)?;
+
+    // Active response sets its table up while CAP_NET_ADMIN is certainly held.
+    let server = BanServer::start(&config.response, config.detect.allowlist.clone())
+        .map_err(Error::Response)?;
+    if server.is_some() {
+        let r = &config.response;
+        tracing::info!(
+            "active response: offenders of {} banned for {} s in nftables table inet scram (IPv6 by /{}{})",
+            r.detectors.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "),
+            r.ban_seconds,
+            r.ipv6_prefix,
+            if r.forward { ", input and forward" } else { ", input" }
+        );
+    }
+
+    let (control, control_child) = channel::pair()?;
+    let (bans, bans_child) = channel::pair()?;
+    let handoff = Handoff {
+        config: config_path.clone(),
+        interfaces: config.capture.interfaces.clone(),
+        cli_interfaces: opts.interfaces.clone(),
+        alerts_json: opts.alerts_json.clone(),
+        rings: capture.handoff(),
+        control_fd: control_child.as_raw_fd(),
+        bans_fd: bans_child.as_raw_fd(),
+        watchdog_ms: sd_notify::watchdog_enabled().map(|d| d.as_millis() as u64),
+    };
+    let mut child = spawn_parser(&capture, &[&control_child, &bans_child], &handoff)?;
+    // The parser holds the rings and its channel ends now; this process keeps neither.
+    drop(capture);
+    drop(control_child);
+    drop(bans_child);
+    tracing::info!("parser started (pid {})", child.id());
+
+    let confined = (|| {
+        // Not dumpable: a process of the same user (the parser, were it taken over) may not
+        // ptrace this one or read its memory through /proc, whatever its own filter allows.
+        nix::sys::prctl::set_dumpable(false).map_err(|e| Error::Os {
+            what: "PR_SET_DUMPABLE",
+            source: e.into(),
+        })?;
+        let mut plan = super::sandbox_plan(&config, config_path.as_deref(), Vec::new());
+        plan.write_dirs.clear();
+        plan.role = Role::Privileged;
+        // The service manager's socket: once confined, scramd creates no unix socket.
+        crate::notify::open();
+        let confined = crate::sandbox::confine(&plan)?;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Os {
+                what: "starting the control runtime",
+                source,
+            })
+            .map(|rt| (confined, rt))
+    })();
+    let (confined, runtime) = match confined {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    log_confined("privileged part", &confined);
+    let supervisor = Supervisor {
+        child,
+        server,
+        config,
+        config_path,
+        refused: 0,
+    };
+    runtime.block_on(supervisor.run(control, bans))
+}
+
+/// Starts `scramd parser` with the ring sockets and `ends` inherited and no capability: the
+/// ambient set is cleared first, so the new program, run by a user other than root without file
+/// capabilities, starts with none (a unit's system call filter refuses `capset`, so dropping
+/// them in a forked child is not possible).
+fn spawn_parser(
+    capture: &Capture,
+    ends: &[&channel::ParserEnd],
+    handoff: &Handoff,
+) -> Result<std::process::Child, Error> {
+    let os = |what| move |source| Error::Os { what, source };
+    capture
+        .inherit_across_exec()
+        .map_err(os("handing the rings to the parser"))?;
+    for end in ends {
+        crate::sys::process::inherit_across_exec(end.as_fd())
+            .map_err(os("handing the channel to the parser"))?;
+    }
+    crate::sandbox::clear_ambient().map_err(Error::Sandbox)?;
+    let exe = std::env::current_exe().map_err(os("finding scramd's own executable"))?;
+    let json = serde_json::to_string(handoff).map_err(|e| Error::Os {
+        what: "writing the parser's hand-over",
+        source: std::io::Error::other(e),
+    })?;
+    std::process::Command::new(exe)
+        .args(["parser", "--handoff", &json])
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(os("starting the parser"))
+}
+
+/// The parser: everything that reads packets, started by [`run`] with what it opened.
+pub fn parser(handoff: &str) -> Result<(), Error> {
+    let handoff: Handoff = serde_json::from_str(handoff).map_err(|e| Error::Os {
+        what: "reading the hand-over from scramd run",
+        source: std::io::Error::other(e),
+    })?;
+    let (mut config, config_path) = super::load_config(handoff.config.as_deref())?;
+    config.capture.interfaces = handoff.interfaces.clone();
+    let json_targets: Vec<&str> = [
+        config.alerts.json.as_deref(),
+        handoff.alerts_json.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let writer = alert_writer(&config, &json_targets)?;
     let json_files = json_targets
         .iter()
@@ -65,7 +215,9 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
         .map(PathBuf::from)
         .collect();
 
-    let capture = Capture::open(&config.capture)?;
+    let capture = Capture::adopt(&config.capture, &handoff.rings)?;
+    let control = channel::ParserEnd::inherited(handoff.control_fd)?;
+    let bans = channel::ParserEnd::inherited(handoff.bans_fd)?;
     let names = capture.interface_names();
     let set = PipelineSet::build(
         capture.ring_count(),
@@ -88,28 +240,15 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
         p.follow_settings(Arc::clone(&settings));
     }
     let state_bytes: usize = pipelines.iter().map(|p| p.shard().memory_bytes()).sum();
+    let responder = Responder::remote(&config.response, bans);
 
-    // Active response sets its table up while CAP_NET_ADMIN is certainly held.
-    let responder = Responder::start(&config.response, config.detect.allowlist.clone())
-        .map_err(Error::Response)?;
-    if responder.is_some() {
-        let r = &config.response;
-        tracing::info!(
-            "active response: offenders of {} banned for {} s in nftables table inet scram (IPv6 by /{}{})",
-            r.detectors.iter().map(|d| d.name()).collect::<Vec<_>>().join(", "),
-            r.ban_seconds,
-            r.ipv6_prefix,
-            if r.forward { ", input and forward" } else { ", input" }
-        );
-    }
-
-    // Every socket and ring is open and no thread exists yet: give up privilege now, so the
-    // workers, the alert stage and the control loop all start confined.
+    // Every descriptor is open and no thread exists yet: confine now, so the workers, the
+    // alert stage and the control loop all start confined.
     let mut plan = super::sandbox_plan(&config, config_path.as_deref(), json_files);
     plan.fanout_later = capture.fanout_deferred();
-    // The service manager's socket too: once confined, scramd creates no unix socket.
-    crate::notify::open();
-    log_confined(&crate::sandbox::confine(&plan)?);
+    plan.role = Role::Parser;
+    plan.ring_fds = handoff.rings.iter().map(|r| r.fd).collect();
+    log_confined("parser", &crate::sandbox::confine(&plan)?);
 
     let stop = Arc::new(AtomicBool::new(false));
     let running = capture
@@ -161,7 +300,9 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
         alerts,
         config,
         config_path,
-        cli_interfaces: opts.interfaces,
+        cli_interfaces: handoff.cli_interfaces,
+        control,
+        watchdog: handoff.watchdog_ms.map(Duration::from_millis),
     };
     runtime.block_on(daemon.control())
 }
@@ -187,14 +328,18 @@ fn alert_writer(config: &Config, json_targets: &[&str]) -> Result<AlertWriter, E
     Ok(writer)
 }
 
-fn log_confined(c: &crate::sandbox::Confined) {
+fn log_confined(part: &str, c: &crate::sandbox::Confined) {
     let who = match &c.user {
         Some(name) => format!("{name} (uid {}, gid {})", c.uid, c.gid),
         None => format!("uid {}, gid {}", c.uid, c.gid),
     };
+    let caps = if c.capabilities.is_empty() {
+        "no capabilities".to_owned()
+    } else {
+        crate::sandbox::names(&c.capabilities)
+    };
     tracing::info!(
-        "running as {who} with {}; no-new-privs set; landlock {}; seccomp {}",
-        crate::sandbox::names(&c.capabilities),
+        "{part}: running as {who} with {caps}; no-new-privs set; landlock {}; seccomp {}",
         c.landlock,
         if c.seccomp {
             "on"
@@ -241,10 +386,26 @@ struct Daemon {
     config_path: Option<PathBuf>,
     /// `--iface`, which a re-read file does not override.
     cli_interfaces: Vec<String>,
+    /// The channel to the privileged part: readiness, counters, progress out; reload, stop in.
+    control: channel::ParserEnd,
+    /// systemd's watchdog interval, when it watches.
+    watchdog: Option<Duration>,
 }
 
 impl Daemon {
-    /// The control loop: signals, periodic counters, systemd status and watchdog.
+    /// Tells the privileged part; a channel that fails means it is gone, and stop follows.
+    fn tell(&self, m: ToPrivileged) -> bool {
+        match self.control.send(m) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("parser: {e}; stopping");
+                false
+            }
+        }
+    }
+
+    /// The control loop: signals, the privileged part's requests, periodic counters, status and
+    /// watchdog progress for it to pass on to systemd.
     async fn control(mut self) -> Result<(), Error> {
         let signals = (
             signal(SignalKind::terminate()),
@@ -262,12 +423,14 @@ impl Daemon {
                 });
             }
         };
-        notify("READY=1");
+        self.tell(ToPrivileged::Ready);
 
         let mut stats_tick = tokio::time::interval(self.config.stats_interval);
         stats_tick.tick().await;
         let mut status_tick = tokio::time::interval(Duration::from_secs(5));
-        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut requests_tick = tokio::time::interval(Duration::from_millis(50));
+        let watchdog = self.watchdog.map(|d| d / 2);
+        let mut generation = 0u64;
         let mut watchdog_tick =
             tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         // The first tick is immediate; progress is first judged one interval after start.
@@ -279,13 +442,30 @@ impl Daemon {
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
                 _ = hup.recv() => self.reload(),
+                _ = requests_tick.tick() => {
+                    match self.control.recv(false) {
+                        Ok(Some(ToParser::Reload)) => self.reload(),
+                        Ok(Some(ToParser::Stop)) => { tracing::info!("stop asked by the privileged part"); break; }
+                        Ok(Some(ToParser::BanResult { .. })) | Ok(None) => {}
+                        Err(e) => { tracing::error!("parser: {e}; stopping"); break; }
+                    }
+                }
                 _ = stats_tick.tick() => {
                     let s = self.running.stats();
                     stats::log("counters", &s, &PipelineTotals::sum(&self.counters));
                 }
                 _ = status_tick.tick() => {
-                    let status = stats::status_line(&self.running.stats(), &PipelineTotals::sum(&self.counters));
-                    notify(&format!("STATUS={status}"));
+                    let stats = self.running.stats();
+                    let totals = PipelineTotals::sum(&self.counters);
+                    if !self.tell(ToPrivileged::Status {
+                        frames: stats.iter().map(|s| s.frames).sum(),
+                        kernel_drops: stats.iter().map(|s| s.kernel_drops).sum(),
+                        alerts: totals.alerts,
+                        suppressed: totals.suppressed,
+                        decode_errors: totals.decode_errors_total(),
+                    }) {
+                        break;
+                    }
                 }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     // Only vouch for the workers while every one of them makes progress: one
@@ -304,13 +484,15 @@ impl Daemon {
                             progress.len()
                         );
                     } else {
-                        notify("WATCHDOG=1");
+                        generation += 1;
+                        if !self.tell(ToPrivileged::Progress { generation }) {
+                            break;
+                        }
                     }
                     last_progress = progress;
                 }
             }
         }
-        notify("STOPPING=1");
         let (capture_stats, mut pipelines) = self.running.stop();
         // Observations still queued between shards are processed before the final tally: a
         // second round takes what the first routed.
@@ -384,6 +566,221 @@ impl Daemon {
                 path.display(),
                 done.applied.join("; ")
             );
+        }
+    }
+}
+
+/// The privileged part after the parser started: it passes the parser's readiness, counters
+/// and progress on to systemd, places the bans it asks for (each judged by the gate first),
+/// forwards reload and stop, and ends when the parser ends, with its exit status. A parser that
+/// dies ends the service (exit 70), and systemd's `Restart=` starts both anew.
+struct Supervisor {
+    child: std::process::Child,
+    server: Option<BanServer>,
+    config: Config,
+    config_path: Option<PathBuf>,
+    /// Messages from the parser that were not messages (counted, logged).
+    refused: u64,
+}
+
+impl Supervisor {
+    async fn run(mut self, control: PrivilegedEnd, bans: PrivilegedEnd) -> Result<(), Error> {
+        let signals = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        );
+        let (mut term, mut int, mut hup) = match signals {
+            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+            (Err(source), _, _) | (_, Err(source), _) | (_, _, Err(source)) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(Error::Os {
+                    what: "installing signal handlers",
+                    source,
+                });
+            }
+        };
+        let mut child = match signal(SignalKind::child()) {
+            Ok(c) => c,
+            Err(source) => {
+                return Err(Error::Os {
+                    what: "installing signal handlers",
+                    source,
+                })
+            }
+        };
+        // Woken by the parser's messages, not by a timer: nothing runs here while it is quiet.
+        let (bans, control) = match (
+            crate::sys::event::readable(bans),
+            crate::sys::event::readable(control),
+        ) {
+            (Ok(b), Ok(c)) => (b, c),
+            (Err(source), _) | (_, Err(source)) => {
+                return Err(Error::Os {
+                    what: "watching the parser's channels",
+                    source,
+                })
+            }
+        };
+        // A fallback for a SIGCHLD that came before the handler.
+        let mut slow = tokio::time::interval(Duration::from_secs(1));
+        // A closed channel stays readable: it is watched no more (the parser without active
+        // response closes its ban channel at start).
+        let (mut bans_open, mut control_open) = (true, true);
+        let status = loop {
+            tokio::select! {
+                _ = term.recv() => Self::stop("SIGTERM", control.get_ref()),
+                _ = int.recv() => Self::stop("SIGINT", control.get_ref()),
+                _ = hup.recv() => self.reload(control.get_ref()),
+                r = bans.readable(), if bans_open => {
+                    if let Ok(mut guard) = r {
+                        bans_open = self.serve_bans(bans.get_ref());
+                        guard.clear_ready();
+                    }
+                }
+                r = control.readable(), if control_open => {
+                    if let Ok(mut guard) = r {
+                        control_open = self.serve_control(control.get_ref());
+                        guard.clear_ready();
+                    }
+                }
+                _ = child.recv() => {}
+                _ = slow.tick() => {}
+            }
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // Whatever it said last.
+                    if bans_open {
+                        self.serve_bans(bans.get_ref());
+                    }
+                    if control_open {
+                        self.serve_control(control.get_ref());
+                    }
+                    break status;
+                }
+                Ok(None) => {}
+                Err(source) => {
+                    return Err(Error::Os {
+                        what: "waiting for the parser",
+                        source,
+                    })
+                }
+            }
+        };
+        notify("STOPPING=1");
+        let gate = self.server.as_ref().map(|s| s.gate_counters());
+        if let Some(g) = gate {
+            tracing::info!(
+                "privileged part: {} ban request(s) placed, {} refused as local, {} as allowlisted, {} over the rate, {} with a bad duration; {} malformed message(s) refused",
+                g.passed,
+                g.local,
+                g.allowlisted,
+                g.too_fast,
+                g.bad_duration,
+                self.refused
+            );
+        }
+        if let Some(server) = self.server.take() {
+            server.finish(gate.map_or(0, |g| g.passed));
+        }
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Ok(()),
+            (Some(code), _) => Err(Error::Child {
+                message: format!("the parser exited with status {code}"),
+                exit: Exit::from_code(code).unwrap_or(Exit::Software),
+            }),
+            (None, signal) => Err(Error::Child {
+                message: format!(
+                    "the parser was killed by signal {}; ending so that systemd restarts scramd",
+                    signal.unwrap_or(0)
+                ),
+                exit: Exit::Software,
+            }),
+        }
+    }
+
+    fn stop(why: &str, control: &PrivilegedEnd) {
+        tracing::info!("{why}: stopping");
+        if let Err(e) = control.send(ToParser::Stop) {
+            tracing::warn!("telling the parser to stop: {e}");
+        }
+    }
+
+    /// Every ban request waiting (the parser's alert thread waits for each answer); false once
+    /// the channel is closed.
+    fn serve_bans(&mut self, bans: &PrivilegedEnd) -> bool {
+        loop {
+            match bans.recv(false) {
+                Ok(Some(m)) => {
+                    let answered = match &mut self.server {
+                        Some(server) => server.answer(bans, m),
+                        None => Ok(false),
+                    };
+                    match answered {
+                        Ok(true) => {}
+                        Ok(false) => self.refuse(&format!("{m:?} on the ban channel")),
+                        Err(e) => self.refuse(&e.to_string()),
+                    }
+                }
+                Ok(None) => return true,
+                Err(channel::ChannelError::Closed) => return false,
+                Err(e) => self.refuse(&e.to_string()),
+            }
+        }
+    }
+
+    /// Every control message waiting: readiness, counters, progress; false once the channel is
+    /// closed.
+    fn serve_control(&mut self, control: &PrivilegedEnd) -> bool {
+        loop {
+            match control.recv(false) {
+                Ok(Some(ToPrivileged::Ready)) => notify("READY=1"),
+                Ok(Some(ToPrivileged::Progress { .. })) => notify("WATCHDOG=1"),
+                Ok(Some(ToPrivileged::Status {
+                    frames,
+                    kernel_drops,
+                    alerts,
+                    suppressed,
+                    decode_errors,
+                })) => notify(&format!(
+                    "STATUS=capturing on {}: {frames} frames, {kernel_drops} kernel drops, {alerts} alerts, {suppressed} suppressed, {decode_errors} decode errors",
+                    self.config.capture.interfaces.join(", ")
+                )),
+                Ok(Some(ToPrivileged::Bye { .. })) => {}
+                Ok(Some(m @ ToPrivileged::Ban { .. })) => {
+                    self.refuse(&format!("{m:?} on the control channel"))
+                }
+                Ok(None) => return true,
+                Err(channel::ChannelError::Closed) => return false,
+                Err(e) => self.refuse(&e.to_string()),
+            }
+        }
+    }
+
+    /// A message from the parser that was not one: hostile input, counted and logged (the
+    /// first few).
+    fn refuse(&mut self, what: &str) {
+        self.refused += 1;
+        if self.refused <= 10 {
+            tracing::warn!("privileged part: refused a message from the parser: {what}");
+        }
+    }
+
+    /// SIGHUP: the response settings here, everything else in the parser.
+    fn reload(&mut self, control: &PrivilegedEnd) {
+        if let (Some(server), Some(path)) = (&mut self.server, &self.config_path) {
+            match Config::load(path) {
+                Ok(new) => {
+                    server.update(&new.response, new.detect.allowlist.clone());
+                    self.config.response = new.response;
+                }
+                Err(e) => tracing::error!("SIGHUP: keeping the running response settings: {e}"),
+            }
+        }
+        if let Err(e) = control.send(ToParser::Reload) {
+            tracing::warn!("telling the parser to reload: {e}");
         }
     }
 }

@@ -47,7 +47,7 @@ pub fn self_check(config_path: Option<&Path>) -> Result<(), Error> {
         };
         let _ = writeln!(
             out,
-            "{:<4} {:<38} {shown}",
+            "{:<4} {:<40} {shown}",
             if ok { "ok" } else { "FAIL" },
             attempt.describe(),
         );

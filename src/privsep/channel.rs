@@ -110,6 +110,23 @@ impl AsRawFd for PrivilegedEnd {
     }
 }
 
+impl std::os::fd::AsFd for ParserEnd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.fd.as_fd()
+    }
+}
+
+impl ParserEnd {
+    /// The end a privileged part handed over as descriptor `fd` (inherited across `execve`).
+    pub fn inherited(fd: i32) -> Result<ParserEnd, ChannelError> {
+        let fd = crate::sys::process::inherited_fd(fd).map_err(|e| ChannelError::Io {
+            call: "adopting the channel",
+            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+        })?;
+        Ok(ParserEnd(End { fd }))
+    }
+}
+
 impl AsRawFd for ParserEnd {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.0.fd.as_raw_fd()

@@ -150,6 +150,23 @@ pub struct Plan {
     /// the capture workers call `setsockopt(SOL_PACKET, PACKET_FANOUT or
     /// PACKET_ADD_MEMBERSHIP)`, which it refuses otherwise.
     pub fanout_later: bool,
+    /// Which part of the daemon this process is.
+    pub role: Role,
+    /// The parser's ring sockets: seccomp refuses `write`, `writev`, `sendto` and `sendmsg` on
+    /// them (a taken-over parser must not send frames on the capture sockets it reads).
+    pub ring_fds: Vec<i32>,
+}
+
+/// Which part of the daemon a process is (privilege separation, see `crate::privsep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Capture, parsing and the privileged calls in one process (the self-check).
+    Whole,
+    /// The privileged part: keeps CAP_NET_RAW and CAP_NET_ADMIN, waits for its parser, reads
+    /// no packet.
+    Privileged,
+    /// The parser: no capability at all, no socket of its own, nothing sent on a ring socket.
+    Parser,
 }
 
 /// How far confinement got, for the start-up log line.
@@ -227,6 +244,12 @@ fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> SandboxEr
     }
 }
 
+/// Clears the ambient capability set (a prctl, always allowed): a program this process
+/// executes then starts with no capability unless it is root or has file capabilities.
+pub fn clear_ambient() -> Result<(), SandboxError> {
+    caps::clear(None, CapSet::Ambient).map_err(step("PR_CAP_AMBIENT_CLEAR_ALL"))
+}
+
 /// Gives up every privilege but [`KEPT`] and confines the process, as `plan` says.
 ///
 /// Call it after every socket and ring is open and before any thread is started: capabilities,
@@ -237,7 +260,11 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
     if threads != 1 {
         return Err(SandboxError::Threads(threads));
     }
-    let kept: CapsHashSet = KEPT.into_iter().collect();
+    let kept: CapsHashSet = if plan.role == Role::Parser {
+        CapsHashSet::default()
+    } else {
+        KEPT.into_iter().collect()
+    };
     let name;
     let mut inheritable_kept = false;
 
@@ -323,7 +350,12 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
         let inheritable = caps::read(None, CapSet::Inheritable).map_err(step("capget"))?;
         if !inheritable.is_empty() {
             if let Err(e) = caps::clear(None, CapSet::Inheritable) {
-                if !inheritable.is_subset(&kept) {
+                // The parser inherits systemd's inheritable two across its execve and holds
+                // nothing they could combine with (no file capabilities, no execve).
+                let tolerated = inheritable.is_subset(&kept)
+                    || (plan.role == Role::Parser
+                        && inheritable.is_subset(&KEPT.into_iter().collect()));
+                if !tolerated {
                     return Err(step("capset(inheritable)")(e));
                 }
                 inheritable_kept = true;
@@ -365,7 +397,7 @@ pub fn confine(plan: &Plan) -> Result<Confined, SandboxError> {
 
     // 9. seccomp last: it forbids most calls the steps above made.
     if plan.sandbox.seccomp {
-        syscalls::install(plan.fanout_later).map_err(step("seccomp"))?;
+        syscalls::install(plan.fanout_later, plan.role, &plan.ring_fds).map_err(step("seccomp"))?;
     }
     Ok(confined)
 }
@@ -401,7 +433,7 @@ pub fn confine_unprivileged(plan: &Plan) -> Result<fs::Enforcement, SandboxError
     nix::sys::prctl::set_no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS"))?;
     let landlock = landlock(plan)?;
     if plan.sandbox.seccomp {
-        syscalls::install(false).map_err(step("seccomp"))?;
+        syscalls::install(false, Role::Whole, &[]).map_err(step("seccomp"))?;
     }
     Ok(landlock)
 }
@@ -448,7 +480,8 @@ fn verify(kept: &CapsHashSet, inheritable_kept: bool) -> Result<CapsHashSet, San
         (CapSet::Ambient, false),
     ] {
         let held = read(set)?;
-        let tolerated = may_hold_kept && held.is_subset(kept);
+        // Inheritable capabilities capset could not clear: at most the two systemd passes.
+        let tolerated = may_hold_kept && held.iter().all(|c| KEPT.contains(c));
         if !held.is_empty() && !tolerated {
             return Err(SandboxError::Verify(format!(
                 "{set:?} holds {}",

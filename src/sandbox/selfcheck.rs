@@ -45,11 +45,23 @@ pub enum Attempt {
     SetuidRoot,
     /// Open an AF_PACKET socket: must still work (capture keeps CAP_NET_RAW).
     PacketSocket,
+    /// From inside the parser: open a netlink socket (the privileged part's kind).
+    ParserNetlink,
+    /// From inside the parser: open a unix socket.
+    ParserUnix,
+    /// From inside the parser: use CAP_NET_ADMIN (set SO_MARK on a socket it holds).
+    ParserNetAdmin,
+    /// From inside the parser: send a frame on a ring socket it reads.
+    ParserWriteRing,
+    /// From inside the parser: signal the privileged part.
+    ParserSignal,
+    /// From inside the parser: ptrace the privileged part.
+    ParserPtrace,
 }
 
 impl Attempt {
     /// Every attempt, attacks first.
-    pub const ALL: [Attempt; 14] = [
+    pub const ALL: [Attempt; 20] = [
         Attempt::ExecShell,
         Attempt::ReadShadow,
         Attempt::ReadOutsideGrants,
@@ -64,7 +76,27 @@ impl Attempt {
         Attempt::TgkillSameUser,
         Attempt::SetuidRoot,
         Attempt::PacketSocket,
+        Attempt::ParserNetlink,
+        Attempt::ParserUnix,
+        Attempt::ParserNetAdmin,
+        Attempt::ParserWriteRing,
+        Attempt::ParserSignal,
+        Attempt::ParserPtrace,
     ];
+
+    /// Whether it is tried from inside the parser (confined as `scramd run`'s parser is, holding
+    /// a ring socket) rather than the privileged part.
+    pub fn in_parser(self) -> bool {
+        matches!(
+            self,
+            Attempt::ParserNetlink
+                | Attempt::ParserUnix
+                | Attempt::ParserNetAdmin
+                | Attempt::ParserWriteRing
+                | Attempt::ParserSignal
+                | Attempt::ParserPtrace
+        )
+    }
 
     /// What is tried, for the report.
     pub fn describe(self) -> &'static str {
@@ -83,6 +115,12 @@ impl Attempt {
             Attempt::TgkillSameUser => "tgkill a process of the same user",
             Attempt::SetuidRoot => "setuid(0)",
             Attempt::PacketSocket => "open an AF_PACKET socket (capture)",
+            Attempt::ParserNetlink => "parser: open a netlink socket",
+            Attempt::ParserUnix => "parser: open a unix socket",
+            Attempt::ParserNetAdmin => "parser: use CAP_NET_ADMIN (SO_MARK)",
+            Attempt::ParserWriteRing => "parser: send a frame on its ring socket",
+            Attempt::ParserSignal => "parser: signal the privileged part",
+            Attempt::ParserPtrace => "parser: ptrace the privileged part",
         }
     }
 
@@ -100,6 +138,12 @@ impl Attempt {
             | Attempt::TgkillSameUser => "Landlock scoping",
             Attempt::PathUnix => "Landlock",
             Attempt::InetSocket | Attempt::PacketSocket => "the kernel",
+            Attempt::ParserNetAdmin => "capabilities: the parser holds none",
+            Attempt::ParserNetlink
+            | Attempt::ParserUnix
+            | Attempt::ParserWriteRing
+            | Attempt::ParserSignal
+            | Attempt::ParserPtrace => "seccomp",
         }
     }
 
@@ -156,6 +200,39 @@ impl Attempt {
             Attempt::PacketSocket => crate::sys::packet::PacketSocket::open()
                 .map(drop)
                 .map_err(|e| e.source),
+            Attempt::ParserNetlink => socket(
+                AddressFamily::Netlink,
+                SockType::Raw,
+                SockFlag::SOCK_CLOEXEC,
+                nix::sys::socket::SockProtocol::NetlinkRoute,
+            )
+            .map(drop)
+            .map_err(Into::into),
+            Attempt::ParserUnix => UnixDatagram::unbound().map(drop),
+            Attempt::ParserNetAdmin => match &targets.ring {
+                Some(fd) => nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::Mark, &1)
+                    .map_err(Into::into),
+                None => Err(std::io::Error::other("no ring socket was opened")),
+            },
+            Attempt::ParserWriteRing => match &targets.ring {
+                Some(fd) => nix::sys::socket::send(
+                    std::os::fd::AsRawFd::as_raw_fd(fd),
+                    &[0u8; 60],
+                    nix::sys::socket::MsgFlags::empty(),
+                )
+                .map(drop)
+                .map_err(Into::into),
+                None => Err(std::io::Error::other("no ring socket was opened")),
+            },
+            Attempt::ParserSignal => nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(targets.parent),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .map_err(Into::into),
+            Attempt::ParserPtrace => {
+                nix::sys::ptrace::attach(nix::unistd::Pid::from_raw(targets.parent))
+                    .map_err(Into::into)
+            }
         }
     }
 }
@@ -243,6 +320,8 @@ struct Targets {
     open_unix: Option<std::os::unix::net::UnixDatagram>,
     /// A process running as the user the child becomes.
     same_user: i32,
+    /// A packet socket the parser-role child opens before confinement, as its rings are.
+    ring: Option<OwnedFd>,
 }
 
 /// The listeners and the process the targets name; gone on drop.
@@ -303,6 +382,7 @@ fn fixtures(plan: &Plan) -> std::io::Result<(Fixtures, Targets)> {
         path: path.clone(),
         open_unix: None,
         same_user: same_user.id() as i32,
+        ring: None,
     };
     Ok((
         Fixtures {
@@ -325,7 +405,20 @@ pub fn run(plan: &Plan, attempt: Attempt) -> std::io::Result<Report> {
             drop(from_child);
             drop(to_child);
             targets.open_unix = std::os::unix::net::UnixDatagram::unbound().ok();
-            child(plan, attempt, &targets, to_parent, from_parent)
+            let mut plan = plan.clone();
+            if attempt.in_parser() {
+                // The parser's confinement, holding a packet socket as it holds its rings.
+                targets.ring = crate::sys::packet::PacketSocket::open()
+                    .ok()
+                    .map(OwnedFd::from);
+                plan.role = super::Role::Parser;
+                plan.ring_fds = targets
+                    .ring
+                    .iter()
+                    .map(std::os::fd::AsRawFd::as_raw_fd)
+                    .collect();
+            }
+            child(&plan, attempt, &targets, to_parent, from_parent)
         }
         Forked::Parent(pid) => {
             drop(to_parent);

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use super::Role;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -252,10 +253,48 @@ fn arch() -> Result<TargetArch, SeccompError> {
 /// The allow-list filter: listed calls pass, anything else kills the process. With
 /// `fanout_later`, also the `setsockopt` calls that form a fanout group on a link that was down
 /// at start.
-pub fn allow_list(fanout_later: bool) -> Result<BpfProgram, SeccompError> {
+///
+/// By `role`: the privileged part may also wait for its parser (`wait4`); the parser may not
+/// create any socket (its own are open before confinement) and may not write or send on
+/// `ring_fds`, the capture sockets it reads.
+pub fn allow_list(
+    fanout_later: bool,
+    role: Role,
+    ring_fds: &[i32],
+) -> Result<BpfProgram, SeccompError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for &(_, nr, _) in ALLOWED {
         rules.insert(nr, Vec::new());
+    }
+    match role {
+        Role::Whole => {}
+        Role::Privileged => {
+            rules.insert(libc::SYS_wait4, Vec::new());
+        }
+        Role::Parser => {
+            rules.remove(&libc::SYS_socket);
+            if !ring_fds.is_empty() {
+                let not_a_ring = ring_fds
+                    .iter()
+                    .map(|&fd| {
+                        SeccompCondition::new(
+                            0,
+                            SeccompCmpArgLen::Dword,
+                            SeccompCmpOp::Ne,
+                            fd as u64,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                for nr in [
+                    libc::SYS_write,
+                    libc::SYS_writev,
+                    libc::SYS_sendto,
+                    libc::SYS_sendmsg,
+                ] {
+                    rules.insert(nr, vec![SeccompRule::new(not_a_ring.clone())?]);
+                }
+            }
+        }
     }
     let prctl = PRCTL_OPTIONS
         .iter()
@@ -333,10 +372,10 @@ pub fn families() -> Result<BpfProgram, SeccompError> {
 
 /// Installs both filters on every thread of the process (see [`allow_list`] for
 /// `fanout_later`). Needs no-new-privs (or CAP_SYS_ADMIN).
-pub fn install(fanout_later: bool) -> Result<(), SeccompError> {
+pub fn install(fanout_later: bool, role: Role, ring_fds: &[i32]) -> Result<(), SeccompError> {
     // The kernel runs every filter and keeps the strictest answer: kill beats errno beats allow.
     let families = families()?;
-    let allow = allow_list(fanout_later)?;
+    let allow = allow_list(fanout_later, role, ring_fds)?;
     seccompiler::apply_filter_all_threads(&families)?;
     seccompiler::apply_filter_all_threads(&allow)?;
     Ok(())
@@ -348,8 +387,10 @@ mod tests {
 
     #[test]
     fn both_filters_build_for_this_architecture() {
-        assert!(!allow_list(false).unwrap().is_empty());
-        assert!(!allow_list(true).unwrap().is_empty());
+        for role in [Role::Whole, Role::Privileged, Role::Parser] {
+            assert!(!allow_list(false, role, &[]).unwrap().is_empty());
+            assert!(!allow_list(true, role, &[5, 6]).unwrap().is_empty());
+        }
         assert!(!families().unwrap().is_empty());
     }
 

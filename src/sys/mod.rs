@@ -5,7 +5,8 @@
 //!   membership, PACKET_STATISTICS).
 //! - [`ring`]: the memory-mapped receive ring and the hand-over of blocks between kernel and user
 //!   space through each block's status word, with acquire/release atomics.
-//! - [`process`]: fork, for the sandbox self-check.
+//! - [`process`]: fork, for the sandbox self-check; descriptors inherited across `execve`.
+//! - [`event`]: a privilege-separation channel end registered with the control loop's reactor.
 //! - [`cpu`]: the cache prefetch hint the detector tables give ahead of a lookup.
 //! - [`fake`]: the seam tests use to answer the set-up calls in place of the kernel.
 //!
@@ -14,6 +15,7 @@
 #![allow(unsafe_code)]
 
 pub mod cpu;
+pub mod event;
 pub mod fake;
 pub mod packet;
 pub mod process;

@@ -86,6 +86,12 @@ pub struct PacketSocket {
 }
 
 impl PacketSocket {
+    /// A packet socket another process opened and handed over (privilege separation's parser
+    /// adopts the rings the privileged part opened); `fd` must be one.
+    pub fn from_owned(fd: OwnedFd) -> Self {
+        PacketSocket { fd }
+    }
+
     /// Opens a raw AF_PACKET socket that receives nothing until bound. Needs CAP_NET_RAW.
     pub fn open() -> Result<Self, SyscallError> {
         if let Some(answer) = fake::intercept(Call::Socket, "socket(AF_PACKET)") {
@@ -311,6 +317,12 @@ impl PacketSocket {
             return Ok(Readiness::Error(err));
         }
         Ok(Readiness::Ready)
+    }
+}
+
+impl From<PacketSocket> for OwnedFd {
+    fn from(s: PacketSocket) -> OwnedFd {
+        s.fd
     }
 }
 

@@ -40,3 +40,32 @@ pub fn tgkill_main_thread(pid: i32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// Takes ownership of descriptor `fd`, inherited across `execve` from the process that started
+/// this one (privilege separation hands the parser its ring sockets and channel ends so). Fails
+/// with `EBADF` when no such descriptor is open; sets close-on-exec on it.
+pub fn inherited_fd(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if fd < 3 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: fcntl(F_SETFD) takes integers and reads no memory of ours; it fails with EBADF
+    // for a number that is not open.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (F_SETFD just succeeded on it) and was inherited for this process
+    // to own: the starting process handed it over and holds no copy in this process, and it is
+    // taken once per handover.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Clears close-on-exec on `fd`, so a program this process executes inherits it.
+pub fn inherit_across_exec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .map(|_| ())
+    .map_err(io::Error::from)
+}

@@ -268,6 +268,19 @@ impl Lab {
             .to_owned()
     }
 
+    /// The pid of scramd's parser: the privileged part's one child (waits for it to start).
+    pub fn parser_pid(&self) -> String {
+        let main = self.main_pid();
+        self.wait_for(
+            "scramd's parser",
+            10,
+            &format!("cat /proc/{main}/task/{main}/children 2>/dev/null"),
+            |s| s.split_whitespace().count() == 1,
+        )
+        .trim()
+        .to_owned()
+    }
+
     /// Waits until scramd is active.
     pub fn wait_active(&self) {
         self.wait_for("scramd active", 30, "systemctl is-active scramd", |s| {

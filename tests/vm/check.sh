@@ -39,6 +39,10 @@ pid="$(systemctl show -p MainPID --value scramd)"
 for t in /proc/"$pid"/task/*; do
   say thread "$(basename "$t")" "$(grep -E '^(CapEff|NoNewPrivs|Seccomp):' "$t/status" | tr -s '\t ' ' ' | tr '\n' ' ')"
 done
+read -r parser < /proc/"$pid"/task/"$pid"/children
+for t in /proc/"$parser"/task/*; do
+  say parser-thread "$(basename "$t")" "$(grep -E '^(CapEff|NoNewPrivs|Seccomp):' "$t/status" | tr -s '\t ' ' ' | tr '\n' ' ')"
+done
 journalctl -u scramd -b --no-pager -o cat | grep -i landlock | sed 's/^/SCRAM-VM landlock /'
 
 if scramd self-check > /root/self-check.log 2>&1; then say self-check ok; else say self-check failed; fi

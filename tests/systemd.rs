@@ -698,6 +698,10 @@ fn the_debian_package_installs_upgrades_removes_and_purges_like_a_debian_daemon(
         |s| s.contains("What to do"),
     );
     assert!(explained.contains(lab::ATTACKER), "{explained}");
+    // As README shows it; and no message of the parser was refused at any start or stop.
+    let journal = lab.ok("journalctl -u scramd --no-pager -o short");
+    println!("{journal}");
+    assert!(!journal.contains("refused a message"), "{journal}");
 
     // Remove: stopped, the program gone, the configuration kept.
     lab.ok("dpkg -r scram 2>&1");

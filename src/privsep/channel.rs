@@ -96,6 +96,8 @@ impl End {
             Ok(n) if n > MAX_MESSAGE => Err(ChannelError::Oversized),
             Ok(n) => Ok(Some(&buf[..n])),
             Err(nix::Error::EAGAIN) if !wait => Ok(None),
+            // The other end exited with a datagram unread.
+            Err(nix::Error::ECONNRESET) => Err(ChannelError::Closed),
             Err(source) => Err(ChannelError::Io {
                 call: "recv",
                 source,

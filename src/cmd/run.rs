@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::Error;
 use crate::alert::stage::{AlertStage, AlertThread, ResponseUpdate};
@@ -376,6 +376,21 @@ fn is_loopback(iface: &str) -> bool {
         .unwrap_or(iface == "lo")
 }
 
+/// SIGTERM, SIGINT and SIGHUP, as streams of the control loop's runtime.
+fn signals() -> Result<(Signal, Signal, Signal), Error> {
+    let one = |kind| {
+        signal(kind).map_err(|source| Error::Os {
+            what: "installing signal handlers",
+            source,
+        })
+    };
+    Ok((
+        one(SignalKind::terminate())?,
+        one(SignalKind::interrupt())?,
+        one(SignalKind::hangup())?,
+    ))
+}
+
 /// What the control loop watches and changes.
 struct Daemon {
     running: Running<Pipeline>,
@@ -407,20 +422,12 @@ impl Daemon {
     /// The control loop: signals, the privileged part's requests, periodic counters, status and
     /// watchdog progress for it to pass on to systemd.
     async fn control(mut self) -> Result<(), Error> {
-        let signals = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        );
-        let (mut term, mut int, mut hup) = match signals {
-            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-            (Err(source), _, _) | (_, Err(source), _) | (_, _, Err(source)) => {
+        let (mut term, mut int, mut hup) = match signals() {
+            Ok(s) => s,
+            Err(e) => {
                 let _ = self.running.stop();
                 let _ = self.alerts.finish();
-                return Err(Error::Os {
-                    what: "installing signal handlers",
-                    source,
-                });
+                return Err(e);
             }
         };
         self.tell(ToPrivileged::Ready);
@@ -585,20 +592,12 @@ struct Supervisor {
 
 impl Supervisor {
     async fn run(mut self, control: PrivilegedEnd, bans: PrivilegedEnd) -> Result<(), Error> {
-        let signals = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        );
-        let (mut term, mut int, mut hup) = match signals {
-            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-            (Err(source), _, _) | (_, Err(source), _) | (_, _, Err(source)) => {
+        let (mut term, mut int, mut hup) = match signals() {
+            Ok(s) => s,
+            Err(e) => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                return Err(Error::Os {
-                    what: "installing signal handlers",
-                    source,
-                });
+                return Err(e);
             }
         };
         let mut child = match signal(SignalKind::child()) {

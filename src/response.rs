@@ -298,42 +298,24 @@ impl BanServer {
     }
 }
 
-/// Where bans go: the server in this process, or over the channel to the privileged part.
-#[derive(Debug)]
-enum Bans {
-    Local(Box<BanServer>),
-    Remote { end: ParserEnd, seq: u32 },
-}
-
-/// Bans offenders: decides which alerts ban and whom, and asks for the ban.
+/// Bans offenders, in the parser: decides which alerts ban and whom, and asks the privileged
+/// part's [`BanServer`] for each ban over the channel.
 #[derive(Debug)]
 pub struct Responder {
-    bans: Bans,
+    end: ParserEnd,
+    /// The sequence of the last request.
+    seq: u32,
     config: ResponseConfig,
     counters: ResponseCounters,
 }
 
 impl Responder {
-    /// Creates the table, sets and chains in this process; `None` when
-    /// `[response] action = "none"`.
-    pub fn start(
-        config: &ResponseConfig,
-        allowlist: PrefixSet,
-    ) -> Result<Option<Responder>, NetlinkError> {
-        Ok(
-            BanServer::start(config, allowlist)?.map(|server| Responder {
-                bans: Bans::Local(Box::new(server)),
-                config: config.clone(),
-                counters: ResponseCounters::default(),
-            }),
-        )
-    }
-
     /// Asks the privileged part over `end` for each ban; `None` when
     /// `[response] action = "none"`.
     pub fn remote(config: &ResponseConfig, end: ParserEnd) -> Option<Responder> {
         config.nftables.then(|| Responder {
-            bans: Bans::Remote { end, seq: 0 },
+            end,
+            seq: 0,
             config: config.clone(),
             counters: ResponseCounters::default(),
         })
@@ -381,56 +363,50 @@ impl Responder {
         }
     }
 
-    /// Asks for a ban of `addr` for the configured time, for an alert of `signature_id`.
+    /// Asks for a ban of `addr` for the configured time, for an alert of `signature_id`; waits
+    /// [`ANSWER_WAIT`] at most for the answer.
     fn request(&mut self, addr: IpAddr, signature_id: u32) -> Outcome {
-        let seconds = ban_limit(self.config.ban_seconds);
-        match &mut self.bans {
-            Bans::Local(server) => server.ban(addr, seconds),
-            Bans::Remote { end, seq } => {
-                *seq = seq.wrapping_add(1);
-                let ask = ToPrivileged::Ban {
-                    seq: *seq,
-                    addr,
-                    seconds,
-                    signature_id,
-                };
-                let answer = end.send(ask).and_then(|()| {
-                    let deadline = Instant::now() + ANSWER_WAIT;
-                    loop {
-                        match end.recv_until(deadline)? {
-                            Some(ToParser::BanResult { seq: s, outcome }) if s == *seq => {
-                                return Ok(Some(outcome))
-                            }
-                            Some(_) => continue,
-                            None => return Ok(None),
-                        }
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let ask = ToPrivileged::Ban {
+            seq,
+            addr,
+            seconds: ban_limit(self.config.ban_seconds),
+            signature_id,
+        };
+        let end = &self.end;
+        let answer = end.send(ask).and_then(|()| {
+            let deadline = Instant::now() + ANSWER_WAIT;
+            loop {
+                match end.recv_until(deadline)? {
+                    Some(ToParser::BanResult { seq: s, outcome }) if s == seq => {
+                        return Ok(Some(outcome))
                     }
-                });
-                match answer {
-                    Ok(Some(outcome)) => outcome,
-                    Ok(None) => {
-                        tracing::error!("banning {addr}: no answer from the privileged part");
-                        Outcome::Failed
-                    }
-                    Err(e) => {
-                        tracing::error!("banning {addr}: {e}");
-                        Outcome::Failed
-                    }
+                    Some(_) => continue,
+                    None => return Ok(None),
                 }
+            }
+        });
+        match answer {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => {
+                tracing::error!("banning {addr}: no answer from the privileged part");
+                Outcome::Failed
+            }
+            Err(e) => {
+                tracing::error!("banning {addr}: {e}");
+                Outcome::Failed
             }
         }
     }
 
-    /// Applies reloaded settings: which detectors ban, for how long, the allowlist, and whether
-    /// the table goes at exit. `action`, `ipv6_prefix` and `forward` shape the table itself and
-    /// take effect at the next start ([`crate::config::RELOAD`] says so to the operator).
-    pub fn update(&mut self, config: &ResponseConfig, allowlist: PrefixSet) {
+    /// Applies reloaded settings: which detectors ban and for how long (the privileged part
+    /// reloads the allowlist and the table's settings itself). `action`, `ipv6_prefix` and
+    /// `forward` shape the table and take effect at the next start ([`crate::config::RELOAD`]
+    /// says so to the operator).
+    pub fn update(&mut self, config: &ResponseConfig) {
         self.config.detectors = config.detectors.clone();
         self.config.ban_seconds = config.ban_seconds;
-        self.config.remove_on_exit = config.remove_on_exit;
-        if let Bans::Local(server) = &mut self.bans {
-            server.update(config, allowlist);
-        }
     }
 
     /// What it did so far.
@@ -438,8 +414,7 @@ impl Responder {
         self.counters
     }
 
-    /// At exit: logs what it did; removes the table when the config asks (in this process),
-    /// otherwise leaves the bans to expire.
+    /// At exit: logs what it did (the privileged part removes the table if asked).
     pub fn finish(self) {
         let c = self.counters;
         tracing::info!(
@@ -451,8 +426,5 @@ impl Responder {
             c.refused_rate,
             c.errors
         );
-        if let Bans::Local(server) = self.bans {
-            (*server).finish(c.bans);
-        }
     }
 }

@@ -6,17 +6,29 @@ use crate::detect::{key_addr, AddrKey};
 use crate::pipeline::PipelineTotals;
 
 /// The one-line `STATUS=` systemd shows in `systemctl status`.
-pub fn status_line(stats: &[InterfaceStats], t: &PipelineTotals) -> String {
-    let frames: u64 = stats.iter().map(|s| s.frames).sum();
-    let drops: u64 = stats.iter().map(|s| s.kernel_drops).sum();
-    let names: Vec<&str> = stats.iter().map(|s| s.name.as_str()).collect();
+pub fn status_line(
+    interfaces: &[String],
+    frames: u64,
+    kernel_drops: u64,
+    alerts: u64,
+    suppressed: u64,
+    decode_errors: u64,
+) -> String {
     format!(
-        "capturing on {}: {frames} frames, {drops} kernel drops, {} alerts, {} suppressed, {} decode errors",
-        names.join(", "),
-        t.alerts,
-        t.suppressed,
-        t.decode_errors_total()
+        "capturing on {}: {frames} frames, {kernel_drops} kernel drops, {alerts} alerts, {suppressed} suppressed, {decode_errors} decode errors",
+        interfaces.join(", ")
     )
+}
+
+/// The counters of that line, as the parser reports them to the privileged part.
+pub fn status(stats: &[InterfaceStats], t: &PipelineTotals) -> crate::privsep::wire::ToPrivileged {
+    crate::privsep::wire::ToPrivileged::Status {
+        frames: stats.iter().map(|s| s.frames).sum(),
+        kernel_drops: stats.iter().map(|s| s.kernel_drops).sum(),
+        alerts: t.alerts,
+        suppressed: t.suppressed,
+        decode_errors: t.decode_errors_total(),
+    }
 }
 
 /// Logs one line per interface (with several interfaces, a total) and the pipeline's counters.

@@ -450,16 +450,7 @@ tid = int(sys.argv[1])
 assert libc.ptrace(0x4206, tid, 0, 0) == 0  # PTRACE_SEIZE
 assert libc.ptrace(0x4207, tid, 0, 0) == 0  # PTRACE_INTERRUPT: this thread stops
 time.sleep(30)' \"$tid\" > /dev/null 2>&1 &");
-    lab.wait_for(
-        "a restart by the watchdog",
-        40,
-        "systemctl show -p NRestarts -p MainPID -p ActiveState scramd",
-        |s| {
-            s.contains("NRestarts=1")
-                && s.contains("ActiveState=active")
-                && !s.contains(&format!("MainPID={before}\n"))
-        },
-    );
+    lab.wait_restarted("a restart by the watchdog", 40, &before);
     let log = lab.ok("journalctl -u scramd --no-pager -o cat");
     assert!(
         log.contains("made no progress; withholding the watchdog ping"),
@@ -479,16 +470,7 @@ fn a_killed_parser_ends_the_service_and_systemd_starts_both_anew() {
     let main = lab.main_pid();
     let parser = lab.parser_pid();
     lab.ok(&format!("kill -KILL {parser}"));
-    lab.wait_for(
-        "a restart after the parser died",
-        30,
-        "systemctl show -p NRestarts -p MainPID -p ActiveState scramd",
-        |s| {
-            s.contains("NRestarts=1")
-                && s.contains("ActiveState=active")
-                && !s.contains(&format!("MainPID={main}\n"))
-        },
-    );
+    lab.wait_restarted("a restart after the parser died", 30, &main);
     let log = lab.ok("journalctl -u scramd --no-pager -o cat");
     assert!(log.contains("the parser was killed by signal 9"), "{log}");
     lab.wait_for(
@@ -515,16 +497,7 @@ fn a_frozen_daemon_is_restarted_by_the_watchdog() {
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(lab.main_pid(), frozen);
     lab.ok("systemctl kill --kill-who=main --signal=SIGSTOP scramd");
-    lab.wait_for(
-        "a restart by the watchdog",
-        40,
-        "systemctl show -p NRestarts -p MainPID -p ActiveState scramd",
-        |s| {
-            s.contains("NRestarts=1")
-                && s.contains("ActiveState=active")
-                && !s.contains(&format!("MainPID={frozen}\n"))
-        },
-    );
+    lab.wait_restarted("a restart by the watchdog", 40, &frozen);
     let log = lab.ok("journalctl -u scramd --no-pager -o cat");
     assert!(log.contains("Watchdog timeout"), "{log}");
 }

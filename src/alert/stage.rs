@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::AlertWriter;
 use crate::config::ResponseConfig;
-use crate::detect::prefix::PrefixSet;
 use crate::detect::record::MAX_SOURCES;
 use crate::detect::{addr_key, AddrKey, Alert, Detector};
 use crate::response::Responder;
@@ -50,20 +49,11 @@ impl Decoy {
     }
 }
 
-/// Response settings a reload hands to the stage.
-#[derive(Debug, Clone)]
-pub struct ResponseUpdate {
-    /// The new `[response]` section.
-    pub config: ResponseConfig,
-    /// The new allowlist.
-    pub allowlist: PrefixSet,
-}
-
 /// What the control loop hands the running stage.
 #[derive(Debug)]
 enum Update {
     /// Reloaded response settings.
-    Response(ResponseUpdate),
+    Response(ResponseConfig),
     /// Open the alert files anew (SIGHUP, after rotation).
     Reopen,
 }
@@ -272,9 +262,9 @@ impl AlertStage {
     }
 
     /// Applies reloaded response settings.
-    pub fn update(&mut self, u: ResponseUpdate) {
+    pub fn update(&mut self, config: ResponseConfig) {
         if let Some(r) = &mut self.responder {
-            r.update(&u.config, u.allowlist);
+            r.update(&config);
         }
     }
 
@@ -350,7 +340,7 @@ pub struct AlertThread {
 
 impl AlertThread {
     /// Hands reloaded response settings to the stage (applied before its next drain).
-    pub fn update(&self, u: ResponseUpdate) {
+    pub fn update(&self, u: ResponseConfig) {
         // The receiver lives as long as the thread; a send fails only after it ended.
         let _ = self.updates.send(Update::Response(u));
     }

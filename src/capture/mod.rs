@@ -332,8 +332,19 @@ pub struct RingHandoff {
     pub block_size: usize,
     /// Blocks.
     pub block_count: usize,
-    /// 0: in its fanout group (or alone); 1: forms the group once the link is up; 2: joins it.
-    pub deferred: u8,
+    /// What it still has to do about its interface's fanout group.
+    pub fanout: FanoutDuty,
+}
+
+/// A handed-over ring's part in its interface's fanout group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FanoutDuty {
+    /// In the group already (or alone on the interface).
+    None,
+    /// Forms the group once the link is up (the link was down at start).
+    Create,
+    /// Binds and joins the group once another ring has formed it.
+    Join,
 }
 
 /// Smallest ring the shrink-and-retry loop will settle for.
@@ -368,10 +379,10 @@ impl Capture {
                     fd: r.socket.as_fd().as_raw_fd(),
                     block_size: r.ring.block_size(),
                     block_count: r.ring.block_count(),
-                    deferred: match r.deferred {
-                        None => 0,
-                        Some(worker::Deferred::Create(_)) => 1,
-                        Some(worker::Deferred::Join(_)) => 2,
+                    fanout: match r.deferred {
+                        None => FanoutDuty::None,
+                        Some(worker::Deferred::Create(_)) => FanoutDuty::Create,
+                        Some(worker::Deferred::Join(_)) => FanoutDuty::Join,
                     },
                 })
             })
@@ -425,10 +436,10 @@ impl Capture {
                 groups.push((h.ifindex, Arc::clone(&g)));
                 g
             };
-            let deferred = match h.deferred {
-                1 => Some(worker::Deferred::Create(group(&mut groups))),
-                2 => Some(worker::Deferred::Join(group(&mut groups))),
-                _ => None,
+            let deferred = match h.fanout {
+                FanoutDuty::Create => Some(worker::Deferred::Create(group(&mut groups))),
+                FanoutDuty::Join => Some(worker::Deferred::Join(group(&mut groups))),
+                FanoutDuty::None => None,
             };
             let rs = RingSocket {
                 socket: Arc::new(socket),

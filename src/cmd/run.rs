@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::Error;
-use crate::alert::stage::{AlertStage, AlertThread, ResponseUpdate};
+use crate::alert::stage::{AlertStage, AlertThread};
 use crate::alert::AlertWriter;
 use crate::capture::{self, Capture, CaptureError, Running};
 use crate::config::Config;
@@ -293,18 +293,32 @@ pub fn parser(handoff: &str) -> Result<(), Error> {
             });
         }
     };
-    let daemon = Daemon {
-        running,
-        counters: set.counters,
-        settings,
-        alerts,
-        config,
-        config_path,
-        cli_interfaces: handoff.cli_interfaces,
-        control,
-        watchdog: handoff.watchdog_ms.map(Duration::from_millis),
-    };
-    runtime.block_on(daemon.control())
+    runtime.block_on(async move {
+        // Woken by the privileged part's requests, not by a timer.
+        let control = match crate::sys::event::readable(control) {
+            Ok(c) => c,
+            Err(source) => {
+                let _ = running.stop();
+                let _ = alerts.finish();
+                return Err(Error::Os {
+                    what: "watching the channel to the privileged part",
+                    source,
+                });
+            }
+        };
+        let daemon = Daemon {
+            running,
+            counters: set.counters,
+            settings,
+            alerts,
+            config,
+            config_path,
+            cli_interfaces: handoff.cli_interfaces,
+            control,
+            watchdog: handoff.watchdog_ms.map(Duration::from_millis),
+        };
+        daemon.control().await
+    })
 }
 
 /// The alert sinks: the journal (or stdout without one) and every JSON target.
@@ -402,7 +416,7 @@ struct Daemon {
     /// `--iface`, which a re-read file does not override.
     cli_interfaces: Vec<String>,
     /// The channel to the privileged part: readiness, counters, progress out; reload, stop in.
-    control: channel::ParserEnd,
+    control: tokio::io::unix::AsyncFd<channel::ParserEnd>,
     /// systemd's watchdog interval, when it watches.
     watchdog: Option<Duration>,
 }
@@ -410,7 +424,7 @@ struct Daemon {
 impl Daemon {
     /// Tells the privileged part; a channel that fails means it is gone, and stop follows.
     fn tell(&self, m: ToPrivileged) -> bool {
-        match self.control.send(m) {
+        match self.control.get_ref().send(m) {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!("parser: {e}; stopping");
@@ -435,7 +449,6 @@ impl Daemon {
         let mut stats_tick = tokio::time::interval(self.config.stats_interval);
         stats_tick.tick().await;
         let mut status_tick = tokio::time::interval(Duration::from_secs(5));
-        let mut requests_tick = tokio::time::interval(Duration::from_millis(50));
         let watchdog = self.watchdog.map(|d| d / 2);
         let mut generation = 0u64;
         let mut watchdog_tick =
@@ -449,12 +462,31 @@ impl Daemon {
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
                 _ = hup.recv() => self.reload(),
-                _ = requests_tick.tick() => {
-                    match self.control.recv(false) {
-                        Ok(Some(ToParser::Reload)) => self.reload(),
-                        Ok(Some(ToParser::Stop)) => { tracing::info!("stop asked by the privileged part"); break; }
-                        Ok(Some(ToParser::BanResult { .. })) | Ok(None) => {}
-                        Err(e) => { tracing::error!("parser: {e}; stopping"); break; }
+                r = self.control.readable() => {
+                    let Ok(mut guard) = r else { break };
+                    let (mut reload, mut stop) = (false, false);
+                    loop {
+                        match guard.get_inner().recv(false) {
+                            Ok(Some(ToParser::Reload)) => reload = true,
+                            Ok(Some(ToParser::Stop)) => {
+                                tracing::info!("stop asked by the privileged part");
+                                stop = true;
+                            }
+                            Ok(Some(ToParser::BanResult { .. })) => {}
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::error!("parser: {e}; stopping");
+                                stop = true;
+                                break;
+                            }
+                        }
+                    }
+                    guard.clear_ready();
+                    if stop {
+                        break;
+                    }
+                    if reload {
+                        self.reload();
                     }
                 }
                 _ = stats_tick.tick() => {
@@ -462,15 +494,8 @@ impl Daemon {
                     stats::log("counters", &s, &PipelineTotals::sum(&self.counters));
                 }
                 _ = status_tick.tick() => {
-                    let stats = self.running.stats();
-                    let totals = PipelineTotals::sum(&self.counters);
-                    if !self.tell(ToPrivileged::Status {
-                        frames: stats.iter().map(|s| s.frames).sum(),
-                        kernel_drops: stats.iter().map(|s| s.kernel_drops).sum(),
-                        alerts: totals.alerts,
-                        suppressed: totals.suppressed,
-                        decode_errors: totals.decode_errors_total(),
-                    }) {
+                    let status = stats::status(&self.running.stats(), &PipelineTotals::sum(&self.counters));
+                    if !self.tell(status) {
                         break;
                     }
                 }
@@ -558,10 +583,7 @@ impl Daemon {
             );
         }
         self.settings.replace(Arc::new(self.config.detect.clone()));
-        self.alerts.update(ResponseUpdate {
-            config: self.config.response.clone(),
-            allowlist: self.config.detect.allowlist.clone(),
-        });
+        self.alerts.update(self.config.response.clone());
         if done.applied.is_empty() {
             tracing::info!(
                 "SIGHUP: configuration {} re-read; nothing to apply",
@@ -744,10 +766,16 @@ impl Supervisor {
                     suppressed,
                     decode_errors,
                 })) => notify(&format!(
-                    "STATUS=capturing on {}: {frames} frames, {kernel_drops} kernel drops, {alerts} alerts, {suppressed} suppressed, {decode_errors} decode errors",
-                    self.config.capture.interfaces.join(", ")
+                    "STATUS={}",
+                    stats::status_line(
+                        &self.config.capture.interfaces,
+                        frames,
+                        kernel_drops,
+                        alerts,
+                        suppressed,
+                        decode_errors
+                    )
                 )),
-                Ok(Some(ToPrivileged::Bye { .. })) => {}
                 Ok(Some(m @ ToPrivileged::Ban { .. })) => {
                     self.refuse(&format!("{m:?} on the control channel"))
                 }

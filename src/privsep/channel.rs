@@ -106,6 +106,34 @@ impl End {
     }
 }
 
+impl End {
+    /// The next datagram decoded by `decode`; `None` when none waits and `wait` is false.
+    fn recv_as<M>(
+        &self,
+        wait: bool,
+        decode: fn(&[u8]) -> Result<M, WireError>,
+    ) -> Result<Option<M>, ChannelError> {
+        let mut buf = [0; MAX_MESSAGE + 1];
+        match self.recv(&mut buf, wait)? {
+            Some(bytes) => Ok(Some(decode(bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A channel end: it owns its descriptor and always reports that one (what registering it
+/// with a reactor relies on: `crate::sys::event`). Only the two ends here are endpoints.
+pub trait Endpoint: AsRawFd + sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::PrivilegedEnd {}
+    impl Sealed for super::ParserEnd {}
+}
+
+impl Endpoint for PrivilegedEnd {}
+impl Endpoint for ParserEnd {}
+
 impl AsRawFd for PrivilegedEnd {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.0.fd.as_raw_fd()
@@ -144,11 +172,7 @@ impl PrivilegedEnd {
     /// The parser's next message, decoded as hostile input; `None` when none waits and `wait`
     /// is false.
     pub fn recv(&self, wait: bool) -> Result<Option<ToPrivileged>, ChannelError> {
-        let mut buf = [0; MAX_MESSAGE + 1];
-        match self.0.recv(&mut buf, wait)? {
-            Some(bytes) => Ok(Some(ToPrivileged::decode(bytes)?)),
-            None => Ok(None),
-        }
+        self.0.recv_as(wait, ToPrivileged::decode)
     }
 }
 
@@ -160,11 +184,7 @@ impl ParserEnd {
 
     /// The privileged part's next message; `None` when none waits and `wait` is false.
     pub fn recv(&self, wait: bool) -> Result<Option<ToParser>, ChannelError> {
-        let mut buf = [0; MAX_MESSAGE + 1];
-        match self.0.recv(&mut buf, wait)? {
-            Some(bytes) => Ok(Some(ToParser::decode(bytes)?)),
-            None => Ok(None),
-        }
+        self.0.recv_as(wait, ToParser::decode)
     }
 
     /// The privileged part's next message, waiting until `deadline` at most.

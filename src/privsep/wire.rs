@@ -106,11 +106,6 @@ pub enum ToPrivileged {
         /// The detector's signature id (1000001..).
         signature_id: u32,
     },
-    /// The parser ends (`code` is its exit status).
-    Bye {
-        /// Its exit status.
-        code: u8,
-    },
 }
 
 /// What the privileged part tells the parser.
@@ -167,7 +162,6 @@ const READY: u8 = 1;
 const PROGRESS: u8 = 2;
 const STATUS: u8 = 3;
 const BAN: u8 = 4;
-const BYE: u8 = 5;
 const BAN_RESULT: u8 = 129;
 const RELOAD: u8 = 130;
 const STOP: u8 = 131;
@@ -263,7 +257,6 @@ impl ToPrivileged {
             STATUS => Some(40),
             // seq, family, address (16), seconds, signature id
             BAN => Some(4 + 1 + 16 + 4 + 4),
-            BYE => Some(1),
             _ => None,
         }
     }
@@ -313,7 +306,6 @@ impl ToPrivileged {
                     signature_id: f.u32(),
                 }
             }
-            BYE => ToPrivileged::Bye { code: f.u8() },
             _ => return Err(WireError::Kind(kind)),
         })
     }
@@ -363,11 +355,6 @@ impl ToPrivileged {
                     .put(&raw)
                     .put(&seconds.to_le_bytes())
                     .put(&signature_id.to_le_bytes());
-                o.finish()
-            }
-            ToPrivileged::Bye { code } => {
-                let mut o = Out::new(BYE);
-                o.put(&[code]);
                 o.finish()
             }
         }
@@ -443,7 +430,6 @@ mod tests {
                 seconds: 600,
                 signature_id: 1_000_003,
             },
-            ToPrivileged::Bye { code: 78 },
         ]
     }
 
@@ -565,6 +551,6 @@ mod tests {
             );
             n += 1;
         }
-        assert_eq!(n, 9);
+        assert_eq!(n, 8);
     }
 }

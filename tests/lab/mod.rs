@@ -281,6 +281,21 @@ impl Lab {
         .to_owned()
     }
 
+    /// Waits until systemd has restarted scramd once and it is active again under a main PID
+    /// other than `before`.
+    pub fn wait_restarted(&self, what: &str, secs: u64, before: &str) {
+        self.wait_for(
+            what,
+            secs,
+            "systemctl show -p NRestarts -p MainPID -p ActiveState scramd",
+            |s| {
+                s.contains("NRestarts=1")
+                    && s.contains("ActiveState=active")
+                    && !s.contains(&format!("MainPID={before}\n"))
+            },
+        );
+    }
+
     /// Waits until scramd is active.
     pub fn wait_active(&self) {
         self.wait_for("scramd active", 30, "systemctl is-active scramd", |s| {

@@ -525,7 +525,7 @@ mod tests {
         assert!(running
             .detect
             .allowlist
-            .contains("192.0.2.9".parse().unwrap()));
+            .contains("192.0.2.9".parse::<std::net::IpAddr>().unwrap()));
         assert_eq!(running.response.ban_seconds, 60);
         assert!(
             !running.response.nftables,

@@ -211,8 +211,8 @@ fn ended(s: &State, ip: &Ip, ts_ns: u64, reply: bool, outcome: Outcome) -> Attem
     Attempt {
         ts_ns,
         iface: s.iface,
-        initiator,
-        target,
+        initiator: initiator.ip(),
+        target: target.ip(),
         proto: ip.proto,
         sport,
         dport,
@@ -299,7 +299,7 @@ type Key = (AddrKey, AddrKey, u16, u16, u8);
 /// share it), and whether the packet's source is the first.
 #[inline(always)]
 fn canonical(ip: &Ip, sport: u16, dport: u16) -> (Key, bool) {
-    let (src, dst) = (addr_key(ip.src), addr_key(ip.dst));
+    let (src, dst) = (ip.src.key(), ip.dst.key());
     let src_first = (src, sport) <= (dst, dport);
     let key = if src_first {
         (src, dst, sport, dport, ip.proto)
@@ -502,7 +502,7 @@ impl Flows {
     /// address detection (from ::) asks nothing.
     #[cold]
     fn neighbour(&mut self, ip: &Ip, mac: [u8; 6], ts_ns: u64, iface: u16) {
-        let (IpAddr::V6(src), IpAddr::V6(dst)) = (ip.src, ip.dst) else {
+        let (Some(src), Some(dst)) = (ip.src.to_ipv6(), ip.dst.to_ipv6()) else {
             return;
         };
         let solicitation = matches!(ip.transport, Transport::Icmpv6 { ty: 135, .. });
@@ -637,7 +637,7 @@ impl Flows {
                 (Part::Echo(false), 0, 0)
             }
             Transport::Icmp { ty: 3, body, .. } | Transport::Icmpv6 { ty: 1, body, .. } => {
-                return self.unreachable_in(frame, ip.src, body, ts_ns);
+                return self.unreachable_in(frame, ip.src.ip(), body, ts_ns);
             }
 
             Transport::None

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::capture::{Batch, FrameMeta, FrameSink, BATCH};
-use crate::decode::{self, Fragment, Ip, Layer, Net, Packet, Transport};
+use crate::decode::{self, Addr, Fragment, Ip, Layer, Net, Packet, Transport};
 use crate::detect::table::{SeededState, Table};
-use crate::detect::{addr_key, AddrKey, Alert, Roles, Settings, Shard};
+use crate::detect::{AddrKey, Alert, Roles, Settings, Shard};
 use crate::flow::{Attempt, Flows, Outcome, Prepared};
 
 /// First fragments remembered per worker; one lives for the moments a datagram takes.
@@ -318,11 +318,11 @@ impl PipelineSet {
 }
 
 impl Pipeline {
-    fn shard_of(&self, a: std::net::IpAddr) -> usize {
+    fn shard_of(&self, a: Addr) -> usize {
         if self.shards == 1 {
             return 0;
         }
-        (std::hash::BuildHasher::hash_one(&self.route_hasher, addr_key(a)) % self.shards as u64)
+        (std::hash::BuildHasher::hash_one(&self.route_hasher, a.key()) % self.shards as u64)
             as usize
     }
 
@@ -416,8 +416,8 @@ impl Pipeline {
             // The claimed address's shard judges the claim; the asked-for address's learns
             // which MAC claims what (a decoy scan's link-layer evidence).
             Net::Arp(arp) => (
-                std::net::IpAddr::V4(arp.sender_ip),
-                std::net::IpAddr::V4(arp.target_ip),
+                Addr::v4(arp.sender_ip.octets()),
+                Addr::v4(arp.target_ip.octets()),
             ),
             Net::Other(_) => return,
         };
@@ -452,7 +452,7 @@ impl Pipeline {
     #[cold]
     #[inline(never)]
     fn fragment(&mut self, ip: &mut Ip, ts_ns: u64) {
-        let key = (addr_key(ip.src), addr_key(ip.dst), ip.frag_id, ip.proto);
+        let key = (ip.src.key(), ip.dst.key(), ip.frag_id, ip.proto);
         match (ip.fragment, ip.transport) {
             (Fragment::First, t) => {
                 if let Transport::TinyFragment { .. } = t {
@@ -491,7 +491,7 @@ impl Pipeline {
         if self.shard.settings().ignores_pair(f.initiator, f.target) {
             return;
         }
-        let src = self.shard_of(f.initiator);
+        let src = self.shard_of(f.initiator.into());
         if f.outcome == Outcome::Answered {
             let roles = Roles {
                 src: true,
@@ -499,7 +499,7 @@ impl Pipeline {
             };
             return self.route_attempt(src, f, roles);
         }
-        let dst = self.shard_of(f.target);
+        let dst = self.shard_of(f.target.into());
         if src == dst {
             self.route_attempt(
                 src,

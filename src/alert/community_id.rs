@@ -118,9 +118,9 @@ impl FlowTuple {
         };
         Some(match ip.transport {
             Transport::Icmp { ty, code, .. } | Transport::Icmpv6 { ty, code, .. } => {
-                FlowTuple::icmp(ip.src, ip.dst, ip.proto, ty, code)
+                FlowTuple::icmp(ip.src.ip(), ip.dst.ip(), ip.proto, ty, code)
             }
-            t => FlowTuple::new(ip.src, ip.dst, ip.proto, t.ports()),
+            t => FlowTuple::new(ip.src.ip(), ip.dst.ip(), ip.proto, t.ports()),
         })
     }
 

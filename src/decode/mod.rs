@@ -131,13 +131,131 @@ pub enum Fragment {
     Later,
 }
 
+/// An IP address as the packet path keeps it: 128 bits, an IPv4 address as its IPv4-mapped
+/// IPv6 form (`::ffff:a.b.c.d`). Tables hash, compare and order it as it is, so the decoder
+/// builds it once and nothing converts it again; [`Addr::ip`] gives the `IpAddr` for alerts.
+/// (An IPv6 packet carrying a mapped address, which RFC 4291 keeps off the wire, reads as IPv4.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Addr(u128);
+
+/// Bits 32..128 of an IPv4-mapped address.
+const MAPPED: u128 = 0xffff << 32;
+
+impl Addr {
+    /// An IPv4 address from its four bytes.
+    #[inline(always)]
+    pub const fn v4(octets: [u8; 4]) -> Addr {
+        Addr(MAPPED | u32::from_be_bytes(octets) as u128)
+    }
+
+    /// An IPv6 address from its sixteen bytes.
+    #[inline(always)]
+    pub const fn v6(octets: [u8; 16]) -> Addr {
+        Addr(u128::from_be_bytes(octets))
+    }
+
+    /// Its 128 bits (the key tables use).
+    #[inline(always)]
+    pub const fn key(self) -> u128 {
+        self.0
+    }
+
+    /// The address of a key.
+    #[inline(always)]
+    pub const fn from_key(key: u128) -> Addr {
+        Addr(key)
+    }
+
+    /// Is it an IPv4 address?
+    #[inline(always)]
+    pub const fn is_ipv4(self) -> bool {
+        self.0 >> 32 == 0xffff
+    }
+
+    /// The IPv4 address, if it is one.
+    #[inline(always)]
+    pub const fn to_ipv4(self) -> Option<Ipv4Addr> {
+        if self.is_ipv4() {
+            Some(Ipv4Addr::from_bits(self.0 as u32))
+        } else {
+            None
+        }
+    }
+
+    /// The IPv6 address, if it is one (not an IPv4 address).
+    #[inline(always)]
+    pub const fn to_ipv6(self) -> Option<Ipv6Addr> {
+        if self.is_ipv4() {
+            None
+        } else {
+            Some(Ipv6Addr::from_bits(self.0))
+        }
+    }
+
+    /// As the standard library's address.
+    #[inline]
+    pub const fn ip(self) -> IpAddr {
+        match self.to_ipv4() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(self.0)),
+        }
+    }
+
+    /// 0.0.0.0 or ::.
+    #[inline(always)]
+    pub const fn is_unspecified(self) -> bool {
+        self.0 == MAPPED || self.0 == 0
+    }
+
+    /// 127/8 or ::1.
+    #[inline]
+    pub const fn is_loopback(self) -> bool {
+        match self.to_ipv4() {
+            Some(v4) => v4.is_loopback(),
+            None => self.0 == 1,
+        }
+    }
+
+    /// 224/4 or ff00::/8.
+    #[inline]
+    pub const fn is_multicast(self) -> bool {
+        match self.to_ipv4() {
+            Some(v4) => v4.is_multicast(),
+            None => self.0 >> 120 == 0xff,
+        }
+    }
+}
+
+impl From<IpAddr> for Addr {
+    #[inline]
+    fn from(a: IpAddr) -> Addr {
+        match a {
+            IpAddr::V4(v4) => Addr::v4(v4.octets()),
+            IpAddr::V6(v6) => Addr::v6(v6.octets()),
+        }
+    }
+}
+
+impl From<Addr> for IpAddr {
+    #[inline]
+    fn from(a: Addr) -> IpAddr {
+        a.ip()
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.ip().fmt(f)
+    }
+}
+
 /// An IP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ip {
     /// Source address.
-    pub src: IpAddr,
+    pub src: Addr,
     /// Destination address.
-    pub dst: IpAddr,
+    pub dst: Addr,
     /// Transport protocol number (after IPv6 extension headers).
     pub proto: u8,
     /// Fragment position.
@@ -590,8 +708,8 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         _ => transport_of(fragment, proto, payload, offset + header_len)?,
     };
     Ok(Ip {
-        src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+        src: Addr::v4([h[12], h[13], h[14], h[15]]),
+        dst: Addr::v4([h[16], h[17], h[18], h[19]]),
         proto,
         fragment,
         frag_id: be16(h, 4),
@@ -674,8 +792,8 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
     let payload = bytes.get(at..end).unwrap_or_default();
     let transport = transport_of(fragment, next, payload, offset + at)?;
     Ok(Ip {
-        src: IpAddr::V6(Ipv6Addr::from(src)),
-        dst: IpAddr::V6(Ipv6Addr::from(dst)),
+        src: Addr::v6(src),
+        dst: Addr::v6(dst),
         proto: next,
         fragment,
         frag_id,

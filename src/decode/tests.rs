@@ -21,7 +21,12 @@ fn tcp_over_ipv4() {
     let Net::Ip(ip) = p.net else { panic!("{p:?}") };
     assert_eq!(
         (ip.src, ip.dst, ip.proto, ip.fragment),
-        (v4("192.0.2.7"), v4("198.51.100.2"), 6, Fragment::No)
+        (
+            v4("192.0.2.7").into(),
+            v4("198.51.100.2").into(),
+            6,
+            Fragment::No
+        )
     );
     assert_eq!(
         ip.transport,

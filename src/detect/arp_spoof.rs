@@ -282,7 +282,7 @@ impl ArpSpoof {
     /// (on its link: the same link-local address lives on every link).
     #[cold]
     fn neighbour(&mut self, seen: &Seen<'_>, ip: &Ip, s: &Settings, out: &mut Out<'_>) {
-        let IpAddr::V6(a) = ip.src else { return };
+        let Some(a) = ip.src.to_ipv6() else { return };
         let m = seen.packet.src_mac;
         if !s.nd.enabled || a.is_unspecified() || a.is_multicast() || m == [0; 6] {
             return;
@@ -294,7 +294,7 @@ impl ArpSpoof {
         let base = Alert {
             ts_ns: seen.ts_ns,
             iface: seen.iface,
-            src: Some(ip.src),
+            src: Some(ip.src.ip()),
             proto: Some(ip.proto),
             count: 1,
             ..Alert::default()
@@ -302,7 +302,7 @@ impl ArpSpoof {
         match claim {
             Claim::Changed { was, flip_flop } => out.send(Alert {
                 detector: Detector::NdSpoof,
-                dst: Some(ip.dst),
+                dst: Some(ip.dst.ip()),
                 detail: Detail::Macs {
                     mac: m,
                     previous_mac: was,

@@ -125,7 +125,7 @@ impl Family for LinkSweeps {
             Net::Arp(arp)
                 if s.arp.enabled && arp.operation == 1 && !arp.sender_ip.is_unspecified() =>
             {
-                std::net::IpAddr::V4(arp.sender_ip)
+                crate::decode::Addr::v4(arp.sender_ip.octets())
             }
             Net::Ip(ip)
                 if s.nd.enabled
@@ -139,7 +139,7 @@ impl Family for LinkSweeps {
             }
             _ => return,
         };
-        self.table.entry(addr_key(asker), seen.ts_ns).mac = seen.packet.src_mac;
+        self.table.entry(asker.key(), seen.ts_ns).mac = seen.packet.src_mac;
     }
 
     fn failure(&mut self, f: &Attempt, s: &Settings, out: &mut Out<'_>) {

@@ -2,13 +2,11 @@
 //! detector, the packet a family sees ([`Seen`]), and the suppressing outlet its alerts leave
 //! through ([`Out`]).
 
-use std::net::IpAddr;
-
 use super::record::Alert;
 use super::suppress::Suppressor;
 use super::table::SeededState;
 use crate::alert::community_id::FlowTuple;
-use crate::decode::{proto, Ip, Net, Packet, Transport};
+use crate::decode::{proto, Addr, Ip, Net, Packet, Transport};
 use crate::flow::Attempt;
 
 /// Whose shard runs a family: with several workers, an address's state lives in one shard.
@@ -134,21 +132,30 @@ impl<'a> Seen<'a> {
         let (icmp, trigger) = match ip.transport {
             Transport::Icmp { ty, code, .. } | Transport::Icmpv6 { ty, code, .. } => (
                 Some((ty, code)),
-                Some(FlowTuple::icmp(ip.src, ip.dst, ip.proto, ty, code)),
+                Some(FlowTuple::icmp(
+                    ip.src.ip(),
+                    ip.dst.ip(),
+                    ip.proto,
+                    ty,
+                    code,
+                )),
             ),
             _ if has_ports(ip.proto) => (
                 None,
                 ip.transport
                     .ports()
-                    .map(|p| FlowTuple::new(ip.src, ip.dst, ip.proto, Some(p))),
+                    .map(|p| FlowTuple::new(ip.src.ip(), ip.dst.ip(), ip.proto, Some(p))),
             ),
-            _ => (None, Some(FlowTuple::new(ip.src, ip.dst, ip.proto, None))),
+            _ => (
+                None,
+                Some(FlowTuple::new(ip.src.ip(), ip.dst.ip(), ip.proto, None)),
+            ),
         };
         Alert {
             ts_ns: self.ts_ns,
             iface: self.iface,
-            src: Some(ip.src),
-            dst: Some(ip.dst),
+            src: Some(ip.src.ip()),
+            dst: Some(ip.dst.ip()),
             proto: Some(ip.proto),
             icmp,
             trigger,
@@ -200,21 +207,22 @@ impl Out<'_> {
 
 /// Is `a` a destination that scans, sweeps and floods ignore (link-layer chatter)?
 #[inline]
-pub fn chatter_destination(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v4) => {
+pub fn chatter_destination(a: Addr) -> bool {
+    match a.to_ipv4() {
+        Some(v4) => {
             v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified() || v4.octets()[3] == 255
         }
-        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
+        None => a.is_multicast() || a.is_unspecified(),
     }
 }
 
 /// A link-local address (169.254/16, fe80::/10).
 #[inline]
-pub fn link_local(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+pub fn link_local(a: Addr) -> bool {
+    match (a.to_ipv4(), a.to_ipv6()) {
+        (Some(v4), _) => v4.is_link_local(),
+        (_, Some(v6)) => v6.is_unicast_link_local(),
+        _ => false,
     }
 }
 

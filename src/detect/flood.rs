@@ -13,7 +13,7 @@ use super::family::{chatter_destination, Entry, Family, Key, Out, Seen, SpanErro
 use super::prefix::{parse_cidr, PrefixSet};
 use super::record::{Alert, Detail, MAX_SOURCES};
 use super::table::{SeededState, Table};
-use super::{addr_key, AddrKey, Detector};
+use super::{AddrKey, Detector};
 use crate::alert::text::{addr, secs};
 use crate::config::in_range;
 use crate::decode::{tcp_flags, Fragment, Ip, Net, Packet, Transport};
@@ -217,7 +217,7 @@ impl FloodSettings {
     }
 
     /// The packet and byte limits of one window for `host`.
-    fn limits(&self, host: std::net::IpAddr) -> (u64, u64) {
+    fn limits(&self, host: crate::decode::Addr) -> (u64, u64) {
         let (pps, mbps) = self
             .groups
             .iter()
@@ -490,8 +490,8 @@ impl Family for Floods {
             return;
         }
         let ts = seen.ts_ns;
-        let src = addr_key(ip.src);
-        let e = self.table.entry((addr_key(ip.dst), detector as u8), ts);
+        let src = ip.src.key();
+        let e = self.table.entry((ip.dst.key(), detector as u8), ts);
         if ts >= e.end_ns {
             *e = FloodState {
                 start_ns: ts,
@@ -525,7 +525,7 @@ impl Family for Floods {
             }
             if e.votes == 0 {
                 e.candidate = src;
-                e.candidate_src = Some(ip.src);
+                e.candidate_src = Some(ip.src.ip());
                 e.votes = 1;
                 e.hits = 1;
             } else {

@@ -10,7 +10,7 @@ use super::family::{Entry, Family, Key, Out, Seen, SpanError};
 use super::record::Alert;
 use super::table::{SeededState, Table};
 use super::toggle::{RawToggle, Toggle};
-use super::{addr_key, AddrKey, Detector};
+use super::{AddrKey, Detector};
 use crate::alert::text::{addr, proto_name};
 use crate::decode::{Fragment, Transport};
 
@@ -142,7 +142,7 @@ impl Fragments {
             return;
         }
         let ts = seen.ts_ns;
-        let key = (addr_key(ip.src), addr_key(ip.dst), ip.frag_id, ip.proto);
+        let key = (ip.src.key(), ip.dst.key(), ip.frag_id, ip.proto);
         let d = self.table.entry(key, ts);
         if d.first_ns == 0 || ts.saturating_sub(d.first_ns) > DATAGRAM_NS {
             *d = Datagram {

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::decode::{Net, Packet};
+use crate::decode::{Addr, Net, Packet};
 use crate::flow::{Attempt, Outcome};
 pub use family::{Entry, Family, Key, Out, Seen, SpanError};
 use prefix::PrefixSet;
@@ -309,7 +309,7 @@ impl Settings {
 
     /// Is either address allowlisted?
     #[inline]
-    pub fn ignores_pair(&self, a: IpAddr, b: IpAddr) -> bool {
+    pub fn ignores_pair(&self, a: impl Into<Addr>, b: impl Into<Addr>) -> bool {
         !self.allowlist.is_empty() && (self.allowlist.contains(a) || self.allowlist.contains(b))
     }
 }

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use crate::decode::Addr;
+
 /// A set of IPv4 and IPv6 prefixes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrefixSet {
@@ -101,10 +103,11 @@ impl PrefixSet {
 
     /// True when `addr` is in one of the prefixes.
     #[inline]
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        match addr {
-            IpAddr::V4(a) => find(&self.v4, u32::from(a)),
-            IpAddr::V6(a) => find(&self.v6, u128::from(a)),
+    pub fn contains(&self, addr: impl Into<Addr>) -> bool {
+        let addr = addr.into();
+        match addr.to_ipv4() {
+            Some(a) => find(&self.v4, u32::from(a)),
+            None => find(&self.v6, addr.key()),
         }
     }
 

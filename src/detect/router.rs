@@ -4,7 +4,7 @@
 //! the first one seen on each interface is learned, and the alert says which. Keyed on the
 //! destination: advertisements go to all nodes (ff02::1), so one shard sees a link's.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -173,7 +173,7 @@ impl Family for Routers {
 impl Routers {
     #[cold]
     fn advertisement(&mut self, seen: &Seen<'_>, ip: &Ip, s: &Settings, out: &mut Out<'_>) {
-        let IpAddr::V6(src) = ip.src else { return };
+        let Some(src) = ip.src.to_ipv6() else { return };
         let m = seen.packet.src_mac;
         if !s.enabled {
             return;

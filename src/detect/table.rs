@@ -317,14 +317,8 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     /// `self.place(key)`).
     #[inline(always)]
     pub fn get_mut_at(&mut self, place: Place, key: &K, now: u64) -> Option<&mut V> {
-        let i = match self.last_is(key) {
-            Some(last) => last,
-            None => {
-                let i = self.find(place.bucket & self.mask, place.tag, key)?;
-                self.last = i;
-                i
-            }
-        };
+        let i = self.find(place.bucket & self.mask, place.tag, key)?;
+        self.last = i;
         self.touch(i, now);
         Some(&mut self.slots[i].value)
     }
@@ -333,10 +327,6 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     /// `self.place(&key)`).
     #[inline]
     pub fn entry_at(&mut self, place: Place, key: K, now: u64) -> &mut V {
-        if let Some(last) = self.last_is(&key) {
-            self.touch(last, now);
-            return &mut self.slots[last].value;
-        }
         let bucket = place.bucket & self.mask;
         let i = match self.find(bucket, place.tag, &key) {
             Some(i) => i,

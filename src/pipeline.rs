@@ -153,6 +153,12 @@ pub struct Interfaces {
 }
 
 impl Interfaces {
+    /// Can any packet be judged captured on a loopback device (a loopback interface, or a
+    /// capture file's word)? When not, only a cooked capture's own flag can say so.
+    fn any_loopback(&self) -> bool {
+        self.loopback_by_packet || self.loopback.contains(&true)
+    }
+
     /// `n` interfaces, none a loopback device, as live capture knows them.
     pub fn plain(n: usize) -> Arc<Interfaces> {
         Arc::new(Interfaces {
@@ -205,6 +211,8 @@ pub struct Pipeline {
     /// The newest packet time seen, ns: the detectors' clock between packets.
     latest_ns: u64,
     interfaces: Arc<Interfaces>,
+    /// [`Interfaces::any_loopback`], asked once.
+    any_loopback: bool,
     local: Local,
     counters: Arc<PipelineCounters>,
     settings_cell: Option<(Arc<SettingsCell>, u64)>,
@@ -304,6 +312,7 @@ impl PipelineSet {
                 flows: Flows::new(sizes.flows, SeededState::random()),
                 latest_ns: 0,
                 interfaces: Arc::clone(&interfaces),
+                any_loopback: interfaces.any_loopback(),
                 local: Local::default(),
                 counters: c,
                 settings_cell: None,
@@ -549,7 +558,9 @@ impl Pipeline {
     fn observe_packet(&mut self, ts_ns: u64, iface: u16, packet: &Packet, roles: Roles) {
         // Replay's one shard observes its own packets, so the file's word about the current
         // interface applies; live capture never sets it.
-        let loopback = self.link_loopback || self.interfaces.judged_loopback(iface, packet);
+        let loopback = self.link_loopback
+            || packet.on_loopback
+            || (self.any_loopback && self.interfaces.judged_loopback(iface, packet));
         let alerts = &mut self.alerts;
         let dropped = &mut self.local.alerts_dropped;
         self.shard

@@ -363,6 +363,8 @@ pub struct RawFlood {
 #[derive(Debug, Clone, Copy, Default)]
 struct FloodState {
     start_ns: u64,
+    /// The destination is link-layer chatter: the window counts nothing.
+    chatter: bool,
     /// When the window closes (0: never opened).
     end_ns: u64,
     count: u64,
@@ -470,9 +472,6 @@ impl Family for Floods {
         let Some(mut detector) = kind(ip) else {
             return;
         };
-        if chatter_destination(ip.dst) {
-            return;
-        }
         let mut fs = match detector {
             Detector::SynFlood => &s.syn,
             Detector::UdpFlood => &s.udp,
@@ -499,8 +498,14 @@ impl Family for Floods {
                     .saturating_add(fs.window_ms.saturating_mul(1_000_000))
                     .max(1),
                 limits: fs.base_limits(),
+                // Link-layer chatter (broadcast, multicast) is no flood: asked once a window,
+                // as the destination is the entry's key.
+                chatter: chatter_destination(ip.dst),
                 ..Default::default()
             };
+        }
+        if e.chatter {
+            return;
         }
         e.count += 1;
         let header = if ip.src.is_ipv4() { 20 } else { 40 };
@@ -650,6 +655,32 @@ mod tests {
             (alerts[0].detector, alerts[0].src),
             (Detector::SynFlood, None)
         );
+    }
+
+    #[test]
+    fn broadcast_and_multicast_chatter_is_no_flood_however_fast() {
+        let s = Settings::default();
+        let mut floods = Floods::new(64, SeededState::random());
+        let chatter: Vec<_> = (0..30_000u64)
+            .map(|i| {
+                let dst = match i % 3 {
+                    0 => v4(0xffff_ffff),
+                    1 => v4(0x0a00_00ff),
+                    _ => v4(0xe000_00fb),
+                };
+                let f = udp_frame(v4(0x0a00_0001), dst, 5353, 5353, b"");
+                (1_000_000_000 + i * 10_000, f)
+            })
+            .collect();
+        assert_eq!(run(&mut floods, &s, &chatter), vec![]);
+        // The same rate to a unicast host is one.
+        let unicast: Vec<_> = (0..30_000u64)
+            .map(|i| {
+                let f = udp_frame(v4(0x0a00_0001), v4(0x0a00_0002), 5353, 5353, b"");
+                (2_000_000_000 + i * 10_000, f)
+            })
+            .collect();
+        assert_eq!(run(&mut floods, &s, &unicast).len(), 1);
     }
 
     #[test]

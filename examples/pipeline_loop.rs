@@ -1,7 +1,9 @@
 //! Runs the pipeline over a corpus ROUNDS times (first argument, default 100): the workload
 //! `benches/callgrind.sh` counts instructions of, under valgrind. Second argument: `mixed`
 //! (`craft::mixed_corpus(256)`, default) or `udp64` (64-byte UDP frames from one host to another
-//! with changing source ports, like benches/veth.sh's 64-byte profile). Frames go in batches,
+//! with 4,096 source ports: every flow's slot stays in cache, so the count is the work alone) or
+//! `udp64k` (65,536 source ports, as benches/veth.sh's 64-byte profile sends: a flow table larger
+//! than the second-level cache, for timing what waiting for memory costs). Frames go in batches,
 //! as a capture worker hands them over ([`FrameSink::frames`]).
 
 use scram::capture::{Batch, FrameMeta};
@@ -13,19 +15,24 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let corpus = match std::env::args().nth(2).as_deref() {
-        Some("udp64") => (0..4096u16)
-            .map(|i| {
+    let ports = match std::env::args().nth(2).as_deref() {
+        Some("udp64") => Some(4096),
+        Some("udp64k") => Some(65536),
+        _ => None,
+    };
+    let corpus = match ports {
+        Some(n) => (0..n)
+            .map(|i: u32| {
                 craft::udp_frame(
                     "198.18.0.1".parse().expect("literal"),
                     "198.18.0.2".parse().expect("literal"),
-                    1024 + i,
+                    (1024 + i) as u16,
                     53,
                     &[0; 18],
                 )
             })
             .collect(),
-        _ => craft::mixed_corpus(256),
+        None => craft::mixed_corpus(256),
     };
     let mut set = PipelineSet::with_defaults(1);
     let mut rx = set.alert_rx.remove(0);

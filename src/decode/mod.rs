@@ -135,7 +135,7 @@ pub enum Fragment {
 /// IPv6 form (`::ffff:a.b.c.d`). Tables hash, compare and order it as it is, so the decoder
 /// builds it once and nothing converts it again; [`Addr::ip`] gives the `IpAddr` for alerts.
 /// (An IPv6 packet carrying a mapped address, which RFC 4291 keeps off the wire, reads as IPv4.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Addr(u128);
 
 /// Bits 32..128 of an IPv4-mapped address.
@@ -158,12 +158,6 @@ impl Addr {
     #[inline(always)]
     pub const fn key(self) -> u128 {
         self.0
-    }
-
-    /// The address of a key.
-    #[inline(always)]
-    pub const fn from_key(key: u128) -> Addr {
-        Addr(key)
     }
 
     /// Is it an IPv4 address?
@@ -236,14 +230,8 @@ impl From<IpAddr> for Addr {
     }
 }
 
-impl From<Addr> for IpAddr {
-    #[inline]
-    fn from(a: Addr) -> IpAddr {
-        a.ip()
-    }
-}
-
-impl std::fmt::Display for Addr {
+/// As the address it is (`192.0.2.7`, `2001:db8::1`), in test failures and debug output.
+impl std::fmt::Debug for Addr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.ip().fmt(f)
     }

@@ -497,3 +497,43 @@ fn an_option_every_node_must_answer_is_marked_and_ordinary_options_are_not() {
     assert!(!with(60, [1, 4, 0, 0, 0, 0]));
     assert!(!with(60, [0xc9, 4, 0, 0, 0, 0]));
 }
+
+#[test]
+fn addresses_are_their_table_keys_and_answer_as_ip_addresses_do() {
+    let cases = [
+        "0.0.0.0",
+        "127.0.0.1",
+        "192.0.2.7",
+        "224.0.0.251",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fe80::1",
+        "ff02::1:ff00:1",
+        "2001:db8::7",
+    ];
+    for s in cases {
+        let ip: IpAddr = s.parse().unwrap();
+        let a = Addr::from(ip);
+        assert_eq!(a.ip(), ip, "{s}");
+        assert_eq!(format!("{a:?}"), s);
+        assert_eq!(a.is_ipv4(), ip.is_ipv4(), "{s}");
+        assert_eq!(a.is_unspecified(), ip.is_unspecified(), "{s}");
+        assert_eq!(a.is_loopback(), ip.is_loopback(), "{s}");
+        assert_eq!(a.is_multicast(), ip.is_multicast(), "{s}");
+        assert_eq!(
+            a.to_ipv4().map(IpAddr::V4).or(a.to_ipv6().map(IpAddr::V6)),
+            Some(ip)
+        );
+        assert_eq!(a.key(), crate::detect::addr_key(ip), "{s}");
+    }
+    // Decoded, an IPv4 header's addresses are the keys of the same addresses.
+    let f = craft::udp_frame(v4("192.0.2.7"), v4("198.51.100.2"), 1, 2, b"");
+    let p = decode_ethernet(&f, None).unwrap();
+    let Net::Ip(ip) = p.net else { panic!("{p:?}") };
+    assert_eq!(
+        (ip.src.ip(), ip.dst.ip()),
+        (v4("192.0.2.7"), v4("198.51.100.2"))
+    );
+    assert!(ip.src < ip.dst);
+}

@@ -91,10 +91,15 @@ impl<T: Copy + Default + PartialEq> Default for Distinct<T> {
     }
 }
 
-/// One key's window.
+/// One key's window: the items it holds all lie within its length of each other, in whatever
+/// order they come (an unanswered attempt found by the flow table's clock hand can be reported
+/// before older ones found at the end of a capture file).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountWindow<T: Copy + Default + PartialEq> {
+    /// The earliest item's time.
     start_ns: u64,
+    /// The latest item's time.
+    end_ns: u64,
     seen: Distinct<T>,
     /// Items counted, repeats included.
     attempts: u32,
@@ -115,11 +120,15 @@ impl<T: Copy + Default + PartialEq> CountWindow<T> {
     /// distinct items reach the threshold.
     #[inline(always)]
     pub fn count(&mut self, item: T, ts_ns: u64, s: &CountSettings) -> Option<Crossed> {
-        if self.start_ns == 0 || ts_ns.saturating_sub(self.start_ns) > s.window_ms * 1_000_000 {
+        let (start, end) = (self.start_ns.min(ts_ns), self.end_ns.max(ts_ns));
+        if self.start_ns == 0 || end - start > s.window_ms * 1_000_000 {
             *self = CountWindow {
                 start_ns: ts_ns,
+                end_ns: ts_ns,
                 ..Default::default()
             };
+        } else {
+            (self.start_ns, self.end_ns) = (start, end);
         }
         self.attempts = self.attempts.saturating_add(1);
         let seen = &mut self.seen;
@@ -134,7 +143,7 @@ impl<T: Copy + Default + PartialEq> CountWindow<T> {
         self.fired = true;
         Some(Crossed {
             count: u64::from(seen.len),
-            window_ms: ts_ns.saturating_sub(self.start_ns) / 1_000_000,
+            window_ms: (self.end_ns - self.start_ns) / 1_000_000,
         })
     }
 }
@@ -158,5 +167,41 @@ impl<T: Copy + Default + PartialEq> CountWindow<T> {
     /// The distinct items it holds (the first [`MAX_DISTINCT`]).
     pub fn items(&self) -> &[T] {
         &self.seen.items[..usize::from(self.seen.len)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn items_out_of_order_never_stretch_a_window_beyond_its_length() {
+        let s = CountSettings {
+            enabled: true,
+            threshold: 20,
+            window_ms: 60_000,
+        };
+        // 30 ports 4 s apart (a slow scan): at most 16 in any 60 s. One is counted first,
+        // out of its turn (found early), the rest in order after it.
+        let mut w = CountWindow::default();
+        let mut order: Vec<u64> = (0..30).collect();
+        order.swap(0, 10);
+        for i in order {
+            assert_eq!(w.count(i as u16, S + i * 4 * S, &s), None, "port {i}");
+        }
+        // In order and fast, the 20th fires, once, with the window's real span.
+        let mut w = CountWindow::default();
+        let fired: Vec<_> = (0..25u64)
+            .filter_map(|i| w.count(i as u16, S + i * S / 10, &s))
+            .collect();
+        assert_eq!(
+            fired,
+            vec![Crossed {
+                count: 20,
+                window_ms: 1_900
+            }]
+        );
     }
 }

@@ -167,14 +167,15 @@ impl Interfaces {
         })
     }
 
-    /// Was `packet` captured on a loopback device?
+    /// Was `packet` captured on a loopback device, by the interface it came from or, for
+    /// capture files, by its addresses? (The link layer's own word, `Packet::on_loopback`, is
+    /// the caller's to ask first.)
     fn judged_loopback(&self, iface: u16, packet: &Packet) -> bool {
-        if packet.on_loopback
-            || self
-                .loopback
-                .get(usize::from(iface))
-                .copied()
-                .unwrap_or(false)
+        if self
+            .loopback
+            .get(usize::from(iface))
+            .copied()
+            .unwrap_or(false)
         {
             return true;
         }

@@ -160,6 +160,12 @@ impl Addr {
         self.0
     }
 
+    /// The address of a table key (the inverse of [`Addr::key`]).
+    #[inline(always)]
+    pub const fn from_key(key: u128) -> Addr {
+        Addr(key)
+    }
+
     /// Is it an IPv4 address?
     #[inline(always)]
     pub const fn is_ipv4(self) -> bool {

@@ -219,10 +219,9 @@ pub fn chatter_destination(a: Addr) -> bool {
 /// A link-local address (169.254/16, fe80::/10).
 #[inline]
 pub fn link_local(a: Addr) -> bool {
-    match (a.to_ipv4(), a.to_ipv6()) {
-        (Some(v4), _) => v4.is_link_local(),
-        (_, Some(v6)) => v6.is_unicast_link_local(),
-        _ => false,
+    match a.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_unicast_link_local(),
     }
 }
 

@@ -320,19 +320,12 @@ pub type AddrKey = u128;
 /// The key of an address.
 #[inline]
 pub fn addr_key(a: IpAddr) -> AddrKey {
-    match a {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
+    Addr::from(a).key()
 }
 
 /// The address of a key (the inverse of [`addr_key`]).
 pub fn key_addr(k: AddrKey) -> IpAddr {
-    let v6 = std::net::Ipv6Addr::from(k);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(v6),
-    }
+    Addr::from_key(k).ip()
 }
 
 /// Which roles a shard plays for one observation.

@@ -314,7 +314,8 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     }
 
     /// [`Table::get_mut`] for a key whose place was computed already (`place` must be
-    /// `self.place(key)`).
+    /// `self.place(key)`): straight to its bucket, without asking the last slot first (a
+    /// caller prepares a place when consecutive lookups are for different keys).
     #[inline(always)]
     pub fn get_mut_at(&mut self, place: Place, key: &K, now: u64) -> Option<&mut V> {
         let i = self.find(place.bucket & self.mask, place.tag, key)?;
@@ -324,7 +325,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     }
 
     /// [`Table::entry`] for a key whose place was computed already (`place` must be
-    /// `self.place(&key)`).
+    /// `self.place(&key)`), straight to its bucket as [`Table::get_mut_at`].
     #[inline]
     pub fn entry_at(&mut self, place: Place, key: K, now: u64) -> &mut V {
         let bucket = place.bucket & self.mask;

@@ -14,7 +14,7 @@ use super::{addr_key, key_addr, AddrKey, Detector};
 use crate::alert::community_id::FlowTuple;
 use crate::alert::text::{addr, proto_name, secs};
 use crate::config::in_range;
-use crate::decode::proto;
+use crate::decode::{proto, Addr};
 use crate::flow::{Attempt, Probe};
 
 /// `portscan`'s catalogue entry.
@@ -281,7 +281,7 @@ const TICK_BUDGET: usize = 16;
 /// (scan or sweep, source, the target's key or `port << 8 | protocol`).
 type IncidentKey = (bool, AddrKey, u128);
 
-/// 65,536 bits: exact for ports, a hash map for hosts.
+/// 65,536 bits: exact for ports, and for hosts by their address's low 16 bits.
 #[derive(Debug, Clone, Copy)]
 struct Bits([u64; 1024]);
 
@@ -479,10 +479,20 @@ impl Family for Scans {
 }
 
 impl Scans {
-    /// The bit a sweep's host takes in an incident's maps.
+    /// A sweep's host as its window counts it, and the bit it takes in an incident's maps (the
+    /// item's low half). The bit is the address's low 16 bits, so an incident counts every host
+    /// of a sweep within a /16 (or any 65,536 consecutive IPv6 addresses) exactly, whatever the
+    /// seed. The window's item is the whole IPv4 address, or for IPv6 the low 16 bits under 16
+    /// bits of the seeded hash, which a scanner cannot aim at.
     fn host_index(&self, dst: AddrKey) -> (u32, u16) {
-        let h = std::hash::BuildHasher::hash_one(&self.hasher, dst) as u32;
-        (h, h as u16)
+        let low = dst as u16;
+        let item = if Addr::from_key(dst).is_ipv4() {
+            dst as u32
+        } else {
+            let h = std::hash::BuildHasher::hash_one(&self.hasher, dst) as u32;
+            h & 0xffff_0000 | u32::from(low)
+        };
+        (item, low)
     }
 
     /// A failed attempt for the scan and sweep counters, and the incidents they opened.
@@ -646,14 +656,8 @@ impl Scans {
                 }
                 inc.attempts = window.attempts().saturating_sub(1);
             }
-            let hasher = self.hasher;
-            let bit = |item: u128| {
-                if sweep {
-                    std::hash::BuildHasher::hash_one(&hasher, item) as u32 as u16
-                } else {
-                    item as u16
-                }
-            };
+            // A host's bit is its address's low 16 bits, as in `host_index`; a port is its own.
+            let bit = |item: u128| item as u16;
             let recent = self.recent.iter().filter(|a| {
                 a.src == src
                     && if sweep {
@@ -778,7 +782,7 @@ fn summary(key: IncidentKey, inc: &Incident, ts_ns: u64) -> Alert {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use super::*;
     use crate::detect::family::{run_attempts, run_failures};
@@ -938,15 +942,38 @@ mod tests {
         let sums = summaries(&alerts);
         assert_eq!(sums.len(), 1, "{alerts:#?}");
         let sum = sums[0];
-        // Hosts are counted in a 65,536-bit hash map: two of 31 share a bit now and then.
-        assert_eq!((sum.dst, sum.dport), (None, Some(22)));
-        assert!((30..=31).contains(&sum.count), "{sum:?}");
+        assert_eq!(
+            (sum.dst, sum.dport, sum.count),
+            (None, Some(22), 31),
+            "{sum:?}"
+        );
         let text = (SCAN_SUMMARY.describe)(sum, "eth0");
         assert!(
             text.contains(&format!("probed {} hosts on TCP port 22", sum.count))
                 && text.ends_with("answered: 198.51.100.200"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_sweep_of_a_whole_slash_16_or_an_ipv6_range_is_counted_host_by_host() {
+        let s = Settings::default();
+        let a = ip("192.0.2.7");
+        let v4 = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+        let v6 = |i: u32| IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i)));
+        for (host, n) in [(&v4 as &dyn Fn(u32) -> IpAddr, 65_536), (&v6, 4096)] {
+            // Whatever the seed: each run hashes with another.
+            for _ in 0..4 {
+                let mut scans = Scans::new(1024, SeededState::random());
+                let attempts: Vec<Attempt> = (0..n)
+                    .map(|i| refused(S + u64::from(i) * 1000, a, host(i), 22, Probe::Syn))
+                    .collect();
+                let alerts = run_attempts(&mut scans, &s, &attempts, u64::MAX);
+                let sums = summaries(&alerts);
+                assert_eq!(sums.len(), 1, "{alerts:#?}");
+                assert_eq!(sums[0].count, u64::from(n), "{:?}", sums[0]);
+            }
+        }
     }
 
     #[test]

@@ -35,6 +35,10 @@ for extra in ${SCRAM_LAB_BINDS:-}; do
   mkdir -p "$r$extra"
   mount --rbind -o ro "$extra" "$r$extra"
 done
+# A container image's /usr/sbin/policy-rc.d (Docker's exits 101) forbids maintainer scripts to
+# start or restart services. A booted server has none, and the lab is one: removed from the
+# overlay (the host's file stays).
+rm -f "$r/usr/sbin/policy-rc.d"
 echo "$name" > "$r/etc/hostname"
 hostname "$name"
 

@@ -317,10 +317,16 @@ impl Lab {
             if pred(&out) {
                 return out;
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited {secs} s for {what}; last: {out}"
-            );
+            if Instant::now() >= deadline {
+                let status = self.run(
+                    "systemctl status scramd --no-pager -n 0 2>&1; \
+                     journalctl -n 60 -o short-monotonic --no-pager 2>&1",
+                );
+                panic!(
+                    "waited {secs} s for {what}; last: {out}\n{}",
+                    String::from_utf8_lossy(&status.stdout)
+                );
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }

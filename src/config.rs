@@ -37,7 +37,8 @@ pub struct Config {
     pub detect: Settings,
     /// `[detect] table_capacity`: entries per state table per shard, fixed at start.
     pub table_capacity: usize,
-    /// `[detect] flow_capacity`: flows each worker follows, fixed at start.
+    /// `[detect] flow_capacity`: flows each worker follows, fixed at start (this many IPv4 flows
+    /// and as many IPv6 flows).
     pub flow_capacity: usize,
     /// Blocklist files the prefixes were read from (re-read on reload).
     pub blocklist_files: Vec<PathBuf>,

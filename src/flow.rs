@@ -4,15 +4,18 @@
 //! conversation, whoever started it and however many there are: a poller, a browser, a DNS
 //! server on a high port.
 //!
-//! One table per worker, fixed in size at start, evictions counted: fanout hashes both directions
-//! of a flow to the same worker, and replay has one worker. A clock hand visits one slot per
-//! packet (and a batch when the link is idle), so unanswered attempts are found without timers.
+//! Two tables per worker, IPv4 and IPv6, each fixed in size at start, evictions counted: fanout
+//! hashes both directions of a flow to the same worker, and replay has one worker. An IPv4 flow
+//! is keyed by 32-bit addresses, so its slot is 32 bytes rather than an IPv6 flow's 64: the
+//! common table is half the memory to wait for. A clock hand visits one slot per packet (and a
+//! batch when the link is idle), the IPv4 table's and then the IPv6 table's, so unanswered
+//! attempts are found without timers.
 //!
 //! Never: allocate, lock or make a system call per packet.
 
 use std::net::IpAddr;
 
-use crate::decode::{proto, tcp_flags, Arp, Fragment, Ip, Quote, Transport};
+use crate::decode::{proto, tcp_flags, Addr, Arp, Fragment, Ip, Quote, Transport};
 use crate::detect::family::{chatter_destination, link_local};
 use crate::detect::table::{Place, SeededState, Table};
 use crate::detect::{addr_key, key_addr, AddrKey};
@@ -291,20 +294,52 @@ impl State {
     }
 }
 
+/// An address as a flow table keys it: 32 bits in the IPv4 table, 128 in the IPv6 one.
+trait Width: Copy + Default + Eq + Ord + std::hash::Hash {
+    /// `a` in this width (an IPv4 address's own 32 bits in the IPv4 table).
+    fn of(a: Addr) -> Self;
+    /// The address table key it stands for.
+    fn key(self) -> AddrKey;
+}
+
+impl Width for u32 {
+    #[inline(always)]
+    fn of(a: Addr) -> u32 {
+        a.key() as u32
+    }
+
+    fn key(self) -> AddrKey {
+        Addr::v4(self.to_be_bytes()).key()
+    }
+}
+
+impl Width for u128 {
+    #[inline(always)]
+    fn of(a: Addr) -> u128 {
+        a.key()
+    }
+
+    fn key(self) -> AddrKey {
+        self
+    }
+}
+
 /// (first address, second address, first port, second port, protocol): both directions of a flow
 /// have the same key.
-type Key = (AddrKey, AddrKey, u16, u16, u8);
+type Key<W> = (W, W, u16, u16, u8);
 
-/// The table key of a packet's flow (the lower address and its port first, so both directions
-/// share it), and whether the packet's source is the first.
+/// A flow table of one address family.
+type FlowTable<W> = Table<Key<W>, State>;
+
+/// The key of the flow between `src`:`sport` and `dst`:`dport` (the lower address and its port
+/// first, so both directions share it), and whether `src` is the first.
 #[inline(always)]
-fn canonical(ip: &Ip, sport: u16, dport: u16) -> (Key, bool) {
-    let (src, dst) = (ip.src.key(), ip.dst.key());
+fn canonical<W: Width>(src: W, dst: W, sport: u16, dport: u16, proto: u8) -> (Key<W>, bool) {
     let src_first = (src, sport) <= (dst, dport);
     let key = if src_first {
-        (src, dst, sport, dport, ip.proto)
+        (src, dst, sport, dport, proto)
     } else {
-        (dst, src, dport, sport, ip.proto)
+        (dst, src, dport, sport, proto)
     };
     (key, src_first)
 }
@@ -322,18 +357,29 @@ fn lookup_ports(ip: &Ip) -> Option<(u16, u16)> {
     }
 }
 
-/// A packet's flow, worked out ahead of time ([`Flows::prepare`]).
+/// Where a packet's flow lives, worked out ahead of time ([`Flows::prepare`]); its key is
+/// worked out again when the packet is judged (cheaper than carrying it through the batch).
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
-    key: Key,
-    src_first: bool,
     place: Place,
+    /// In the IPv4 table.
+    v4: bool,
 }
 
-/// The flow table of one worker.
+/// Are both of `ip`'s addresses IPv4 (its flow in the IPv4 table)?
+#[inline(always)]
+fn both_v4(ip: &Ip) -> bool {
+    ip.src.is_ipv4() & ip.dst.is_ipv4()
+}
+
+/// The flow tables of one worker.
 #[derive(Debug)]
 pub struct Flows {
-    table: Table<Key, State>,
+    /// IPv4 flows and ARP requests.
+    v4: FlowTable<u32>,
+    /// IPv6 flows and neighbour solicitations (as many slots as `v4`).
+    v6: FlowTable<u128>,
+    /// The clock hand: the IPv4 table's slots, then the IPv6 table's.
     hand: usize,
 }
 
@@ -353,22 +399,53 @@ enum Part {
 }
 
 impl Flows {
-    /// A table of `capacity` flows.
+    /// Tables of `capacity` IPv4 flows and `capacity` IPv6 flows.
     pub fn new(capacity: usize, hasher: SeededState) -> Self {
         Flows {
-            table: Table::new(capacity, hasher),
+            v4: Table::new(capacity, hasher),
+            v6: Table::new(capacity, hasher),
             hand: 0,
         }
     }
 
     /// Flows evicted to make room.
     pub fn evictions(&self) -> u64 {
-        self.table.evictions()
+        self.v4.evictions() + self.v6.evictions()
     }
 
     /// Bytes held (fixed at construction).
     pub fn memory_bytes(&self) -> usize {
-        self.table.memory_bytes()
+        self.v4.memory_bytes() + self.v6.memory_bytes()
+    }
+
+    /// Is slot `i` of the hand's turn in the IPv6 table? (Both tables have the same power of two
+    /// of slots: the hand's turn is twice that.)
+    #[inline(always)]
+    fn hand_in_v6(&self, i: usize) -> bool {
+        i & self.v4.capacity() != 0
+    }
+
+    /// Asks for slot `i` of the hand's turn.
+    #[inline(always)]
+    fn prefetch_hand(&self, i: usize) {
+        if self.hand_in_v6(i) {
+            self.v6.prefetch_index(i);
+        } else {
+            self.v4.prefetch_index(i);
+        }
+    }
+
+    /// Slot `i` of the hand's turn, if in use: its flow's key (addresses as table keys) and
+    /// state.
+    #[inline(always)]
+    fn hand_slot(&mut self, i: usize) -> Option<(Key<AddrKey>, &mut State)> {
+        if self.hand_in_v6(i) {
+            self.v6.slot_mut(i).map(|(k, s)| (*k, s))
+        } else {
+            self.v4
+                .slot_mut(i)
+                .map(|(&(a, b, pa, pb, p), s)| ((a.key(), b.key(), pa, pb, p), s))
+        }
     }
 
     /// Moves the clock hand over at most `*budget` slots (spending them) and returns the first
@@ -384,10 +461,9 @@ impl Flows {
     #[inline(always)]
     pub fn step(&mut self, now_ns: u64) -> Option<Attempt> {
         let next = self.hand.wrapping_add(1);
-        self.table.prefetch_index(next.wrapping_add(HAND_LOOKAHEAD));
+        self.prefetch_hand(next.wrapping_add(HAND_LOOKAHEAD));
         let due = self
-            .table
-            .slot_mut(next)
+            .hand_slot(next)
             .is_some_and(|(_, s)| s.due(now_ns, false));
         if !due {
             self.hand = next;
@@ -409,16 +485,15 @@ impl Flows {
             *budget -= 1;
             self.hand = self.hand.wrapping_add(1);
             // The hand's next slots are a cache line each: ask for one a few steps ahead.
-            self.table
-                .prefetch_index(self.hand.wrapping_add(HAND_LOOKAHEAD));
-            let Some((key, s)) = self.table.slot_mut(self.hand) else {
+            self.prefetch_hand(self.hand.wrapping_add(HAND_LOOKAHEAD));
+            let Some((key, s)) = self.hand_slot(self.hand) else {
                 continue;
             };
             if !s.due(now_ns, end) {
                 continue;
             }
             s.stage = Stage::Done;
-            let &(a, b, pa, pb, proto) = key;
+            let (a, b, pa, pb, proto) = key;
             let ((initiator, sport), (target, dport)) = if s.initiator_first {
                 ((a, pa), (b, pb))
             } else {
@@ -452,20 +527,27 @@ impl Flows {
     #[inline(always)]
     pub fn prepare(&self, ip: &Ip) -> Option<Prepared> {
         let (sport, dport) = lookup_ports(ip)?;
-        let (key, src_first) = canonical(ip, sport, dport);
-        let place = self.table.place(&key);
-        self.table.prefetch_place(place);
-        Some(Prepared {
-            key,
-            src_first,
-            place,
+        Some(if both_v4(ip) {
+            let (key, _) = canonical(u32::of(ip.src), u32::of(ip.dst), sport, dport, ip.proto);
+            let place = self.v4.place(&key);
+            self.v4.prefetch_place(place);
+            Prepared { place, v4: true }
+        } else {
+            let (key, _) = canonical(ip.src.key(), ip.dst.key(), sport, dport, ip.proto);
+            let place = self.v6.place(&key);
+            self.v6.prefetch_place(place);
+            Prepared { place, v4: false }
         })
     }
 
     /// Starts loading the slot of a prepared flow (once its bucket had time to arrive).
     #[inline(always)]
     pub fn prefetch_slot(&self, prepared: &Prepared, now_ns: u64) {
-        self.table.prefetch_slot_at(prepared.place, now_ns);
+        if prepared.v4 {
+            self.v4.prefetch_slot_at(prepared.place, now_ns);
+        } else {
+            self.v6.prefetch_slot_at(prepared.place, now_ns);
+        }
     }
 
     /// Follows one ARP packet: a request opens an attempt to reach the target address, whose
@@ -477,14 +559,8 @@ impl Flows {
         if sender.is_unspecified() || target.is_unspecified() || sender == target {
             return;
         }
-        let (s, t) = (addr_key(IpAddr::V4(sender)), addr_key(IpAddr::V4(target)));
-        let sender_first = s <= t;
-        let key = if sender_first {
-            (s, t, 0, 0, ARP)
-        } else {
-            (t, s, 0, 0, ARP)
-        };
-        if let Some(state) = self.table.get_mut(&key, ts_ns) {
+        let (key, sender_first) = canonical(u32::from(sender), u32::from(target), 0, 0, ARP);
+        if let Some(state) = self.v4.get_mut(&key, ts_ns) {
             if state.initiator_first != sender_first && state.stage == Stage::Opening {
                 state.stage = Stage::Answered;
             }
@@ -493,7 +569,7 @@ impl Flows {
         if arp.operation != 1 {
             return;
         }
-        *self.table.entry(key, ts_ns) =
+        *self.v4.entry(key, ts_ns) =
             State::opening(Probe::Arp, sender_first, iface, ts_ns, arp.sender_mac);
     }
 
@@ -524,14 +600,14 @@ impl Flows {
         }
         let (a, g) = (u128::from(asker), u128::from(group));
         let key = (a, g, 0, 0, ND);
-        if let Some(state) = self.table.get_mut(&key, ts_ns) {
+        if let Some(state) = self.v6.get_mut(&key, ts_ns) {
             if !solicitation && state.stage == Stage::Opening {
                 state.stage = Stage::Answered;
             }
             return;
         }
         if solicitation {
-            *self.table.entry(key, ts_ns) = State::opening(Probe::Nd, true, iface, ts_ns, mac);
+            *self.v6.entry(key, ts_ns) = State::opening(Probe::Nd, true, iface, ts_ns, mac);
         }
     }
 
@@ -565,18 +641,18 @@ impl Flows {
             None if matches!(q.proto, proto::TCP | proto::UDP | proto::SCTP) => return None,
             None => (0, u16::from(q.proto)),
         };
-        let (src, dst) = (addr_key(q.src), addr_key(q.dst));
-        let src_first = (src, sport) <= (dst, dport);
-        let key = if src_first {
-            (src, dst, sport, dport, q.proto)
-        } else {
-            (dst, src, dport, sport, q.proto)
-        };
-        let s = self.table.get_mut(&key, ts_ns)?;
-        if s.stage != Stage::Opening || s.initiator_first != src_first {
-            return None;
-        }
-        s.stage = Stage::Done;
+        let s = match (q.src, q.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => refuse(
+                &mut self.v4,
+                canonical(u32::from(src), u32::from(dst), sport, dport, q.proto),
+                ts_ns,
+            ),
+            (src, dst) => refuse(
+                &mut self.v6,
+                canonical(addr_key(src), addr_key(dst), sport, dport, q.proto),
+                ts_ns,
+            ),
+        }?;
         Some(Attempt {
             ts_ns,
             iface: s.iface,
@@ -599,7 +675,7 @@ impl Flows {
 
     /// Slots that make a whole turn of the clock hand.
     pub fn capacity(&self) -> usize {
-        self.table.capacity()
+        self.v4.capacity() + self.v6.capacity()
     }
 
     /// Follows one IP packet (`frame`, where an ICMP error's quote is read); returns the
@@ -648,97 +724,149 @@ impl Flows {
             }
             _ => return None,
         };
-        let computed;
-        let flow = match prepared {
-            Some(p) => p,
-            None => {
-                let (key, src_first) = canonical(ip, sport, dport);
-                computed = Prepared {
-                    key,
-                    src_first,
-                    place: self.table.place(&key),
-                };
-                &computed
-            }
+        let at = |src_first| At {
+            src_first,
+            sport,
+            dport,
+            mac,
+            ts_ns,
+            iface,
         };
-        let src_first = flow.src_first;
-        let sender_is_initiator = |s: &State| s.initiator_first == src_first;
-        if let Some(s) = self.table.get_mut_at(flow.place, &flow.key, ts_ns) {
-            if s.stage != Stage::Free {
-                ip.reply = !sender_is_initiator(s);
-                match part {
-                    // A new SYN after the conversation ended: a new attempt on the same ports.
-                    Part::Tcp(f)
-                        if f & tcp_flags::SYN != 0
-                            && f & tcp_flags::ACK == 0
-                            && s.stage != Stage::Opening =>
-                    {
-                        *s = State::opening(Probe::Syn, src_first, iface, ts_ns, mac);
-                    }
-                    _ if sender_is_initiator(s) => {}
-                    Part::Tcp(f) if f & tcp_flags::RST != 0 && s.stage == Stage::Opening => {
-                        s.stage = Stage::Done;
-                        return Some(ended(s, ip, ts_ns, true, Outcome::Refused));
-                    }
-                    Part::Tcp(f) if f & tcp_flags::RST != 0 => {}
-                    // The SYN-ACK: a connection opened (a service answered; a scanner learned
-                    // an open port, a password guesser got one more try).
-                    Part::Tcp(f)
-                        if f & tcp_flags::SYN != 0
-                            && s.stage == Stage::Opening
-                            && s.probe == Probe::Syn =>
-                    {
-                        s.stage = Stage::Answered;
-                        return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
-                    }
-                    Part::Tcp(_) => s.stage = Stage::Answered,
-                    // The first reply of a protocol without a handshake: what the probe
-                    // learned.
-                    _ if s.stage == Stage::Opening => {
-                        s.stage = Stage::Answered;
-                        return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
-                    }
-                    _ => {}
-                }
-                return None;
-            }
+        if prepared.map_or_else(|| both_v4(ip), |p| p.v4) {
+            let (key, src_first) =
+                canonical(u32::of(ip.src), u32::of(ip.dst), sport, dport, ip.proto);
+            let place = prepared.map_or_else(|| self.v4.place(&key), |p| p.place);
+            judge(&mut self.v4, place, key, part, ip, at(src_first))
+        } else {
+            let (key, src_first) = canonical(ip.src.key(), ip.dst.key(), sport, dport, ip.proto);
+            let place = prepared.map_or_else(|| self.v6.place(&key), |p| p.place);
+            judge(&mut self.v6, place, key, part, ip, at(src_first))
         }
-        // No flow yet: does this packet open one?
-        let probe = match part {
-            // A RST opens nothing; an answer never does.
-            Part::Tcp(f) if f & tcp_flags::RST != 0 => {
-                ip.stray = true;
-                return None;
+    }
+}
+
+/// The open attempt of the flow `(key, src_first)` started by its source, refused now.
+#[inline]
+fn refuse<W: Width>(
+    table: &mut FlowTable<W>,
+    (key, src_first): (Key<W>, bool),
+    ts_ns: u64,
+) -> Option<&mut State> {
+    let s = table.get_mut(&key, ts_ns)?;
+    if s.stage != Stage::Opening || s.initiator_first != src_first {
+        return None;
+    }
+    s.stage = Stage::Done;
+    Some(s)
+}
+
+/// Where and when a packet was seen, and which end of its flow sent it.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    /// The sender is the first endpoint of the flow's key.
+    src_first: bool,
+    /// The sender's port and the receiver's (0 where there are none).
+    sport: u16,
+    dport: u16,
+    mac: [u8; 6],
+    ts_ns: u64,
+    iface: u16,
+}
+
+/// What `part` of the flow `key` (at `place` in `table`) means: the attempt it ends, if any; a
+/// new attempt opened; `ip` marked a reply or a stray.
+#[inline(always)]
+fn judge<W: Width>(
+    table: &mut FlowTable<W>,
+    place: Place,
+    key: Key<W>,
+    part: Part,
+    ip: &mut Ip,
+    at: At,
+) -> Option<Attempt> {
+    let At {
+        src_first,
+        sport,
+        dport,
+        mac,
+        ts_ns,
+        iface,
+    } = at;
+    let sender_is_initiator = |s: &State| s.initiator_first == src_first;
+    if let Some(s) = table.get_mut_at(place, &key, ts_ns) {
+        if s.stage != Stage::Free {
+            ip.reply = !sender_is_initiator(s);
+            match part {
+                // A new SYN after the conversation ended: a new attempt on the same ports.
+                Part::Tcp(f)
+                    if f & tcp_flags::SYN != 0
+                        && f & tcp_flags::ACK == 0
+                        && s.stage != Stage::Opening =>
+                {
+                    *s = State::opening(Probe::Syn, src_first, iface, ts_ns, mac);
+                }
+                _ if sender_is_initiator(s) => {}
+                Part::Tcp(f) if f & tcp_flags::RST != 0 && s.stage == Stage::Opening => {
+                    s.stage = Stage::Done;
+                    return Some(ended(s, ip, ts_ns, true, Outcome::Refused));
+                }
+                Part::Tcp(f) if f & tcp_flags::RST != 0 => {}
+                // The SYN-ACK: a connection opened (a service answered; a scanner learned
+                // an open port, a password guesser got one more try).
+                Part::Tcp(f)
+                    if f & tcp_flags::SYN != 0
+                        && s.stage == Stage::Opening
+                        && s.probe == Probe::Syn =>
+                {
+                    s.stage = Stage::Answered;
+                    return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
+                }
+                Part::Tcp(_) => s.stage = Stage::Answered,
+                // The first reply of a protocol without a handshake: what the probe
+                // learned.
+                _ if s.stage == Stage::Opening => {
+                    s.stage = Stage::Answered;
+                    return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
+                }
+                _ => {}
             }
-            Part::Tcp(f) if f & tcp_flags::SYN != 0 && f & tcp_flags::ACK != 0 => return None,
-            Part::Tcp(f) => {
-                ip.stray = f & tcp_flags::SYN == 0;
-                Probe::of_tcp(f)
-            }
-            Part::TcpFragment => Probe::Fragmented,
-            // A datagram from a service port to an ephemeral one is an answer whose question
-            // was not seen (DNS, NTP, QUIC replies fan out over client ports).
-            Part::Datagram(_) if sport < 1024 && dport >= 1024 => {
-                ip.stray = true;
-                return None;
-            }
-            // The same from the amplifying services above 1024 (SSDP, memcached, ...).
-            Part::Datagram(_) if sport != dport && AMPLIFIERS_HIGH.contains(&sport) => {
-                ip.stray = true;
-                return None;
-            }
-            Part::Datagram(p) => p,
-            Part::Echo(true) => Probe::Echo,
-            Part::Echo(false) => return None,
-            Part::Other => Probe::IpProto,
-        };
-        if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
             return None;
         }
-        *self.table.entry_at(flow.place, flow.key, ts_ns) =
-            State::opening(probe, src_first, iface, ts_ns, mac);
-        None
     }
+    // No flow yet: does this packet open one?
+    let probe = match part {
+        // A RST opens nothing; an answer never does.
+        Part::Tcp(f) if f & tcp_flags::RST != 0 => {
+            ip.stray = true;
+            return None;
+        }
+        Part::Tcp(f) if f & tcp_flags::SYN != 0 && f & tcp_flags::ACK != 0 => return None,
+        Part::Tcp(f) => {
+            ip.stray = f & tcp_flags::SYN == 0;
+            Probe::of_tcp(f)
+        }
+        Part::TcpFragment => Probe::Fragmented,
+        // A datagram from a service port to an ephemeral one is an answer whose question
+        // was not seen (DNS, NTP, QUIC replies fan out over client ports).
+        Part::Datagram(_) if sport < 1024 && dport >= 1024 => {
+            ip.stray = true;
+            return None;
+        }
+        // The same from the amplifying services above 1024 (SSDP, memcached, ...).
+        Part::Datagram(_) if sport != dport && AMPLIFIERS_HIGH.contains(&sport) => {
+            ip.stray = true;
+            return None;
+        }
+        Part::Datagram(p) => p,
+        Part::Echo(true) => Probe::Echo,
+        Part::Echo(false) => return None,
+        Part::Other => Probe::IpProto,
+    };
+    if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
+        return None;
+    }
+    *table.entry_at(place, key, ts_ns) = State::opening(probe, src_first, iface, ts_ns, mac);
+    None
 }
 
 #[cfg(test)]
@@ -826,6 +954,55 @@ mod tests {
         assert_eq!(got.len(), 2, "{failures:?}");
         assert!(got.contains(&(Probe::Udp, 161, false)), "{got:?}");
         assert!(got.contains(&(Probe::Echo, 0, false)), "{got:?}");
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_flows_each_have_their_table_and_the_hand_visits_both() {
+        // An IPv4 flow's slot is half an IPv6 flow's: two to a cache line.
+        assert_eq!(std::mem::size_of::<(Key<u32>, State)>(), 32);
+        assert_eq!(std::mem::size_of::<(Key<u128>, State)>(), 64);
+        let mut flows = Flows::new(1024, SeededState::random());
+        assert_eq!(flows.capacity(), 2048, "the hand's turn covers both tables");
+        let (a4, v4) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let (a6, v6) = (ip("2001:db8::1"), ip("2001:db8::2"));
+        // The same ports in both families, none answered; the IPv6 datagram refused by its
+        // target's port unreachable.
+        let failures = follow(
+            &mut flows,
+            &[
+                (S, tcp_frame(a4, v4, 40000, 22, SYN)),
+                (S, tcp_frame(a6, v6, 40000, 22, SYN)),
+                (S, udp_frame(a6, v6, 40001, 161, b"q")),
+                (
+                    S + 1,
+                    crate::craft::ip_frame(
+                        v6,
+                        a6,
+                        proto::ICMPV6,
+                        &crate::craft::icmp(
+                            1,
+                            4,
+                            &crate::craft::udp_frame(a6, v6, 40001, 161, b"q")[14..14 + 48],
+                        ),
+                        &[],
+                    ),
+                ),
+                (S + UNANSWERED_NS + 1, tcp_frame(a4, v4, 1, 1, ACK)),
+            ],
+        );
+        let mut got: Vec<_> = failures
+            .iter()
+            .map(|f| (f.initiator, f.target, f.dport, f.outcome))
+            .collect();
+        got.sort_by_key(|g| (g.0, g.2));
+        assert_eq!(
+            got,
+            [
+                (a4, v4, 22, Outcome::Unanswered),
+                (a6, v6, 22, Outcome::Unanswered),
+                (a6, v6, 161, Outcome::Refused),
+            ]
+        );
     }
 
     #[test]

@@ -366,12 +366,6 @@ pub struct Prepared {
     v4: bool,
 }
 
-/// Are both of `ip`'s addresses IPv4 (its flow in the IPv4 table)?
-#[inline(always)]
-fn both_v4(ip: &Ip) -> bool {
-    ip.src.is_ipv4() & ip.dst.is_ipv4()
-}
-
 /// The flow tables of one worker.
 #[derive(Debug)]
 pub struct Flows {
@@ -527,7 +521,7 @@ impl Flows {
     #[inline(always)]
     pub fn prepare(&self, ip: &Ip) -> Option<Prepared> {
         let (sport, dport) = lookup_ports(ip)?;
-        Some(if both_v4(ip) {
+        Some(if ip.v4 {
             let (key, _) = canonical(u32::of(ip.src), u32::of(ip.dst), sport, dport, ip.proto);
             let place = self.v4.place(&key);
             self.v4.prefetch_place(place);
@@ -732,7 +726,7 @@ impl Flows {
             ts_ns,
             iface,
         };
-        if prepared.map_or_else(|| both_v4(ip), |p| p.v4) {
+        if ip.v4 {
             let (key, src_first) =
                 canonical(u32::of(ip.src), u32::of(ip.dst), sport, dport, ip.proto);
             let place = prepared.map_or_else(|| self.v4.place(&key), |p| p.place);

@@ -267,6 +267,8 @@ pub struct Ip {
     /// with a parameter problem, multicast destination or not (action bits 10 or 11): how thc-ipv6
     /// alive6 makes every host on a link answer at once. Never set by ordinary traffic.
     pub forcing_option: bool,
+    /// An IPv4 header (else IPv6, whatever its addresses look like).
+    pub v4: bool,
     /// Set by the flow table: a TCP segment other than a SYN, or a datagram from a service port,
     /// that belongs to no conversation it follows (the stuff of ACK, RST and reflection floods).
     pub stray: bool,
@@ -711,6 +713,7 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         payload_len: u16::try_from(total_len - header_len).unwrap_or(u16::MAX),
         transport,
         forcing_option: false,
+        v4: true,
         stray: false,
         reply: false,
     })
@@ -795,6 +798,7 @@ fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         payload_len: u16::try_from(end.saturating_sub(at)).unwrap_or(u16::MAX),
         transport,
         forcing_option,
+        v4: false,
         stray: false,
         reply: false,
     })

@@ -508,7 +508,7 @@ impl Family for Floods {
             return;
         }
         e.count += 1;
-        let header = if ip.src.is_ipv4() { 20 } else { 40 };
+        let header = if ip.v4 { 20 } else { 40 };
         e.bytes += u64::from(ip.payload_len) + header;
         if e.candidate == src && e.votes > 0 {
             // The dominant source again (a one-source flood's every packet): counted already.

@@ -6,20 +6,26 @@
 #   benches/callgrind.sh            # both corpora: mixed (craft::mixed_corpus) and udp64
 #
 # Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
+# SCRAM_BENCH_BIN (a pipeline_loop built elsewhere) and SCRAM_BENCH_ROUNDS ("10 60": the two
+# round counts) are for tests/benches.rs, which runs the script once, briefly, on a debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --quiet --example pipeline_loop
-bin=target/release/examples/pipeline_loop
+bin="${SCRAM_BENCH_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked --quiet --example pipeline_loop
+  bin=target/release/examples/pipeline_loop
+fi
+read -r r1 r2 <<< "${SCRAM_BENCH_ROUNDS:-10 60}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 summary=()
 for corpus in mixed udp64; do
   declare -A ir packets
-  for rounds in 10 60; do
+  for rounds in "$r1" "$r2"; do
     packets[$rounds]=$(valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$rounds" "$corpus" 2>"$out/log")
     ir[$rounds]=$(grep -o 'Collected : [0-9]*' "$out/log" | grep -o '[0-9]*$')
   done
-  per=$(( (ir[60] - ir[10]) / (packets[60] - packets[10]) ))
+  per=$(( (ir[$r2] - ir[$r1]) / (packets[$r2] - packets[$r1]) ))
   echo "$corpus: $per instructions per packet (decode + route + detect, every detector on)"
   summary+=("\"$corpus\": $per")
 done

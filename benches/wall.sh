@@ -9,10 +9,16 @@
 # udp64k (65,536 flows, as benches/veth.sh's 64-byte profile) shows what waiting for memory
 # costs, which callgrind's instruction counts cannot; udp64 (4,096 flows) stays in cache.
 # Timings on a shared machine move by several percent: compare builds in one run, alternating.
+# SCRAM_BENCH_BIN (a pipeline_loop built elsewhere) and SCRAM_BENCH_ROUNDS ("4 44": the two
+# round counts) are for tests/benches.rs, which runs the script once, briefly, on a debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --quiet --example pipeline_loop
-bin=target/release/examples/pipeline_loop
+bin="${SCRAM_BENCH_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked --quiet --example pipeline_loop
+  bin=target/release/examples/pipeline_loop
+fi
+read -r r1 r2 <<< "${SCRAM_BENCH_ROUNDS:-4 44}"
 cpu=$(( $(nproc) - 1 ))
 ns() { date +%s%N; }
 corpora=("$@")
@@ -21,8 +27,8 @@ summary=()
 for corpus in "${corpora[@]}"; do
   runs=()
   for _ in 1 2 3 4 5; do
-    s1=$(ns); p1=$(taskset -c "$cpu" "$bin" 4 "$corpus"); e1=$(ns)
-    s2=$(ns); p2=$(taskset -c "$cpu" "$bin" 44 "$corpus"); e2=$(ns)
+    s1=$(ns); p1=$(taskset -c "$cpu" "$bin" "$r1" "$corpus"); e1=$(ns)
+    s2=$(ns); p2=$(taskset -c "$cpu" "$bin" "$r2" "$corpus"); e2=$(ns)
     runs+=($(( ((e2 - s2) - (e1 - s1)) * 10 / (p2 - p1) )))
   done
   median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 3p | awk '{printf "%.1f", $1 / 10}')

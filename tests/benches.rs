@@ -78,3 +78,59 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
         "namespaces left behind"
     );
 }
+
+/// The pipeline's own benchmarks still run: `benches/wall.sh` and `benches/callgrind.sh`, each
+/// once with two small round counts on the debug build of `examples/pipeline_loop`, print a
+/// line per corpus and a parseable SUMMARY. (No number is read: they time and count an
+/// unoptimized build.)
+#[test]
+fn the_pipeline_benchmarks_run_and_print_their_summary() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--locked", "--quiet", "--example", "pipeline_loop"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(
+        built.success(),
+        "cargo build --example pipeline_loop failed"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(root).join("target"));
+    let bin = target.join("debug/examples/pipeline_loop");
+    // (script, its arguments, the round counts, the SUMMARY's key, the corpora it reports)
+    let runs: [(&str, &[&str], &str, &str, &[&str]); 2] = [
+        ("wall.sh", &["mixed"], "1 3", "ns_per_packet", &["mixed"]),
+        (
+            "callgrind.sh",
+            &[],
+            "1 2",
+            "instructions_per_packet",
+            &["mixed", "udp64"],
+        ),
+    ];
+    for (script, args, rounds, key, corpora) in runs {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(format!("{root}/benches/{script}"))
+            .args(args)
+            .env("SCRAM_BENCH_BIN", &bin)
+            .env("SCRAM_BENCH_ROUNDS", rounds);
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{script}: {stdout}{stderr}");
+        let summary = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("SUMMARY "))
+            .unwrap_or_else(|| panic!("{script} printed no SUMMARY: {stdout}"));
+        let v: serde_json::Value = serde_json::from_str(summary).unwrap();
+        for corpus in corpora {
+            assert!(v[key][corpus].is_number(), "{script}: {summary}");
+            assert!(
+                stdout.contains(&format!("{corpus}: ")),
+                "{script}: {stdout}"
+            );
+        }
+    }
+}

@@ -99,18 +99,40 @@ fn the_pipeline_benchmarks_run_and_print_their_summary() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(root).join("target"));
     let bin = target.join("debug/examples/pipeline_loop");
-    // (script, its arguments, the round counts, the SUMMARY's key, the corpora it reports)
-    let runs: [(&str, &[&str], &str, &str, &[&str]); 2] = [
-        ("wall.sh", &["mixed"], "1 3", "ns_per_packet", &["mixed"]),
-        (
-            "callgrind.sh",
-            &[],
-            "1 2",
-            "instructions_per_packet",
-            &["mixed", "udp64"],
-        ),
+    struct Run {
+        script: &'static str,
+        args: &'static [&'static str],
+        /// The two round counts.
+        rounds: &'static str,
+        /// The SUMMARY's key.
+        key: &'static str,
+        /// The corpora it reports.
+        corpora: &'static [&'static str],
+    }
+    let runs = [
+        Run {
+            script: "wall.sh",
+            args: &["mixed"],
+            rounds: "1 3",
+            key: "ns_per_packet",
+            corpora: &["mixed"],
+        },
+        Run {
+            script: "callgrind.sh",
+            args: &[],
+            rounds: "1 2",
+            key: "instructions_per_packet",
+            corpora: &["mixed", "udp64"],
+        },
     ];
-    for (script, args, rounds, key, corpora) in runs {
+    for Run {
+        script,
+        args,
+        rounds,
+        key,
+        corpora,
+    } in runs
+    {
         let mut cmd = std::process::Command::new("bash");
         cmd.arg(format!("{root}/benches/{script}"))
             .args(args)

@@ -285,12 +285,12 @@ pub fn parser(handoff: &str) -> Result<(), Error> {
     {
         Ok(rt) => rt,
         Err(source) => {
-            let _ = running.stop();
-            let _ = alerts.finish();
-            return Err(Error::Os {
-                what: "starting the control runtime",
+            return Err(abandon(
+                running,
+                alerts,
+                "starting the control runtime",
                 source,
-            });
+            ))
         }
     };
     runtime.block_on(async move {
@@ -298,12 +298,8 @@ pub fn parser(handoff: &str) -> Result<(), Error> {
         let control = match crate::sys::event::readable(control) {
             Ok(c) => c,
             Err(source) => {
-                let _ = running.stop();
-                let _ = alerts.finish();
-                return Err(Error::Os {
-                    what: "watching the channel to the privileged part",
-                    source,
-                });
+                let what = "watching the channel to the privileged part";
+                return Err(abandon(running, alerts, what, source));
             }
         };
         let daemon = Daemon {
@@ -319,6 +315,19 @@ pub fn parser(handoff: &str) -> Result<(), Error> {
         };
         daemon.control().await
     })
+}
+
+/// A start that cannot go on once the workers and the alert thread run: stops both (what the
+/// workers queued is still written) and says what failed.
+fn abandon<S>(
+    running: Running<S>,
+    alerts: AlertThread,
+    what: &'static str,
+    source: std::io::Error,
+) -> Error {
+    let _ = running.stop();
+    let _ = alerts.finish();
+    Error::Os { what, source }
 }
 
 /// The alert sinks: the journal (or stdout without one) and every JSON target.

@@ -386,14 +386,8 @@ impl Family for Scans {
             return;
         }
         let quiet_ns = s.quiet_ms.saturating_mul(1_000_000);
-        let slots = self.incidents.capacity();
-        let budget = if now_ns == u64::MAX {
-            slots
-        } else {
-            TICK_BUDGET
-        };
-        for _ in 0..budget {
-            self.hand = (self.hand + 1) % slots;
+        for _ in 0..self.incidents.tick_budget(now_ns, TICK_BUDGET) {
+            self.hand = self.incidents.next_slot(self.hand);
             if self.hand == 0 {
                 // A whole turn found none open and none was opened: any left in the count
                 // were evicted.

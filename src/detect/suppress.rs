@@ -136,14 +136,8 @@ impl Suppressor {
         if self.storming == 0 {
             return;
         }
-        let slots = self.storms.capacity();
-        let budget = if now_ns == u64::MAX {
-            slots
-        } else {
-            TICK_BUDGET
-        };
-        for _ in 0..budget {
-            self.hand = (self.hand + 1) % slots;
+        for _ in 0..self.storms.tick_budget(now_ns, TICK_BUDGET) {
+            self.hand = self.storms.next_slot(self.hand);
             let Some((_, storm)) = self.storms.slot_mut(self.hand) else {
                 continue;
             };

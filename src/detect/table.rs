@@ -367,6 +367,22 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         Some((&slot.key, &mut slot.value))
     }
 
+    /// How many slots a clock hand over this table visits in one tick: `per_tick`, or all of
+    /// them when the clock has run out (`now_ns == u64::MAX`: the end of a capture, shutdown).
+    pub fn tick_budget(&self, now_ns: u64, per_tick: usize) -> usize {
+        if now_ns == u64::MAX {
+            self.slots.len()
+        } else {
+            per_tick
+        }
+    }
+
+    /// The slot after `index`, wrapping at the end (where a clock hand goes next).
+    #[inline]
+    pub fn next_slot(&self, index: usize) -> usize {
+        index.wrapping_add(1) & (self.slots.len() - 1)
+    }
+
     /// Visits every entry (for summaries at shutdown).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         for (i, s) in self.slots.iter().enumerate() {

@@ -1002,6 +1002,33 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_link_finds_an_unanswered_attempt_in_either_table_within_one_tables_turn() {
+        // 65,536 slots a table: 16 wake-ups of an idle link make a turn over both.
+        for (a, v) in [
+            (ip("10.0.0.1"), ip("10.0.0.2")),
+            (ip("2001:db8::1"), ip("2001:db8::2")),
+        ] {
+            let mut flows = Flows::new(65_536, SeededState::random());
+            let frame = tcp_frame(a, v, 40000, 22, SYN);
+            let mut p = decode_ethernet(&frame, None).unwrap();
+            let Net::Ip(packet) = &mut p.net else {
+                panic!()
+            };
+            assert!(flows
+                .observe(packet, [2, 0, 0, 0, 0, 1], &frame, S, 0, None)
+                .is_none());
+            let due = S + UNANSWERED_NS;
+            let wakeups = (1..=64)
+                .find(|_| {
+                    let mut budget = flows.idle_budget();
+                    flows.next_unanswered(due, &mut budget).is_some()
+                })
+                .unwrap();
+            assert!(wakeups <= 16, "{v}: found after {wakeups} wake-ups");
+        }
+    }
+
+    #[test]
     fn stray_segments_fail_only_when_refused() {
         let (a, v) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let mut flows = Flows::new(1024, SeededState::random());

@@ -6,16 +6,10 @@
 #   benches/callgrind.sh            # both corpora: mixed (craft::mixed_corpus) and udp64
 #
 # Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
-# SCRAM_BENCH_BIN (a pipeline_loop built elsewhere) and SCRAM_BENCH_ROUNDS ("10 60": the two
-# round counts) are for tests/benches.rs, which runs the script once, briefly, on a debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="${SCRAM_BENCH_BIN:-}"
-if [ -z "$bin" ]; then
-  cargo build --release --locked --quiet --example pipeline_loop
-  bin=target/release/examples/pipeline_loop
-fi
-read -r r1 r2 <<< "${SCRAM_BENCH_ROUNDS:-10 60}"
+# The binary and the two round counts (benches/pipeline_loop.sh).
+. benches/pipeline_loop.sh "10 60"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 summary=()

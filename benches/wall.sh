@@ -9,16 +9,10 @@
 # udp64k (65,536 flows, as benches/veth.sh's 64-byte profile) shows what waiting for memory
 # costs, which callgrind's instruction counts cannot; udp64 (4,096 flows) stays in cache.
 # Timings on a shared machine move by several percent: compare builds in one run, alternating.
-# SCRAM_BENCH_BIN (a pipeline_loop built elsewhere) and SCRAM_BENCH_ROUNDS ("4 44": the two
-# round counts) are for tests/benches.rs, which runs the script once, briefly, on a debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="${SCRAM_BENCH_BIN:-}"
-if [ -z "$bin" ]; then
-  cargo build --release --locked --quiet --example pipeline_loop
-  bin=target/release/examples/pipeline_loop
-fi
-read -r r1 r2 <<< "${SCRAM_BENCH_ROUNDS:-4 44}"
+# The binary and the two round counts (benches/pipeline_loop.sh).
+. benches/pipeline_loop.sh "4 44"
 cpu=$(( $(nproc) - 1 ))
 ns() { date +%s%N; }
 corpora=("$@")

@@ -345,6 +345,19 @@ fn canonical<W: Width>(src: W, dst: W, sport: u16, dport: u16, proto: u8) -> (Ke
     (key, src_first)
 }
 
+/// The IPv4 table's key of `ip`'s flow on ports `sport` and `dport`, and whether its source is
+/// the key's first endpoint.
+#[inline(always)]
+fn key_v4(ip: &Ip, sport: u16, dport: u16) -> (Key<u32>, bool) {
+    canonical(u32::of(ip.src), u32::of(ip.dst), sport, dport, ip.proto)
+}
+
+/// The same in the IPv6 table.
+#[inline(always)]
+fn key_v6(ip: &Ip, sport: u16, dport: u16) -> (Key<u128>, bool) {
+    canonical(ip.src.key(), ip.dst.key(), sport, dport, ip.proto)
+}
+
 /// The ports [`Flows::observe`] keys the common packets on (TCP, UDP, SCTP, echo), for the
 /// look-ahead; `None` for the rest, which it looks up rarely or not at all.
 #[inline(always)]
@@ -523,13 +536,11 @@ impl Flows {
     pub fn prepare(&self, ip: &Ip) -> Option<Prepared> {
         let (sport, dport) = lookup_ports(ip)?;
         Some(if ip.v4 {
-            let (key, _) = canonical(u32::of(ip.src), u32::of(ip.dst), sport, dport, ip.proto);
-            let place = self.v4.place(&key);
+            let place = self.v4.place(&key_v4(ip, sport, dport).0);
             self.v4.prefetch_place(place);
             Prepared { place, v4: true }
         } else {
-            let (key, _) = canonical(ip.src.key(), ip.dst.key(), sport, dport, ip.proto);
-            let place = self.v6.place(&key);
+            let place = self.v6.place(&key_v6(ip, sport, dport).0);
             self.v6.prefetch_place(place);
             Prepared { place, v4: false }
         })
@@ -729,12 +740,11 @@ impl Flows {
             iface,
         };
         if ip.v4 {
-            let (key, src_first) =
-                canonical(u32::of(ip.src), u32::of(ip.dst), sport, dport, ip.proto);
+            let (key, src_first) = key_v4(ip, sport, dport);
             let place = prepared.map_or_else(|| self.v4.place(&key), |p| p.place);
             judge(&mut self.v4, place, key, part, ip, at(src_first))
         } else {
-            let (key, src_first) = canonical(ip.src.key(), ip.dst.key(), sport, dport, ip.proto);
+            let (key, src_first) = key_v6(ip, sport, dport);
             let place = prepared.map_or_else(|| self.v6.place(&key), |p| p.place);
             judge(&mut self.v6, place, key, part, ip, at(src_first))
         }

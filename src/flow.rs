@@ -46,9 +46,12 @@ pub const UNANSWERED_NS: u64 = 3_000_000_000;
 /// How many slots ahead of the clock hand its next slot is asked for.
 const HAND_LOOKAHEAD: usize = 4;
 
-/// Slots of each table the clock hand visits at each wake-up of an idle link (the default
-/// tables' turn, 65,536 slots each, in 1.6 s of 100 ms wake-ups).
+/// Slots of each table the clock hand visits per [`IDLE_SWEEP_NS`] when packets do not move it
+/// (the default tables' turn, 65,536 slots each, in 1.6 s of an idle link's 100 ms wake-ups).
 const IDLE_SWEEP: usize = 4096;
+
+/// See [`IDLE_SWEEP`].
+const IDLE_SWEEP_NS: u64 = 100_000_000;
 
 /// What the first packet of a flow was: the probe, as a scan type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -389,6 +392,10 @@ pub struct Flows {
     v6: FlowTable<u128>,
     /// The clock hand: the IPv4 table's slots, then the IPv6 table's.
     hand: usize,
+    /// When the worker last woke with nothing to read (0: not yet), and where the hand was to
+    /// be after that wake-up's sweep: what the packets since moved it is `hand` minus this.
+    idle_ns: u64,
+    idle_hand: usize,
 }
 
 /// What a packet means for its flow.
@@ -413,6 +420,8 @@ impl Flows {
             v4: Table::new(capacity, hasher),
             v6: Table::new(capacity, hasher),
             hand: 0,
+            idle_ns: 0,
+            idle_hand: 0,
         }
     }
 
@@ -674,10 +683,23 @@ impl Flows {
         })
     }
 
-    /// Slots the clock hand visits at a wake-up of an idle link: as many in each table, so a
-    /// turn takes as long as one table's would.
-    pub fn idle_budget(&self) -> usize {
-        2 * IDLE_SWEEP
+    /// Slots the clock hand is to visit at a wake-up at `now_ns` with no frames to read: what
+    /// keeps its pace at [`IDLE_SWEEP`] slots of each table per 100 ms, less the slots packets
+    /// moved it over since the last wake-up. On an idle link that is 8,192 slots a wake-up; on
+    /// a busy one, whose packets step the hand faster than that pace and whose worker waits at
+    /// every block, nothing (a sweep at each block cost it one more slot a packet, each a cache
+    /// miss). A whole turn at most, however long the sleep; the first wake-up counts as 100 ms.
+    pub fn idle_budget(&mut self, now_ns: u64) -> usize {
+        let elapsed = match self.idle_ns {
+            0 => IDLE_SWEEP_NS,
+            then => now_ns.saturating_sub(then),
+        };
+        let due = u128::from(elapsed) * (2 * IDLE_SWEEP) as u128 / u128::from(IDLE_SWEEP_NS);
+        let due = due.min(self.capacity() as u128) as usize;
+        let budget = due.saturating_sub(self.hand.wrapping_sub(self.idle_hand));
+        self.idle_ns = now_ns.max(1);
+        self.idle_hand = self.hand.wrapping_add(budget);
+        budget
     }
 
     /// Slots that make a whole turn of the clock hand.
@@ -1029,13 +1051,51 @@ mod tests {
                 .is_none());
             let due = S + UNANSWERED_NS;
             let wakeups = (1..=64)
-                .find(|_| {
-                    let mut budget = flows.idle_budget();
-                    flows.next_unanswered(due, &mut budget).is_some()
+                .find(|&k| {
+                    // An idle link's worker wakes every 100 ms.
+                    let now = due + k * IDLE_SWEEP_NS;
+                    let mut budget = flows.idle_budget(now);
+                    flows.next_unanswered(now, &mut budget).is_some()
                 })
                 .unwrap();
             assert!(wakeups <= 16, "{v}: found after {wakeups} wake-ups");
         }
+    }
+
+    #[test]
+    fn a_wake_up_sweeps_only_what_the_packets_did_not() {
+        let mut flows = Flows::new(65_536, SeededState::random());
+        // A wake-up: the slots it visits.
+        let wake = |flows: &mut Flows, now| {
+            let mut budget = flows.idle_budget(now);
+            let visits = budget;
+            while flows.next_unanswered(now, &mut budget).is_some() {}
+            visits
+        };
+        // The first wake-up, and one 100 ms later on an idle link: 4,096 slots of each table.
+        assert_eq!(wake(&mut flows, S), 8192);
+        assert_eq!(wake(&mut flows, S + IDLE_SWEEP_NS), 8192);
+        // A busy link: its worker waits at every block, 2 ms apart, and 10,000 packets stepped
+        // the hand in between (5 million a second): the wake-ups add nothing.
+        let mut now = S + IDLE_SWEEP_NS;
+        for _ in 0..100 {
+            for _ in 0..10_000 {
+                assert!(flows.step(now).is_none());
+            }
+            now += 2_000_000;
+            assert_eq!(wake(&mut flows, now), 0);
+        }
+        // A slow link: 1,000 packets in 100 ms; the wake-up makes up the pace.
+        for _ in 0..1_000 {
+            assert!(flows.step(now).is_none());
+        }
+        now += IDLE_SWEEP_NS;
+        assert_eq!(wake(&mut flows, now), 8192 - 1_000);
+        // After a long sleep, one whole turn at most; a clock stepped back, nothing, and the
+        // pace from there.
+        assert_eq!(wake(&mut flows, now + 3600 * S), flows.capacity());
+        assert_eq!(wake(&mut flows, now), 0);
+        assert_eq!(wake(&mut flows, now + IDLE_SWEEP_NS), 8192);
     }
 
     #[test]

@@ -608,7 +608,7 @@ impl Pipeline {
 
     /// Visits a batch of flows for attempts gone unanswered by `now_ns` (an idle link).
     pub fn sweep_flows(&mut self, now_ns: u64) {
-        let mut budget = self.flows.idle_budget();
+        let mut budget = self.flows.idle_budget(now_ns);
         while let Some(f) = self.flows.next_unanswered(now_ns, &mut budget) {
             self.attempted(f);
         }

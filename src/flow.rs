@@ -7,9 +7,9 @@
 //! Two tables per worker, IPv4 and IPv6, each fixed in size at start, evictions counted: fanout
 //! hashes both directions of a flow to the same worker, and replay has one worker. An IPv4 flow
 //! is keyed by 32-bit addresses, so its slot is 32 bytes rather than an IPv6 flow's 64: the
-//! common table is half the memory to wait for. A clock hand visits one slot per packet (and a
-//! batch when the link is idle), the IPv4 table's and then the IPv6 table's, so unanswered
-//! attempts are found without timers.
+//! common table is half the memory to wait for. A clock hand visits one slot per packet (and, at
+//! a wake-up, what keeps its pace when packets are few), the IPv4 table's and then the IPv6
+//! table's, so unanswered attempts are found without timers.
 //!
 //! Never: allocate, lock or make a system call per packet.
 

@@ -171,6 +171,20 @@ fn started_as_root_every_thread_runs_as_scram_with_two_capabilities_and_still_al
     let cfg = write_config(&scratch, "");
     let d = Daemon::start(&veth, &[], &cfg, scratch.path("log"));
     assert_confined(&d, uid, gid);
+    // The privileged part sets the two 32 MiB rings up and hands them over unmapped: its peak
+    // resident set holds neither (the parser maps them).
+    let peak = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        field(&status, "VmHWM:")
+            .trim_end_matches(" kB")
+            .parse()
+            .unwrap()
+    };
+    let (privileged, parser) = (peak(d.pid().as_raw() as u32), peak(parser_pid(&d)));
+    assert!(
+        privileged < 32 << 10 && parser >= 64 << 10,
+        "peak resident KiB: privileged part {privileged}, parser {parser}"
+    );
     assert!(
         d.log().contains("running as scram")
             && d.log()

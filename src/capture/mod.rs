@@ -296,10 +296,45 @@ pub enum CaptureError {
 #[derive(Debug)]
 struct RingSocket {
     socket: Arc<PacketSocket>,
-    ring: Ring,
+    ring: Mapping,
     /// Set when the link was down at start: the interface's fanout group is formed once it
     /// comes up (see [`worker::Deferred`]).
     deferred: Option<worker::Deferred>,
+}
+
+/// A ring set up in the kernel: mapped into this process, or not (yet).
+#[derive(Debug)]
+enum Mapping {
+    Mapped(Ring),
+    /// Set up for another process to map (privilege separation's parser): a mapping here would
+    /// only add the whole ring to this process's peak resident set.
+    Unmapped {
+        block_size: usize,
+        block_count: usize,
+    },
+}
+
+impl Mapping {
+    fn geometry(&self) -> (usize, usize) {
+        match self {
+            Mapping::Mapped(r) => (r.block_size(), r.block_count()),
+            Mapping::Unmapped {
+                block_size,
+                block_count,
+            } => (*block_size, *block_count),
+        }
+    }
+
+    /// The mapped ring of `socket`, mapped now if it was not.
+    fn map(self, socket: &PacketSocket) -> Result<Ring, SyscallError> {
+        match self {
+            Mapping::Mapped(r) => Ok(r),
+            Mapping::Unmapped {
+                block_size,
+                block_count,
+            } => Ring::map(std::os::fd::AsFd::as_fd(socket), block_size, block_count),
+        }
+    }
 }
 
 /// An interface with its rings, opened but not yet read.
@@ -351,14 +386,24 @@ pub enum FanoutDuty {
 const MIN_RING_BYTES: usize = 256 * 1024;
 
 impl Capture {
-    /// Opens sockets and rings for every interface of `config`.
+    /// Opens sockets and rings for every interface of `config`, mapped here.
     pub fn open(config: &CaptureConfig) -> Result<Capture, CaptureError> {
+        Self::open_with(config, true)
+    }
+
+    /// Opens sockets and sets their rings up in the kernel without mapping them: for
+    /// [`Capture::handoff`] to another process, which maps them ([`Capture::adopt`]).
+    pub fn open_for_handoff(config: &CaptureConfig) -> Result<Capture, CaptureError> {
+        Self::open_with(config, false)
+    }
+
+    fn open_with(config: &CaptureConfig, map: bool) -> Result<Capture, CaptureError> {
         if config.interfaces.is_empty() {
             return Err(CaptureError::NoInterface);
         }
         let mut interfaces = Vec::with_capacity(config.interfaces.len());
         for name in &config.interfaces {
-            interfaces.push(open_interface(name, config)?);
+            interfaces.push(open_interface(name, config, map)?);
         }
         Ok(Capture {
             interfaces,
@@ -377,8 +422,8 @@ impl Capture {
                     iface: i.name.clone(),
                     ifindex: i.ifindex,
                     fd: r.socket.as_fd().as_raw_fd(),
-                    block_size: r.ring.block_size(),
-                    block_count: r.ring.block_count(),
+                    block_size: r.ring.geometry().0,
+                    block_count: r.ring.geometry().1,
                     fanout: match r.deferred {
                         None => FanoutDuty::None,
                         Some(worker::Deferred::Create(_)) => FanoutDuty::Create,
@@ -443,7 +488,7 @@ impl Capture {
             };
             let rs = RingSocket {
                 socket: Arc::new(socket),
-                ring,
+                ring: Mapping::Mapped(ring),
                 deferred,
             };
             match interfaces.iter_mut().find(|i| i.ifindex == h.ifindex) {
@@ -506,12 +551,16 @@ impl Capture {
             let mut sockets = Vec::new();
             for ((w, rs), mut sink) in iface.rings.into_iter().enumerate().zip(&mut sinks) {
                 sockets.push(Arc::clone(&rs.socket));
+                let ring = rs
+                    .ring
+                    .map(&rs.socket)
+                    .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))?;
                 let counters = Arc::new(WorkerCounters::default());
                 let worker = Worker {
                     iface_name: iface.name.clone(),
                     iface: slot,
                     socket: rs.socket,
-                    ring: rs.ring,
+                    ring,
                     counters: Arc::clone(&counters),
                     stop: Arc::clone(&stop),
                     poll_timeout: self.poll_timeout,
@@ -542,7 +591,11 @@ impl Capture {
     }
 }
 
-fn open_interface(name: &str, config: &CaptureConfig) -> Result<OpenInterface, CaptureError> {
+fn open_interface(
+    name: &str,
+    config: &CaptureConfig,
+    map: bool,
+) -> Result<OpenInterface, CaptureError> {
     let ifindex =
         nix::net::if_::if_nametoindex(name).map_err(|_| CaptureError::UnknownInterface {
             name: name.to_owned(),
@@ -566,7 +619,24 @@ fn open_interface(name: &str, config: &CaptureConfig) -> Result<OpenInterface, C
             _ => socket_err(source),
         })?;
         socket.set_tpacket_v3().map_err(socket_err)?;
-        let ring = set_up_ring(&socket, name, &config.ring)?;
+        let geometry = set_up_ring(&socket, name, &config.ring)?;
+        let ring = match map {
+            true => Mapping::Mapped(
+                Ring::map(
+                    std::os::fd::AsFd::as_fd(&socket),
+                    geometry.block_size as usize,
+                    geometry.block_count as usize,
+                )
+                .map_err(|source| CaptureError::Ring {
+                    iface: name.to_owned(),
+                    source,
+                })?,
+            ),
+            false => Mapping::Unmapped {
+                block_size: geometry.block_size as usize,
+                block_count: geometry.block_count as usize,
+            },
+        };
         if let Some(group) = &deferred {
             // Unbound, it receives nothing until it joins the group.
             rings.push(RingSocket {
@@ -621,13 +691,13 @@ fn open_interface(name: &str, config: &CaptureConfig) -> Result<OpenInterface, C
     })
 }
 
-/// Sets `PACKET_RX_RING` and maps it, halving the block count (then the block size) on ENOMEM
-/// until the kernel agrees or the ring would be smaller than [`MIN_RING_BYTES`].
+/// Sets `PACKET_RX_RING`, halving the block count (then the block size) on ENOMEM until the
+/// kernel agrees or the ring would be smaller than [`MIN_RING_BYTES`]: the geometry it agreed to.
 fn set_up_ring(
     socket: &PacketSocket,
     iface: &str,
     wanted: &RingGeometry,
-) -> Result<Ring, CaptureError> {
+) -> Result<RingGeometry, CaptureError> {
     let mut geometry = *wanted;
     loop {
         match socket.set_rx_ring(&geometry) {
@@ -673,15 +743,7 @@ fn set_up_ring(
             wanted.bytes() / 1024
         );
     }
-    Ring::map(
-        std::os::fd::AsFd::as_fd(socket),
-        geometry.block_size as usize,
-        geometry.block_count as usize,
-    )
-    .map_err(|source| CaptureError::Ring {
-        iface: iface.to_owned(),
-        source,
-    })
+    Ok(geometry)
 }
 
 /// The next smaller geometry to try: fewer blocks first (keeps frames-per-block), then smaller
@@ -894,7 +956,10 @@ mod tests {
         c.interfaces[0]
             .rings
             .iter()
-            .map(|r| (r.ring.block_count(), r.ring.block_size()))
+            .map(|r| {
+                let (size, count) = r.ring.geometry();
+                (count, size)
+            })
             .collect()
     }
 
@@ -913,6 +978,56 @@ mod tests {
         let rx = calls.iter().position(|c| matches!(c, Call::RxRing(_)));
         let bind = calls.iter().position(|c| matches!(c, Call::Bind(_)));
         assert!(rx < bind, "{calls:?}");
+    }
+
+    #[test]
+    fn rings_opened_for_handoff_are_set_up_but_not_mapped_and_hand_over_their_geometry() {
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let log = Rc::clone(&calls);
+        let c = fake::with(
+            move |call| {
+                log.borrow_mut().push(call);
+                match call {
+                    Call::RxRing(g) if g.bytes() > 8 << 20 => Err(libc::ENOMEM),
+                    Call::CreateFanout => Ok(7),
+                    _ => Ok(0),
+                }
+            },
+            || Capture::open_for_handoff(&config(2)),
+        )
+        .expect("opens");
+        let calls = calls.borrow().clone();
+        // 32, 16 and 8 MiB asked for, for each of the two rings.
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| matches!(c, Call::RxRing(_)))
+                .count(),
+            6
+        );
+        assert!(
+            !calls.iter().any(|c| matches!(c, Call::Map { .. })),
+            "{calls:?}"
+        );
+        let handed: Vec<_> = c
+            .handoff()
+            .iter()
+            .map(|h| (h.block_count, h.block_size))
+            .collect();
+        assert_eq!(handed, [(8, 1 << 20), (8, 1 << 20)]);
+        // Opened to be read here, the same rings are mapped.
+        let (_, calls) = open(&config(2), |call| match call {
+            Call::CreateFanout => Ok(7),
+            _ => Ok(0),
+        });
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| matches!(c, Call::Map { .. }))
+                .count(),
+            2,
+            "{calls:?}"
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
         );
         config.capture.interfaces.push(iface);
     }
-    let capture = Capture::open(&config.capture)?;
+    let capture = Capture::open_for_handoff(&config.capture)?;
 
     // Active response sets its table up while CAP_NET_ADMIN is certainly held.
     let server = BanServer::start(&config.response, config.detect.allowlist.clone())

@@ -4,9 +4,10 @@
 //! with 4,096 source ports: every flow's slot stays in cache, so the count is the work alone) or
 //! `udp64k` (65,536 source ports, as benches/veth.sh's 64-byte profile sends: a flow table larger
 //! than the second-level cache, for timing what waiting for memory costs). Frames go in batches,
-//! as a capture worker hands them over ([`FrameSink::frames`]).
+//! as a capture worker hands them over ([`FrameSink::frames`]), and a round of the corpus ends
+//! as a block does ([`FrameSink::block_end`]).
 
-use scram::capture::{Batch, FrameMeta};
+use scram::capture::{Batch, FrameMeta, FrameSink};
 use scram::craft;
 use scram::pipeline::PipelineSet;
 
@@ -49,6 +50,9 @@ fn main() {
             batch.feed(f, &meta, p);
         }
         batch.flush(p);
+        // The end of a block, as a capture worker has it: the flows' clock hand, the detectors'
+        // clock, the counters.
+        p.block_end();
         while rx.pop().is_ok() {}
     }
     println!("{}", rounds * corpus.len() as u64);

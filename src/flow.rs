@@ -7,9 +7,10 @@
 //! Two tables per worker, IPv4 and IPv6, each fixed in size at start, evictions counted: fanout
 //! hashes both directions of a flow to the same worker, and replay has one worker. An IPv4 flow
 //! is keyed by 32-bit addresses, so its slot is 32 bytes rather than an IPv6 flow's 64: the
-//! common table is half the memory to wait for. A clock hand visits one slot per packet (and, at
-//! a wake-up, what keeps its pace when packets are few), the IPv4 table's and then the IPv6
-//! table's, so unanswered attempts are found without timers.
+//! common table is half the memory to wait for. A clock hand visits the IPv4 table's slots and
+//! then the IPv6 table's, at a pace a capture worker keeps at the end of each block and at each
+//! wake-up ([`Flows::sweep_budget`]), and one slot a packet in replay ([`Flows::step`]), so
+//! unanswered attempts are found without timers.
 //!
 //! Never: allocate, lock or make a system call per packet.
 
@@ -392,10 +393,12 @@ pub struct Flows {
     v6: FlowTable<u128>,
     /// The clock hand: the IPv4 table's slots, then the IPv6 table's.
     hand: usize,
-    /// When the worker last woke with nothing to read (0: not yet), and where the hand was to
-    /// be after that wake-up's sweep: what the packets since moved it is `hand` minus this.
+    /// When [`Flows::sweep_budget`] was last asked (0: not yet), and where the hand was to be
+    /// after that sweep: what packets since moved it is `hand` minus this.
     idle_ns: u64,
     idle_hand: usize,
+    /// Time earned towards the next slot of the pace, in slot-ns (see [`Flows::sweep_budget`]).
+    credit: u128,
 }
 
 /// What a packet means for its flow.
@@ -422,6 +425,7 @@ impl Flows {
             hand: 0,
             idle_ns: 0,
             idle_hand: 0,
+            credit: 0,
         }
     }
 
@@ -472,9 +476,9 @@ impl Flows {
         self.next_open(now_ns, budget, false)
     }
 
-    /// Moves the clock hand one slot (what each packet pays): the attempt found there
-    /// unanswered at `now_ns`, if any. The common case, a slot with nothing due, is decided
-    /// here; building the attempt is left to the cold path.
+    /// Moves the clock hand one slot (what each packet judged on its own pays): the attempt
+    /// found there unanswered at `now_ns`, if any. The common case, a slot with nothing due, is
+    /// decided here; building the attempt is left to the cold path.
     #[inline(always)]
     pub fn step(&mut self, now_ns: u64) -> Option<Attempt> {
         let next = self.hand.wrapping_add(1);
@@ -683,20 +687,25 @@ impl Flows {
         })
     }
 
-    /// Slots the clock hand is to visit at a wake-up at `now_ns` with no frames to read: what
-    /// keeps its pace at [`IDLE_SWEEP`] slots of each table per 100 ms, less the slots packets
-    /// moved it over since the last wake-up. On an idle link that is 8,192 slots a wake-up; on
-    /// a busy one, whose packets step the hand faster than that pace and whose worker waits at
-    /// every block, nothing (a sweep at each block cost it one more slot a packet, each a cache
-    /// miss). A whole turn at most, however long the sleep; the first wake-up counts as 100 ms.
-    pub fn idle_budget(&mut self, now_ns: u64) -> usize {
+    /// Slots the clock hand is to visit at `now_ns` to keep its pace of [`IDLE_SWEEP`] slots
+    /// of each table per 100 ms (a turn of the default tables in 1.6 s), less what packets
+    /// stepped it over since the last call: asked at every wake-up and at the end of every
+    /// block by a capture worker, whose packets do not step it. An idle link's wake-ups, 100 ms
+    /// apart, each visit 8,192 slots; a busy link's blocks as many as the time they took calls
+    /// for, whatever the packet rate (a slot a packet was about 50 instructions of each). What
+    /// a call's time earned beyond whole slots is kept for the next; a whole turn at most,
+    /// however long the sleep. The first call counts as 100 ms; a clock stepped back, as none.
+    pub fn sweep_budget(&mut self, now_ns: u64) -> usize {
         let elapsed = match self.idle_ns {
             0 => IDLE_SWEEP_NS,
             then => now_ns.saturating_sub(then),
         };
-        let due = u128::from(elapsed) * (2 * IDLE_SWEEP) as u128 / u128::from(IDLE_SWEEP_NS);
-        let due = due.min(self.capacity() as u128) as usize;
-        let budget = due.saturating_sub(self.hand.wrapping_sub(self.idle_hand));
+        let period = u128::from(IDLE_SWEEP_NS);
+        let turn = self.capacity() as u128 * period;
+        self.credit = (self.credit + u128::from(elapsed) * (2 * IDLE_SWEEP) as u128).min(turn);
+        let due = self.credit / period;
+        self.credit -= due * period;
+        let budget = (due as usize).saturating_sub(self.hand.wrapping_sub(self.idle_hand));
         self.idle_ns = now_ns.max(1);
         self.idle_hand = self.hand.wrapping_add(budget);
         budget
@@ -708,8 +717,8 @@ impl Flows {
     }
 
     /// Follows one IP packet (`frame`, where an ICMP error's quote is read); returns the
-    /// attempt it shows refused or answered, if any. Call [`Flows::next_unanswered`] with a
-    /// budget of one slot after it.
+    /// attempt it shows refused or answered, if any. Then move the clock hand: [`Flows::step`]
+    /// after each packet judged on its own, or by [`Flows::sweep_budget`] after a block.
     #[inline]
     pub fn observe(
         &mut self,
@@ -1054,7 +1063,7 @@ mod tests {
                 .find(|&k| {
                     // An idle link's worker wakes every 100 ms.
                     let now = due + k * IDLE_SWEEP_NS;
-                    let mut budget = flows.idle_budget(now);
+                    let mut budget = flows.sweep_budget(now);
                     flows.next_unanswered(now, &mut budget).is_some()
                 })
                 .unwrap();
@@ -1067,7 +1076,7 @@ mod tests {
         let mut flows = Flows::new(65_536, SeededState::random());
         // A wake-up: the slots it visits.
         let wake = |flows: &mut Flows, now| {
-            let mut budget = flows.idle_budget(now);
+            let mut budget = flows.sweep_budget(now);
             let visits = budget;
             while flows.next_unanswered(now, &mut budget).is_some() {}
             visits

@@ -327,6 +327,16 @@ impl PipelineSet {
     }
 }
 
+/// How a judged packet's flow is found, and whether it moves the flows' clock hand.
+enum Hand {
+    /// One frame at a time (replay, a sink without batches): looked up now, and the hand moves
+    /// a slot a packet.
+    Step,
+    /// In a batch: worked out ahead (if it was), and the hand is left to the block's end
+    /// ([`Pipeline::sweep_flows`]), which moves it by time rather than by packet.
+    Prepared(Option<Prepared>),
+}
+
 impl Pipeline {
     fn shard_of(&self, a: Addr) -> usize {
         if self.shards == 1 {
@@ -347,7 +357,7 @@ impl Pipeline {
     ) {
         let mut packet = Packet::EMPTY;
         if self.decode(frame, ring_tag, &mut packet) {
-            self.judge(&mut packet, frame, ts_ns, iface, None);
+            self.judge(&mut packet, frame, ts_ns, iface, Hand::Step);
         }
     }
 
@@ -376,14 +386,7 @@ impl Pipeline {
 
     /// Runs or routes a decoded packet (`frame` is what it was decoded from).
     #[inline(always)]
-    fn judge(
-        &mut self,
-        packet: &mut Packet,
-        frame: &[u8],
-        ts_ns: u64,
-        iface: u16,
-        flow: Option<&Prepared>,
-    ) {
+    fn judge(&mut self, packet: &mut Packet, frame: &[u8], ts_ns: u64, iface: u16, hand: Hand) {
         self.local.decoded += 1;
         self.latest_ns = ts_ns;
         if let Net::Ip(ip) = &mut packet.net {
@@ -397,6 +400,10 @@ impl Pipeline {
         let mac = packet.src_mac;
         match &mut packet.net {
             Net::Ip(ip) => {
+                let flow = match &hand {
+                    Hand::Prepared(flow) => flow.as_ref(),
+                    Hand::Step => None,
+                };
                 if let Some(f) = self.flows.observe(ip, mac, frame, ts_ns, iface, flow) {
                     self.attempted(f);
                 }
@@ -404,8 +411,10 @@ impl Pipeline {
             Net::Arp(arp) => self.flows.observe_arp(arp, ts_ns, iface),
             Net::Other(_) => {}
         }
-        if let Some(f) = self.flows.step(ts_ns) {
-            self.attempted(f);
+        if let Hand::Step = hand {
+            if let Some(f) = self.flows.step(ts_ns) {
+                self.attempted(f);
+            }
         }
         if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
             // One shard plays every role: the destination-keyed families judge the packet
@@ -606,9 +615,11 @@ impl Pipeline {
         }
     }
 
-    /// Visits a batch of flows for attempts gone unanswered by `now_ns` (an idle link).
+    /// Moves the flows' clock hand over what keeps its pace at `now_ns` (at a wake-up, and at
+    /// the end of a block: live capture's batches do not step it a slot a packet), for
+    /// attempts gone unanswered.
     pub fn sweep_flows(&mut self, now_ns: u64) {
-        let mut budget = self.flows.idle_budget(now_ns);
+        let mut budget = self.flows.sweep_budget(now_ns);
         while let Some(f) = self.flows.next_unanswered(now_ns, &mut budget) {
             self.attempted(f);
         }
@@ -726,13 +737,14 @@ impl FrameSink for Pipeline {
                     frame,
                     meta.ts_ns,
                     meta.iface,
-                    flows[i].as_ref(),
+                    Hand::Prepared(flows[i]),
                 );
             }
         }
     }
 
     fn block_end(&mut self) {
+        self.sweep_flows(self.latest_ns);
         self.drain();
         self.tick(self.latest_ns);
         self.check_settings();
@@ -842,7 +854,9 @@ mod tests {
         // The look-ahead (decode all, ask for the flows' buckets and slots, then judge) must
         // change nothing: the same alerts at the same times, and the same counters, from the
         // mixed corpus (scans, sweeps, floods, ARP, IPv6, QinQ). (Tables big enough to evict
-        // nothing: each pipeline hashes with its own random seed, so evictions differ by run.)
+        // nothing: each pipeline hashes with its own random seed, so evictions differ by run.
+        // Batches leave the flows' clock hand to the block's end, and no attempt falls due
+        // within the corpus's time: the end of the capture finds them all, either way.)
         let corpus = craft::mixed_corpus(64);
         let run = |batched: bool| {
             let mut set = PipelineSet::build(
@@ -880,6 +894,61 @@ mod tests {
         assert!(one_by_one.0.len() > 3, "{:?}", one_by_one.0);
         assert_eq!(one_by_one.1.flow_evictions, 0, "{:?}", one_by_one.1);
         assert_eq!(one_by_one, batched);
+    }
+
+    #[test]
+    fn a_silent_scan_in_batches_is_found_by_the_block_ends_within_its_time_and_pace() {
+        // 40 SYNs nobody answers, in one batch; then a block of one unrelated datagram every
+        // 100 ms. The batches never step the clock hand: the block ends move it by time, so
+        // the attempts fall due 3 s after they were made and are found within a turn (1.6 s
+        // with the default tables), not at the end of the capture.
+        let mut set = PipelineSet::with_defaults(1);
+        let p = &mut set.pipelines[0];
+        let (scanner, target) = ("10.0.0.66".parse().unwrap(), "10.0.0.1".parse().unwrap());
+        let t0 = 1_800_000_000_000_000_000u64;
+        let mut batch = Batch::default();
+        let syns: Vec<_> = (1..=40)
+            .map(|port| craft::tcp_frame(scanner, target, 40000, port, SYN))
+            .collect();
+        for f in &syns {
+            let meta = FrameMeta {
+                ts_ns: t0,
+                ..FrameMeta::EMPTY
+            };
+            batch.feed(f, &meta, p);
+        }
+        batch.flush(p);
+        p.block_end();
+        let other = craft::udp_frame(
+            "10.0.0.7".parse().unwrap(),
+            "10.0.0.8".parse().unwrap(),
+            5000,
+            5001,
+            &[0; 8],
+        );
+        let mut found = None;
+        for k in 1..=60u64 {
+            let now = t0 + k * 100_000_000;
+            let meta = FrameMeta {
+                ts_ns: now,
+                ..FrameMeta::EMPTY
+            };
+            batch.feed(&other, &meta, p);
+            batch.flush(p);
+            p.block_end();
+            while let Ok(a) = set.alert_rx[0].pop() {
+                if a.detector == Detector::Portscan && found.is_none() {
+                    found = Some(now);
+                }
+            }
+        }
+        let found = found.expect("a portscan before the capture ends");
+        let after = found - t0;
+        assert!(
+            (crate::flow::UNANSWERED_NS..=crate::flow::UNANSWERED_NS + 1_700_000_000)
+                .contains(&after),
+            "found {after} ns after the scan"
+        );
     }
 
     #[test]

@@ -54,6 +54,10 @@ const IDLE_SWEEP: usize = 4096;
 /// See [`IDLE_SWEEP`].
 const IDLE_SWEEP_NS: u64 = 100_000_000;
 
+/// A clock stepped back further than this is a new count for the clock hand's pace (see
+/// [`Flows::sweep_budget`]); less is a block's packets seen after the wake-up that found them.
+const STEP_BACK_NS: u64 = 1_000_000_000;
+
 /// What the first packet of a flow was: the probe, as a scan type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
@@ -694,11 +698,15 @@ impl Flows {
     /// apart, each visit 8,192 slots; a busy link's blocks as many as the time they took calls
     /// for, whatever the packet rate (a slot a packet was about 50 instructions of each). What
     /// a call's time earned beyond whole slots is kept for the next; a whole turn at most,
-    /// however long the sleep. The first call counts as 100 ms; a clock stepped back, as none.
+    /// however long the sleep. The first call counts as 100 ms. A time before the last call's
+    /// counts as none: a block's last packet comes a little before the wake-up that found the
+    /// block (so the time in between is counted once), and a clock stepped back by more than
+    /// [`STEP_BACK_NS`] starts the count again from there.
     pub fn sweep_budget(&mut self, now_ns: u64) -> usize {
-        let elapsed = match self.idle_ns {
-            0 => IDLE_SWEEP_NS,
-            then => now_ns.saturating_sub(then),
+        let (elapsed, since) = match self.idle_ns {
+            0 => (IDLE_SWEEP_NS, now_ns),
+            then if now_ns.saturating_add(STEP_BACK_NS) < then => (0, now_ns),
+            then => (now_ns.saturating_sub(then), now_ns.max(then)),
         };
         let period = u128::from(IDLE_SWEEP_NS);
         let turn = self.capacity() as u128 * period;
@@ -706,7 +714,7 @@ impl Flows {
         let due = self.credit / period;
         self.credit -= due * period;
         let budget = (due as usize).saturating_sub(self.hand.wrapping_sub(self.idle_hand));
-        self.idle_ns = now_ns.max(1);
+        self.idle_ns = since.max(1);
         self.idle_hand = self.hand.wrapping_add(budget);
         budget
     }
@@ -1102,8 +1110,15 @@ mod tests {
         assert_eq!(wake(&mut flows, now), 8192 - 1_000);
         // After a long sleep, one whole turn at most; a clock stepped back, nothing, and the
         // pace from there.
-        assert_eq!(wake(&mut flows, now + 3600 * S), flows.capacity());
+        now += 3600 * S;
+        assert_eq!(wake(&mut flows, now), flows.capacity());
+        now -= 3600 * S;
         assert_eq!(wake(&mut flows, now), 0);
+        assert_eq!(wake(&mut flows, now + IDLE_SWEEP_NS), 8192);
+        // A block's end 5 ms before the wake-up that found it (its last packet's time): the
+        // 5 ms are counted once, by the wake-up.
+        now += IDLE_SWEEP_NS;
+        assert_eq!(wake(&mut flows, now - 5_000_000), 0);
         assert_eq!(wake(&mut flows, now + IDLE_SWEEP_NS), 8192);
     }
 

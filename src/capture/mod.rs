@@ -418,17 +418,20 @@ impl Capture {
         self.interfaces
             .iter()
             .flat_map(|i| {
-                i.rings.iter().map(|r| RingHandoff {
-                    iface: i.name.clone(),
-                    ifindex: i.ifindex,
-                    fd: r.socket.as_fd().as_raw_fd(),
-                    block_size: r.ring.geometry().0,
-                    block_count: r.ring.geometry().1,
-                    fanout: match r.deferred {
-                        None => FanoutDuty::None,
-                        Some(worker::Deferred::Create(_)) => FanoutDuty::Create,
-                        Some(worker::Deferred::Join(_)) => FanoutDuty::Join,
-                    },
+                i.rings.iter().map(|r| {
+                    let (block_size, block_count) = r.ring.geometry();
+                    RingHandoff {
+                        iface: i.name.clone(),
+                        ifindex: i.ifindex,
+                        fd: r.socket.as_fd().as_raw_fd(),
+                        block_size,
+                        block_count,
+                        fanout: match r.deferred {
+                            None => FanoutDuty::None,
+                            Some(worker::Deferred::Create(_)) => FanoutDuty::Create,
+                            Some(worker::Deferred::Join(_)) => FanoutDuty::Join,
+                        },
+                    }
                 })
             })
             .collect()
@@ -620,23 +623,17 @@ fn open_interface(
         })?;
         socket.set_tpacket_v3().map_err(socket_err)?;
         let geometry = set_up_ring(&socket, name, &config.ring)?;
-        let ring = match map {
-            true => Mapping::Mapped(
-                Ring::map(
-                    std::os::fd::AsFd::as_fd(&socket),
-                    geometry.block_size as usize,
-                    geometry.block_count as usize,
-                )
-                .map_err(|source| CaptureError::Ring {
-                    iface: name.to_owned(),
-                    source,
-                })?,
-            ),
-            false => Mapping::Unmapped {
-                block_size: geometry.block_size as usize,
-                block_count: geometry.block_count as usize,
-            },
+        let mut ring = Mapping::Unmapped {
+            block_size: geometry.block_size as usize,
+            block_count: geometry.block_count as usize,
         };
+        if map {
+            let mapped = ring.map(&socket).map_err(|source| CaptureError::Ring {
+                iface: name.to_owned(),
+                source,
+            })?;
+            ring = Mapping::Mapped(mapped);
+        }
         if let Some(group) = &deferred {
             // Unbound, it receives nothing until it joins the group.
             rings.push(RingSocket {

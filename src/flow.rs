@@ -379,13 +379,12 @@ fn lookup_ports(ip: &Ip) -> Option<(u16, u16)> {
     }
 }
 
-/// Where a packet's flow lives, worked out ahead of time ([`Flows::prepare`]); its key is
-/// worked out again when the packet is judged (cheaper than carrying it through the batch).
+/// Where a packet's flow lives, worked out ahead of time ([`Flows::prepare`]), in the table of
+/// the packet's IP version; its key is worked out again when the packet is judged (cheaper than
+/// carrying it through the batch).
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
     place: Place,
-    /// In the IPv4 table.
-    v4: bool,
 }
 
 /// The flow tables of one worker.
@@ -548,29 +547,19 @@ impl Flows {
 
     /// The flow `ip` belongs to, worked out ahead of [`Flows::observe`] (for TCP, UDP, SCTP and
     /// echo; `None` for the rest, which `observe` works out itself), with its bucket asked for:
-    /// a look-ahead over a batch of packets, so the lookup finds the line in cache.
+    /// a look-ahead over a batch of packets, so the lookup finds its lines in cache.
     #[inline(always)]
     pub fn prepare(&self, ip: &Ip) -> Option<Prepared> {
         let (sport, dport) = lookup_ports(ip)?;
         Some(if ip.v4 {
             let place = self.v4.place(&key_v4(ip, sport, dport).0);
-            self.v4.prefetch_place(place);
-            Prepared { place, v4: true }
+            self.v4.prefetch_bucket(place);
+            Prepared { place }
         } else {
             let place = self.v6.place(&key_v6(ip, sport, dport).0);
-            self.v6.prefetch_place(place);
-            Prepared { place, v4: false }
+            self.v6.prefetch_bucket(place);
+            Prepared { place }
         })
-    }
-
-    /// Starts loading the slot of a prepared flow (once its bucket had time to arrive).
-    #[inline(always)]
-    pub fn prefetch_slot(&self, prepared: &Prepared, now_ns: u64) {
-        if prepared.v4 {
-            self.v4.prefetch_slot_at(prepared.place, now_ns);
-        } else {
-            self.v6.prefetch_slot_at(prepared.place, now_ns);
-        }
     }
 
     /// Follows one ARP packet: a request opens an attempt to reach the target address, whose

@@ -706,10 +706,11 @@ impl FrameSink for Pipeline {
         self.process(frame, meta.ts_ns, meta.iface, meta.vlan);
     }
 
-    /// Looks ahead over the batch: decodes every frame and asks for its flow's bucket, then for
-    /// the flow's slot, then judges the packets in order. The flow table is the one structure
+    /// Looks ahead over the batch: decodes every frame and asks for its flow's whole bucket
+    /// (tags and slots), then judges the packets in order. The flow table is the one structure
     /// every packet visits at a place of its own (a new source port is a new place), so without
-    /// this each packet would wait for memory twice.
+    /// this each packet would wait for memory twice (the bucket's tags, then the slot they
+    /// point to).
     fn frames(&mut self, batch: &Batch<'_>) {
         let n = batch.len();
         let mut packets = [Packet::EMPTY; BATCH];
@@ -725,9 +726,6 @@ impl FrameSink for Pipeline {
             if let (true, Net::Ip(ip)) = (decoded[i], &packets[i].net) {
                 flows[i] = self.flows.prepare(ip);
             }
-        }
-        for flow in flows.iter().take(n).flatten() {
-            self.flows.prefetch_slot(flow, self.latest_ns);
         }
         for i in 0..n {
             if decoded[i] {

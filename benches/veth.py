@@ -11,7 +11,9 @@ capture tool under the same load, alternating tools round by round (A B C A B C 
 - RSS: the peak resident set (VmHWM) of the process and its children
 
 Profiles: 64-byte frames and a realistic size mix (7:4:1 small/medium/full-size frames, TCP and
-UDP), each with trafgen on one core and on both cores (capture competes for CPU); and 64-byte
+UDP), each with trafgen on one core and on both cores (capture competes for CPU); `v6`, the
+64-byte profile's UDP flood over IPv6 (80-byte frames: IPv6 flows live in a table of their own,
+with slots twice the size); and 64-byte
 floods from 1, about 1,000, 100,000 and 1,000,000 distinct sources (`src1`, `src1k`, `src100k`,
 `src1m`: every packet misses the caches, and the flow table fills). With trafgen on one core it
 is pinned to CPU 0 and the capture tool to CPU 1 (`taskset`), so each tool has a core to itself.
@@ -106,6 +108,9 @@ def trafgen_config(kind, da, sa):
     udp = "udp(sp=dinc(1024, 65000), dp=53)"
     if kind == "64B":
         return "{ %s, %s, fill(0x00, 18) }\n" % (head, udp)
+    if kind == "v6":
+        v6 = f"eth(da={da}, sa={sa}), ipv6(saddr=2001:db8::1, daddr=2001:db8::2, hl=64)"
+        return "{ %s, %s, fill(0x00, 18) }\n" % (v6, udp)
     if kind in SOURCES:
         periods = SOURCES[kind]
         counters = "".join(f", saddr[{4 - len(periods) + i}]=dinc(0, {p - 1})"

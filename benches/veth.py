@@ -244,7 +244,7 @@ class Tool:
             with open(conf, "w") as f:
                 f.write(FASTNETMON_CONF.format(dir=self.workdir, iface=RX))
             with open(os.path.join(self.workdir, "networks_list"), "w") as f:
-                f.write("198.18.0.2/32\n")
+                f.write("198.18.0.2/32\n2001:db8::2/128\n")
             open(os.path.join(self.workdir, "networks_whitelist"), "w").close()
             cmd = ["fastnetmon", "--configuration_file", conf, "--log_to_console",
                    "--disable_pid_logic"]

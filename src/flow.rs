@@ -398,8 +398,8 @@ pub struct Flows {
     hand: usize,
     /// When [`Flows::sweep_budget`] was last asked (0: not yet), and where the hand was to be
     /// after that sweep: what packets since moved it is `hand` minus this.
-    idle_ns: u64,
-    idle_hand: usize,
+    pace_ns: u64,
+    pace_hand: usize,
     /// Time earned towards the next slot of the pace, in slot-ns (see [`Flows::sweep_budget`]).
     credit: u128,
 }
@@ -426,8 +426,8 @@ impl Flows {
             v4: Table::new(capacity, hasher),
             v6: Table::new(capacity, hasher),
             hand: 0,
-            idle_ns: 0,
-            idle_hand: 0,
+            pace_ns: 0,
+            pace_hand: 0,
             credit: 0,
         }
     }
@@ -692,7 +692,7 @@ impl Flows {
     /// block (so the time in between is counted once), and a clock stepped back by more than
     /// [`STEP_BACK_NS`] starts the count again from there.
     pub fn sweep_budget(&mut self, now_ns: u64) -> usize {
-        let (elapsed, since) = match self.idle_ns {
+        let (elapsed, since) = match self.pace_ns {
             0 => (IDLE_SWEEP_NS, now_ns),
             then if now_ns.saturating_add(STEP_BACK_NS) < then => (0, now_ns),
             then => (now_ns.saturating_sub(then), now_ns.max(then)),
@@ -702,9 +702,9 @@ impl Flows {
         self.credit = (self.credit + u128::from(elapsed) * (2 * IDLE_SWEEP) as u128).min(turn);
         let due = self.credit / period;
         self.credit -= due * period;
-        let budget = (due as usize).saturating_sub(self.hand.wrapping_sub(self.idle_hand));
-        self.idle_ns = since.max(1);
-        self.idle_hand = self.hand.wrapping_add(budget);
+        let budget = (due as usize).saturating_sub(self.hand.wrapping_sub(self.pace_hand));
+        self.pace_ns = since.max(1);
+        self.pace_hand = self.hand.wrapping_add(budget);
         budget
     }
 

@@ -1,6 +1,6 @@
 //! The veth benchmark still runs: one short round per tool, fastnetmon included (debug scramd, so
-//! no timing is read into it), a scaling profile, a table, a parseable SUMMARY line and the plot,
-//! and its namespaces gone afterwards.
+//! no timing is read into it), the IPv6 flood and a scaling profile, a table, a parseable SUMMARY
+//! line and the plot, and its namespaces gone afterwards.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -27,7 +27,7 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
             "--seconds",
             "1",
             "--profiles",
-            "64B,src1k",
+            "64B,src1k,v6",
             "--cpus",
             "1",
             "--plot",
@@ -45,7 +45,7 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
         "netsniff-ng",
         "fastnetmon",
     ];
-    for profile in ["64B", "src1k"] {
+    for profile in ["64B", "src1k", "v6"] {
         for tool in tools {
             assert!(
                 stdout.contains(&format!("| {profile} | 1 core(s) | {tool} |")),
@@ -62,7 +62,7 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(summary).unwrap();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 2 * tools.len(), "{summary}");
+    assert_eq!(results.len(), 3 * tools.len(), "{summary}");
     for r in results {
         assert!(r["captured_pps"].as_u64().unwrap() > 0, "{r}");
         assert!(r["cpu_s_per_mpkt"].as_f64().unwrap() > 0.0, "{r}");

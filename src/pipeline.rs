@@ -564,7 +564,7 @@ impl Pipeline {
 
     /// Runs this shard's families of `roles` on `packet` (the one-shard path calls this with
     /// the packet where it was decoded: no observation is built).
-    #[inline]
+    #[inline(always)]
     fn observe_packet(&mut self, ts_ns: u64, iface: u16, packet: &Packet, roles: Roles) {
         // Replay's one shard observes its own packets, so the file's word about the current
         // interface applies; live capture never sets it.

@@ -271,8 +271,10 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         let bucket = place.bucket & self.mask;
         crate::sys::cpu::prefetch(&self.meta[bucket]);
         let per_line = (64 / std::mem::size_of::<Slot<K, V>>()).max(1);
+        // The bucket's slots are in the table (`bucket <= mask`), so the index is in bounds.
+        let first = self.slots[bucket * WAYS..].as_ptr();
         for way in (0..WAYS).step_by(per_line) {
-            crate::sys::cpu::prefetch(&self.slots[bucket * WAYS + way]);
+            crate::sys::cpu::prefetch_ptr(first.wrapping_add(way));
         }
     }
 

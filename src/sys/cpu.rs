@@ -15,3 +15,17 @@ pub fn prefetch<T: ?Sized>(at: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = at;
 }
+
+/// [`prefetch`] of a raw address, which need not point to anything: for a hint at a place
+/// computed without a bounds check (a prefetch reads nothing and cannot fault).
+#[inline(always)]
+pub fn prefetch_ptr<T>(at: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`: `prefetcht0` cannot fault, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(at.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}

@@ -3,7 +3,8 @@
 # wall-clock timings are noisy. Runs examples/pipeline_loop at two round counts and divides the
 # difference by the difference in packets, so set-up (corpus, tables) cancels out.
 #
-#   benches/callgrind.sh            # both corpora: mixed (craft::mixed_corpus) and udp64
+#   benches/callgrind.sh            # mixed (craft::mixed_corpus), udp64 and udp64v6 (the same
+#                                   # flood over IPv6)
 #
 # Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 summary=()
-for corpus in mixed udp64; do
+for corpus in mixed udp64 udp64v6; do
   declare -A ir packets
   for rounds in "$r1" "$r2"; do
     packets[$rounds]=$(valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$rounds" "$corpus" 2>"$out/log")

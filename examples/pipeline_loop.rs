@@ -3,7 +3,8 @@
 //! (`craft::mixed_corpus(256)`, default) or `udp64` (64-byte UDP frames from one host to another
 //! with 4,096 source ports: every flow's slot stays in cache, so the count is the work alone) or
 //! `udp64k` (65,536 source ports, as benches/veth.sh's 64-byte profile sends: a flow table larger
-//! than the second-level cache, for timing what waiting for memory costs). Frames go in batches,
+//! than the second-level cache, for timing what waiting for memory costs) or `udp64v6` (the
+//! `udp64` flood over IPv6, as benches/veth.sh's `v6` profile). Frames go in batches,
 //! as a capture worker hands them over ([`FrameSink::frames`]), and a round of the corpus ends
 //! as a block does ([`FrameSink::block_end`]).
 
@@ -16,17 +17,23 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let ports = match std::env::args().nth(2).as_deref() {
-        Some("udp64") => Some(4096),
-        Some("udp64k") => Some(65536),
-        _ => None,
+    let (ports, v6) = match std::env::args().nth(2).as_deref() {
+        Some("udp64") => (Some(4096), false),
+        Some("udp64k") => (Some(65536), false),
+        Some("udp64v6") => (Some(4096), true),
+        _ => (None, false),
+    };
+    let (src, dst) = if v6 {
+        ("2001:db8::1", "2001:db8::2")
+    } else {
+        ("198.18.0.1", "198.18.0.2")
     };
     let corpus = match ports {
         Some(n) => (0..n)
             .map(|i: u32| {
                 craft::udp_frame(
-                    "198.18.0.1".parse().expect("literal"),
-                    "198.18.0.2".parse().expect("literal"),
+                    src.parse().expect("literal"),
+                    dst.parse().expect("literal"),
                     (1024 + i) as u16,
                     53,
                     &[0; 18],

@@ -538,10 +538,19 @@ pub fn decode_ethernet_into(
             0
         }
     };
-    if ethertype == ethertype::IPV4 && tags == 0 {
-        // The common frame, decoded without the tag loop.
-        packet.net = Net::Ip(decode_ipv4(&frame[14..], 14)?);
-        return Ok(());
+    if tags == 0 {
+        // The common frames, decoded without the tag loop.
+        match ethertype {
+            ethertype::IPV4 => {
+                packet.net = Net::Ip(decode_ipv4(&frame[14..], 14)?);
+                return Ok(());
+            }
+            ethertype::IPV6 => {
+                packet.net = Net::Ip(decode_ipv6_common(&frame[14..], 14)?);
+                return Ok(());
+            }
+            _ => {}
+        }
     }
     decode_ethertype(frame, 14, ethertype, tags, packet)
 }
@@ -717,6 +726,51 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         stray: false,
         reply: false,
     })
+}
+
+/// [`decode_ipv6`] with UDP and TCP right after the fixed header decoded inline, without the
+/// extension-header walk and the general path's error plumbing; the same result as
+/// `decode_ipv6` for every input (`decode::tests` compares them).
+#[inline(always)]
+fn decode_ipv6_common(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
+    if let Some(h) = bytes.first_chunk::<40>() {
+        let next = h[6];
+        let end = (40 + usize::from(be16(h, 4))).min(bytes.len());
+        let payload = &bytes[40..end];
+        let transport = match (h[0] >> 4, next, payload.first_chunk::<20>()) {
+            (6, proto::UDP, _) if payload.len() >= 8 => Some(Transport::Udp {
+                sport: be16(payload, 0),
+                dport: be16(payload, 2),
+            }),
+            (6, proto::TCP, Some(t)) if t[12] >> 4 >= 5 => Some(Transport::Tcp {
+                sport: be16(t, 0),
+                dport: be16(t, 2),
+                flags: t[13],
+            }),
+            _ => None,
+        };
+        if let Some(transport) = transport {
+            let mut src = [0u8; 16];
+            src.copy_from_slice(&h[8..24]);
+            let mut dst = [0u8; 16];
+            dst.copy_from_slice(&h[24..40]);
+            return Ok(Ip {
+                src: Addr::v6(src),
+                dst: Addr::v6(dst),
+                proto: next,
+                fragment: Fragment::No,
+                frag_id: 0,
+                frag_offset: 0,
+                payload_len: u16::try_from(end - 40).unwrap_or(u16::MAX),
+                transport,
+                forcing_option: false,
+                v4: false,
+                stray: false,
+                reply: false,
+            });
+        }
+    }
+    decode_ipv6(bytes, offset)
 }
 
 fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {

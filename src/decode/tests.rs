@@ -537,3 +537,38 @@ fn addresses_are_their_table_keys_and_answer_as_ip_addresses_do() {
     );
     assert!(ip.src < ip.dst);
 }
+
+#[test]
+fn ipv6_udp_and_tcp_decode_inline_as_the_general_path_does() {
+    let (a, b): (IpAddr, IpAddr) = (
+        "2001:db8::1".parse().unwrap(),
+        "2001:db8::2".parse().unwrap(),
+    );
+    let frames = [
+        craft::udp_frame(a, b, 1024, 53, &[0; 18]),
+        craft::udp_frame(a, b, 1024, 53, &[]),
+        craft::tcp_frame(a, b, 40000, 22, tcp_flags::SYN),
+        craft::icmp_frame(a, b, 128, 0),
+        craft::ip_frame(a, b, 17, &craft::udp(1, 2, &[]), &[(0x8100, 7)]),
+    ];
+    let same = |bytes: &[u8]| {
+        assert_eq!(
+            format!("{:?}", decode_ipv6_common(bytes, 14)),
+            format!("{:?}", decode_ipv6(bytes, 14)),
+            "{bytes:02x?}"
+        );
+    };
+    for f in &frames {
+        let ip = &f[14..];
+        for cut in 0..=ip.len() {
+            same(&ip[..cut]);
+        }
+        for pos in 0..ip.len() {
+            for v in [0u8, 1, 5, 6, 17, 0x0f, 0x45, 0x50, 0x60, 0x81, 0xff] {
+                let mut m = ip.to_vec();
+                m[pos] = v;
+                same(&m);
+            }
+        }
+    }
+}

@@ -538,21 +538,14 @@ pub fn decode_ethernet_into(
             0
         }
     };
-    if tags == 0 {
-        // The common frames, decoded without the tag loop.
-        match ethertype {
-            ethertype::IPV4 => {
-                packet.net = Net::Ip(decode_ipv4(&frame[14..], 14)?);
-                return Ok(());
-            }
-            ethertype::IPV6 => {
-                packet.net = Net::Ip(decode_ipv6_common(&frame[14..], 14)?);
-                return Ok(());
-            }
-            _ => {}
-        }
+    // The common frames (untagged, or with the tag the kernel took into the ring header),
+    // decoded without the tag loop.
+    match ethertype {
+        ethertype::IPV4 => packet.net = Net::Ip(decode_ipv4(&frame[14..], 14)?),
+        ethertype::IPV6 => packet.net = Net::Ip(decode_ipv6_common(&frame[14..], 14)?),
+        _ => return decode_ethertype(frame, 14, ethertype, tags, packet),
     }
-    decode_ethertype(frame, 14, ethertype, tags, packet)
+    Ok(())
 }
 
 /// Follows VLAN tags from `offset`, where a header of `ethertype` starts, then decodes the

@@ -154,21 +154,19 @@ pub struct Place {
     tag: u32,
 }
 
-/// The way of `meta`'s bucket a new key takes at stamp `now`: an empty one, or else the one
-/// idle longest.
+/// The way of `meta`'s bucket a new key takes at stamp `now`: the first empty one, or else the
+/// one idle longest. A bucket fills from its first way on and a slot is replaced, never emptied,
+/// so a bucket whose last way is used is full, and the eviction a full bucket makes (every new
+/// key once the table is at capacity) compares stamps alone.
 #[inline(always)]
 fn victim(meta: &Meta, now: u32) -> usize {
-    let age = |w: usize| {
-        if meta.tags[w] == 0 {
-            u32::MAX
-        } else {
-            now.wrapping_sub(meta.stamps[w])
-        }
-    };
+    if meta.tags[WAYS - 1] == 0 {
+        return meta.tags.iter().position(|&t| t == 0).unwrap_or(WAYS - 1);
+    }
     let mut pick = 0;
-    let mut oldest = age(0);
+    let mut oldest = now.wrapping_sub(meta.stamps[0]);
     for w in 1..WAYS {
-        let a = age(w);
+        let a = now.wrapping_sub(meta.stamps[w]);
         if a > oldest {
             (pick, oldest) = (w, a);
         }

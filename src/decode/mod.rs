@@ -542,7 +542,12 @@ pub fn decode_ethernet_into(
     // decoded without the tag loop.
     match ethertype {
         ethertype::IPV4 => packet.net = Net::Ip(decode_ipv4(&frame[14..], 14)?),
-        ethertype::IPV6 => packet.net = Net::Ip(decode_ipv6_common(&frame[14..], 14)?),
+        ethertype::IPV6 => {
+            packet.net = Net::Ip(match ipv6_udp_tcp(&frame[14..]) {
+                Some(ip) => ip,
+                None => decode_ipv6(&frame[14..], 14)?,
+            })
+        }
         _ => return decode_ethertype(frame, 14, ethertype, tags, packet),
     }
     Ok(())
@@ -721,49 +726,47 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
     })
 }
 
-/// [`decode_ipv6`] with UDP and TCP right after the fixed header decoded inline, without the
-/// extension-header walk and the general path's error plumbing; the same result as
-/// `decode_ipv6` for every input (`decode::tests` compares them).
+/// An IPv6 packet carrying UDP or TCP right after its fixed header, decoded inline without the
+/// extension-header walk and the general path's error plumbing; `None` for anything else, which
+/// [`decode_ipv6`] decodes (and then the same as `decode_ipv6` would: `decode::tests` compares
+/// them). An `Option`, not a `Result`: the packet path's common frames then go straight into
+/// their packet, without a result built on the stack and copied.
 #[inline(always)]
-fn decode_ipv6_common(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
-    if let Some(h) = bytes.first_chunk::<40>() {
-        let next = h[6];
-        let end = (40 + usize::from(be16(h, 4))).min(bytes.len());
-        let payload = &bytes[40..end];
-        let transport = match (h[0] >> 4, next, payload.first_chunk::<20>()) {
-            (6, proto::UDP, _) if payload.len() >= 8 => Some(Transport::Udp {
-                sport: be16(payload, 0),
-                dport: be16(payload, 2),
-            }),
-            (6, proto::TCP, Some(t)) if t[12] >> 4 >= 5 => Some(Transport::Tcp {
-                sport: be16(t, 0),
-                dport: be16(t, 2),
-                flags: t[13],
-            }),
-            _ => None,
-        };
-        if let Some(transport) = transport {
-            let mut src = [0u8; 16];
-            src.copy_from_slice(&h[8..24]);
-            let mut dst = [0u8; 16];
-            dst.copy_from_slice(&h[24..40]);
-            return Ok(Ip {
-                src: Addr::v6(src),
-                dst: Addr::v6(dst),
-                proto: next,
-                fragment: Fragment::No,
-                frag_id: 0,
-                frag_offset: 0,
-                payload_len: u16::try_from(end - 40).unwrap_or(u16::MAX),
-                transport,
-                forcing_option: false,
-                v4: false,
-                stray: false,
-                reply: false,
-            });
-        }
-    }
-    decode_ipv6(bytes, offset)
+fn ipv6_udp_tcp(bytes: &[u8]) -> Option<Ip> {
+    let h = bytes.first_chunk::<40>()?;
+    let next = h[6];
+    let end = (40 + usize::from(be16(h, 4))).min(bytes.len());
+    let payload = &bytes[40..end];
+    let transport = match (h[0] >> 4, next, payload.first_chunk::<20>()) {
+        (6, proto::UDP, _) if payload.len() >= 8 => Transport::Udp {
+            sport: be16(payload, 0),
+            dport: be16(payload, 2),
+        },
+        (6, proto::TCP, Some(t)) if t[12] >> 4 >= 5 => Transport::Tcp {
+            sport: be16(t, 0),
+            dport: be16(t, 2),
+            flags: t[13],
+        },
+        _ => return None,
+    };
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&h[8..24]);
+    let mut dst = [0u8; 16];
+    dst.copy_from_slice(&h[24..40]);
+    Some(Ip {
+        src: Addr::v6(src),
+        dst: Addr::v6(dst),
+        proto: next,
+        fragment: Fragment::No,
+        frag_id: 0,
+        frag_offset: 0,
+        payload_len: u16::try_from(end - 40).unwrap_or(u16::MAX),
+        transport,
+        forcing_option: false,
+        v4: false,
+        stray: false,
+        reply: false,
+    })
 }
 
 fn decode_ipv6(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {

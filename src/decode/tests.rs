@@ -553,7 +553,10 @@ fn ipv6_udp_and_tcp_decode_inline_as_the_general_path_does() {
     ];
     let same = |bytes: &[u8]| {
         assert_eq!(
-            format!("{:?}", decode_ipv6_common(bytes, 14)),
+            format!(
+                "{:?}",
+                ipv6_udp_tcp(bytes).map_or_else(|| decode_ipv6(bytes, 14), Ok)
+            ),
             format!("{:?}", decode_ipv6(bytes, 14)),
             "{bytes:02x?}"
         );

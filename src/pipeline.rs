@@ -712,14 +712,11 @@ impl FrameSink for Pipeline {
     /// this each packet would wait for memory twice (the bucket's tags, then the slot they
     /// point to).
     fn frames(&mut self, batch: &Batch<'_>) {
-        let n = batch.len();
+        // A batch holds at most BATCH frames; saying so lets the loops index without checks.
+        let n = batch.len().min(BATCH);
         let mut packets = [Packet::EMPTY; BATCH];
         let mut decoded = [false; BATCH];
         let mut flows: [Option<Prepared>; BATCH] = [None; BATCH];
-        // The frames were written by the kernel on another core: ask for their headers first.
-        for i in 0..n {
-            crate::sys::cpu::prefetch(batch.get(i).0);
-        }
         for i in 0..n {
             let (frame, meta) = batch.get(i);
             decoded[i] = self.decode(frame, meta.vlan, &mut packets[i]);

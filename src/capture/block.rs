@@ -316,7 +316,7 @@ where
         // and the sink's decoder get there. A guess that misses costs a wasted request.
         let ahead = block
             .as_ptr()
-            .wrapping_add(offset.wrapping_add(next * AHEAD));
+            .wrapping_add(offset.wrapping_add(next.wrapping_mul(AHEAD)));
         crate::sys::cpu::prefetch_ptr(ahead);
         crate::sys::cpu::prefetch_ptr(ahead.wrapping_add(mac));
         let data_start = offset.saturating_add(mac);

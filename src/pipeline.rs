@@ -712,8 +712,7 @@ impl FrameSink for Pipeline {
     /// this each packet would wait for memory twice (the bucket's tags, then the slot they
     /// point to).
     fn frames(&mut self, batch: &Batch<'_>) {
-        // A batch holds at most BATCH frames; saying so lets the loops index without checks.
-        let n = batch.len().min(BATCH);
+        let n = batch.len();
         let mut packets = [Packet::EMPTY; BATCH];
         let mut decoded = [false; BATCH];
         let mut flows: [Option<Prepared>; BATCH] = [None; BATCH];

@@ -183,10 +183,11 @@ impl<'b> Batch<'b> {
         self.clear();
     }
 
-    /// Frames held.
+    /// Frames held, never more than [`BATCH`] (said here, so that a sink's loops over arrays of
+    /// `BATCH` index them without bounds checks).
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.len.min(BATCH)
     }
 
     /// True when it holds no frame.

@@ -18,8 +18,11 @@ use std::net::IpAddr;
 
 use crate::decode::{proto, tcp_flags, Addr, Arp, Fragment, Ip, Quote, Transport};
 use crate::detect::family::{chatter_destination, link_local};
-use crate::detect::table::{Place, SeededState, Table};
+use crate::detect::table::SeededState;
+
+mod table;
 use crate::detect::{addr_key, key_addr, AddrKey};
+use table::Place;
 
 /// The protocol field of ARP "flows" in the table (no IP protocol has it: 255 is reserved).
 pub const ARP: u8 = 255;
@@ -338,7 +341,7 @@ impl Width for u128 {
 type Key<W> = (W, W, u16, u16, u8);
 
 /// A flow table of one address family.
-type FlowTable<W> = Table<Key<W>, State>;
+type FlowTable<W> = table::FlowTable<W, State>;
 
 /// The key of the flow between `src`:`sport` and `dst`:`dport` (the lower address and its port
 /// first, so both directions share it), and whether `src` is the first.
@@ -423,8 +426,8 @@ impl Flows {
     /// Tables of `capacity` IPv4 flows and `capacity` IPv6 flows.
     pub fn new(capacity: usize, hasher: SeededState) -> Self {
         Flows {
-            v4: Table::new(capacity, hasher),
-            v6: Table::new(capacity, hasher),
+            v4: FlowTable::new(capacity, hasher),
+            v6: FlowTable::new(capacity, hasher),
             hand: 0,
             pace_ns: 0,
             pace_hand: 0,
@@ -464,11 +467,11 @@ impl Flows {
     #[inline(always)]
     fn hand_slot(&mut self, i: usize) -> Option<(Key<AddrKey>, &mut State)> {
         if self.hand_in_v6(i) {
-            self.v6.slot_mut(i).map(|(k, s)| (*k, s))
+            self.v6.slot_mut(i)
         } else {
             self.v4
                 .slot_mut(i)
-                .map(|(&(a, b, pa, pb, p), s)| ((a.key(), b.key(), pa, pb, p), s))
+                .map(|((a, b, pa, pb, p), s)| ((a.key(), b.key(), pa, pb, p), s))
         }
     }
 

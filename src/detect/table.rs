@@ -147,13 +147,6 @@ fn stamp(now_ns: u64) -> u32 {
     (now_ns >> 16) as u32
 }
 
-/// Where a key lives in a [`Table`]: its bucket and tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Place {
-    bucket: usize,
-    tag: u32,
-}
-
 /// The way of `meta`'s bucket a new key takes at stamp `now`: the first empty one, or else the
 /// one idle longest. A bucket fills from its first way on and a slot is replaced, never emptied,
 /// so a bucket whose last way is used is full, and the eviction a full bucket makes (every new
@@ -214,14 +207,6 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         }
     }
 
-    /// Where `key` lives: computed once, it serves [`Table::prefetch_bucket`],
-    /// [`Table::get_mut_at`] and [`Table::entry_at`] without hashing again.
-    #[inline(always)]
-    pub fn place(&self, key: &K) -> Place {
-        let (bucket, tag) = self.locate(key);
-        Place { bucket, tag }
-    }
-
     /// Bucket and tag of `key`.
     #[inline(always)]
     fn locate(&self, key: &K) -> (usize, u32) {
@@ -256,33 +241,6 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         (0..WAYS)
             .find(|&w| meta.tags[w] == tag && self.slots[bucket * WAYS + w].key == *key)
             .map(|w| bucket * WAYS + w)
-    }
-
-    /// Asks the processor to start loading the whole bucket of `place`: its tags and stamps
-    /// and every slot (one line for two 32-byte slots, one a slot of 64). A caller that will
-    /// look its key up a little later (after other work) finds every line it reads in cache.
-    /// The slot a key is in, or would take, is known only once the tags are read; asking for
-    /// that one slot then made each lookup wait for two loads one after the other, where this
-    /// waits for one, at the price of lines it does not need (README, "Per-packet cost").
-    #[inline(always)]
-    pub fn prefetch_bucket(&self, place: Place) {
-        let bucket = place.bucket & self.mask;
-        crate::sys::cpu::prefetch(&self.meta[bucket]);
-        let per_line = (64 / std::mem::size_of::<Slot<K, V>>()).max(1);
-        // The bucket's slots are in the table (`bucket <= mask`), so the index is in bounds.
-        let first = self.slots[bucket * WAYS..].as_ptr();
-        for way in (0..WAYS).step_by(per_line) {
-            crate::sys::cpu::prefetch_ptr(first.wrapping_add(way));
-        }
-    }
-
-    /// Asks the processor to start loading slot `index` (modulo the capacity) and its bucket's
-    /// line: for a sweep that will visit it soon.
-    #[inline(always)]
-    pub fn prefetch_index(&self, index: usize) {
-        let i = index & (self.slots.len() - 1);
-        crate::sys::cpu::prefetch(&self.meta[(i / WAYS) & self.mask]);
-        crate::sys::cpu::prefetch(&self.slots[i]);
     }
 
     /// The entry for `key`, created (with `V::default()`) if absent, evicting the bucket's
@@ -343,31 +301,6 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         };
         self.touch(i, now);
         Some(&mut self.slots[i].value)
-    }
-
-    /// [`Table::get_mut`] for a key whose place was computed already (`place` must be
-    /// `self.place(key)`): straight to its bucket, without asking the last slot first (a
-    /// caller prepares a place when consecutive lookups are for different keys).
-    #[inline(always)]
-    pub fn get_mut_at(&mut self, place: Place, key: &K, now: u64) -> Option<&mut V> {
-        let i = self.find(place.bucket & self.mask, place.tag, key)?;
-        self.last = i;
-        self.touch(i, now);
-        Some(&mut self.slots[i].value)
-    }
-
-    /// [`Table::entry`] for a key whose place was computed already (`place` must be
-    /// `self.place(&key)`), straight to its bucket as [`Table::get_mut_at`].
-    #[inline]
-    pub fn entry_at(&mut self, place: Place, key: K, now: u64) -> &mut V {
-        let bucket = place.bucket & self.mask;
-        let i = match self.find(bucket, place.tag, &key) {
-            Some(i) => i,
-            None => self.insert(bucket, place.tag, key, now),
-        };
-        self.touch(i, now);
-        self.last = i;
-        &mut self.slots[i].value
     }
 
     /// The slot the last lookup or insertion found (for [`Table::slot_used`]).
@@ -454,23 +387,6 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bucket_asked_for_whole_stays_within_the_table_and_changes_nothing() {
-        // Slots of 32 bytes (two to a line), of 64 (one) and of 8 (the whole bucket in one).
-        fn ask_everywhere<V: Default + Clone>(value: V) {
-            let mut t: Table<u64, V> = Table::new(64, SeededState::random());
-            *t.entry(7, 1) = value;
-            for k in 0..10_000u64 {
-                t.prefetch_bucket(t.place(&k));
-            }
-            assert_eq!(t.len(), 1);
-            assert!(t.get_mut_at(t.place(&7), &7, 2).is_some());
-        }
-        ask_everywhere([0u64; 3]);
-        ask_everywhere([0u64; 7]);
-        ask_everywhere(());
-    }
 
     #[test]
     fn keys_a_few_bits_apart_spread_over_the_buckets_as_random_ones_would() {

@@ -10,17 +10,18 @@
 //! common table is half the memory to wait for. A clock hand visits the IPv4 table's slots and
 //! then the IPv6 table's, at a pace a capture worker keeps at the end of each block and at each
 //! wake-up ([`Flows::sweep_budget`]), and one slot a packet in replay ([`Flows::step`]), so
-//! unanswered attempts are found without timers.
+//! unanswered attempts are found without timers. A table's buckets are four slots of a flow's
+//! key, last use and state, and nothing else (`flow/table.rs`), so the batch asks for few lines.
 //!
 //! Never: allocate, lock or make a system call per packet.
+
+mod table;
 
 use std::net::IpAddr;
 
 use crate::decode::{proto, tcp_flags, Addr, Arp, Fragment, Ip, Quote, Transport};
 use crate::detect::family::{chatter_destination, link_local};
 use crate::detect::table::SeededState;
-
-mod table;
 use crate::detect::{addr_key, key_addr, AddrKey};
 use table::Place;
 

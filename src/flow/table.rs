@@ -15,13 +15,11 @@
 
 use std::hash::{BuildHasher, Hash};
 
+use super::Key;
 use crate::detect::table::SeededState;
 
 /// Slots per bucket.
 pub const WAYS: usize = 4;
-
-/// The key of a flow: first address, second address, first port, second port, protocol.
-pub type Key<W> = (W, W, u16, u16, u8);
 
 /// One slot: a flow's key, spread over the fields below so that its last use fits beside it,
 /// and the flow's state.

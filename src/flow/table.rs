@@ -332,6 +332,33 @@ mod tests {
     }
 
     #[test]
+    fn flows_cycling_through_a_table_at_half_load_mostly_stay() {
+        // Every flow seen once a turn, in the same order: the worst case for evicting the one
+        // idle longest. Random placement in buckets of four misses about 13% of packets at half
+        // load (eight slots a bucket about 4.5%) and about 55% at full load (eight: 52%).
+        fn missed(flows: u32, turns: u32) -> f64 {
+            let mut t: FlowTable<u32, Flow> = FlowTable::new(65_536, SeededState::random());
+            let mut missed = 0;
+            let mut now = 0;
+            for turn in 0..turns {
+                for port in 0..flows {
+                    now += 1_000;
+                    let key = (1, 2, (port >> 16) as u16, port as u16, 17);
+                    if t.get_mut(&key, now).is_none() {
+                        t.entry(key, now);
+                        missed += u32::from(turn == turns - 1);
+                    }
+                }
+            }
+            f64::from(missed) / f64::from(flows)
+        }
+        let half = missed(32_768, 3);
+        assert!(half < 0.2, "{half}");
+        let full = missed(65_536, 3);
+        assert!((0.4..0.7).contains(&full), "{full}");
+    }
+
+    #[test]
     fn a_million_flows_stay_within_capacity_and_every_slot_is_visited() {
         let mut t: FlowTable<u32, Flow> = FlowTable::new(4096, SeededState::random());
         let before = t.memory_bytes();

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::capture::{Batch, FrameMeta, FrameSink, BATCH};
 use crate::decode::{self, Addr, Fragment, Ip, Layer, Net, Packet, Transport};
 use crate::detect::table::{SeededState, Table};
-use crate::detect::{AddrKey, Alert, Roles, Settings, Shard};
+use crate::detect::{AddrKey, Alert, Roles, Seen, Settings, Shard};
 use crate::flow::{Attempt, Flows, Outcome, Prepared};
 
 /// First fragments remembered per worker; one lives for the moments a datagram takes.
@@ -356,8 +356,20 @@ impl Pipeline {
         ring_tag: Option<crate::capture::VlanTag>,
     ) {
         let mut packet = Packet::EMPTY;
-        if self.decode(frame, ring_tag, &mut packet) {
-            self.judge(&mut packet, frame, ts_ns, iface, Hand::Step);
+        if self.decode(frame, ring_tag, &mut packet)
+            && self.judge(&mut packet, frame, ts_ns, iface, Hand::Step)
+        {
+            let loopback = self.loopback(iface, &packet);
+            self.observe_packet(
+                ts_ns,
+                iface,
+                loopback,
+                &packet,
+                Roles {
+                    src: true,
+                    dst: true,
+                },
+            );
         }
     }
 
@@ -384,9 +396,19 @@ impl Pipeline {
         }
     }
 
-    /// Runs or routes a decoded packet (`frame` is what it was decoded from).
+    /// Judges a decoded packet's flow and routes it to the shards whose families judge it
+    /// (`frame` is what it was decoded from). True when this pipeline is the one shard and its
+    /// families are still to see the packet: the caller runs them, on the packet alone or on
+    /// its batch.
     #[inline(always)]
-    fn judge(&mut self, packet: &mut Packet, frame: &[u8], ts_ns: u64, iface: u16, hand: Hand) {
+    fn judge(
+        &mut self,
+        packet: &mut Packet,
+        frame: &[u8],
+        ts_ns: u64,
+        iface: u16,
+        hand: Hand,
+    ) -> bool {
         self.local.decoded += 1;
         self.latest_ns = ts_ns;
         if let Net::Ip(ip) = &mut packet.net {
@@ -395,7 +417,7 @@ impl Pipeline {
             }
         }
         if self.shard.settings().ignores(packet) {
-            return;
+            return false;
         }
         let mac = packet.src_mac;
         match &mut packet.net {
@@ -416,19 +438,10 @@ impl Pipeline {
                 self.attempted(f);
             }
         }
-        if self.shards == 1 && !matches!(packet.net, Net::Other(_)) {
+        if self.shards == 1 {
             // One shard plays every role: the destination-keyed families judge the packet
             // themselves, so there is nothing to route.
-            self.observe_packet(
-                ts_ns,
-                iface,
-                packet,
-                Roles {
-                    src: true,
-                    dst: true,
-                },
-            );
-            return;
+            return !matches!(packet.net, Net::Other(_));
         }
         let (src, dst) = match &packet.net {
             Net::Ip(ip) => (ip.src, ip.dst),
@@ -438,7 +451,7 @@ impl Pipeline {
                 Addr::v4(arp.sender_ip.octets()),
                 Addr::v4(arp.target_ip.octets()),
             ),
-            Net::Other(_) => return,
+            Net::Other(_) => return false,
         };
         let src_shard = self.shard_of(src);
         let dst_shard = if Roles::wants_destination(packet) {
@@ -463,6 +476,7 @@ impl Pipeline {
             };
             self.deliver(d, &obs);
         }
+        false
     }
 
     /// Fragment bookkeeping, off the common path (live capture defragments in the kernel, so
@@ -559,18 +573,31 @@ impl Pipeline {
     }
 
     fn observe(&mut self, obs: &Observation) {
-        self.observe_packet(obs.ts_ns, obs.iface, &obs.packet, obs.roles);
+        let loopback = self.loopback(obs.iface, &obs.packet);
+        self.observe_packet(obs.ts_ns, obs.iface, loopback, &obs.packet, obs.roles);
+    }
+
+    /// Was `packet` captured on a loopback device, where loopback addresses are normal?
+    #[inline(always)]
+    fn loopback(&self, iface: u16, packet: &Packet) -> bool {
+        // Replay's one shard observes its own packets, so the file's word about the current
+        // interface applies; live capture never sets it.
+        self.link_loopback
+            || packet.on_loopback
+            || (self.any_loopback && self.interfaces.judged_loopback(iface, packet))
     }
 
     /// Runs this shard's families of `roles` on `packet` (the one-shard path calls this with
     /// the packet where it was decoded: no observation is built).
     #[inline(always)]
-    fn observe_packet(&mut self, ts_ns: u64, iface: u16, packet: &Packet, roles: Roles) {
-        // Replay's one shard observes its own packets, so the file's word about the current
-        // interface applies; live capture never sets it.
-        let loopback = self.link_loopback
-            || packet.on_loopback
-            || (self.any_loopback && self.interfaces.judged_loopback(iface, packet));
+    fn observe_packet(
+        &mut self,
+        ts_ns: u64,
+        iface: u16,
+        loopback: bool,
+        packet: &Packet,
+        roles: Roles,
+    ) {
         let alerts = &mut self.alerts;
         let dropped = &mut self.local.alerts_dropped;
         self.shard
@@ -707,10 +734,11 @@ impl FrameSink for Pipeline {
     }
 
     /// Looks ahead over the batch: decodes every frame and asks for its flow's whole bucket
-    /// (tags and slots), then judges the packets in order. The flow table is the one structure
-    /// every packet visits at a place of its own (a new source port is a new place), so without
-    /// this each packet would wait for memory twice (the bucket's tags, then the slot they
-    /// point to).
+    /// (tags and slots), then judges the packets' flows in order; with one shard, its detector
+    /// families then see the batch's packets in order, in one call. The flow table is the one
+    /// structure every packet visits at a place of its own (a new source port is a new place),
+    /// so without this each packet would wait for memory twice (the bucket's tags, then the
+    /// slot they point to).
     fn frames(&mut self, batch: &Batch<'_>) {
         let n = batch.len();
         let mut packets = [Packet::EMPTY; BATCH];
@@ -723,17 +751,36 @@ impl FrameSink for Pipeline {
                 flows[i] = self.flows.prepare(ip);
             }
         }
+        // Whether the one shard's families are to see each packet, and if it came from a
+        // loopback device.
+        let mut families = [None; BATCH];
         for i in 0..n {
             if decoded[i] {
                 let (frame, meta) = batch.get(i);
-                self.judge(
+                if self.judge(
                     &mut packets[i],
                     frame,
                     meta.ts_ns,
                     meta.iface,
                     Hand::Prepared(flows[i]),
-                );
+                ) {
+                    families[i] = Some(self.loopback(meta.iface, &packets[i]));
+                }
             }
+        }
+        if self.shards == 1 {
+            // The families see the batch's packets in order, after its flows were judged.
+            let alerts = &mut self.alerts;
+            let dropped = &mut self.local.alerts_dropped;
+            let seen = (0..n).filter_map(|i| {
+                let meta = batch.get(i).1;
+                families[i].map(|loopback| Seen::new(meta.ts_ns, meta.iface, loopback, &packets[i]))
+            });
+            self.shard.observe_batch(seen, &mut |a| {
+                if alerts.push(a).is_err() {
+                    *dropped += 1;
+                }
+            });
         }
     }
 

@@ -419,6 +419,30 @@ impl Shard {
         self.families.observe(&seen, roles, s, &mut out);
     }
 
+    /// Runs every family on each packet of a batch in turn, in both roles (one shard: the
+    /// one-worker pipeline's, which judges the batch's flows first). One call a batch: the
+    /// families' state and settings stay at hand from one packet to the next.
+    #[inline(never)]
+    pub fn observe_batch<'a>(
+        &mut self,
+        seen: impl Iterator<Item = Seen<'a>>,
+        emit: &mut impl FnMut(Alert),
+    ) {
+        let s = &*self.settings;
+        let mut out = Out {
+            suppressor: &mut self.suppressor,
+            suppress_ms: s.suppress_ms,
+            emit,
+        };
+        let roles = Roles {
+            src: true,
+            dst: true,
+        };
+        for seen in seen {
+            self.families.observe(&seen, roles, s, &mut out);
+        }
+    }
+
     /// Runs the families of `roles` on an attempt that ended: failed, or answered.
     pub fn attempt(&mut self, a: &Attempt, roles: Roles, emit: &mut impl FnMut(Alert)) {
         let s = &*self.settings;

@@ -179,6 +179,9 @@ pub struct Table<K, V> {
     /// same key, and then need neither the hash nor the bucket scan. Once the table holds an
     /// entry, it is a used slot (slots are replaced, never emptied).
     last: usize,
+    /// When the last slot was last used: its stamp is written only when another slot becomes
+    /// the last (before any eviction can read it), not at every use.
+    last_ns: u64,
     mask: usize,
     hasher: SeededState,
     len: usize,
@@ -200,6 +203,7 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
             slots,
             meta: vec![Meta::default(); slots_n / WAYS].into_boxed_slice(),
             last: 0,
+            last_ns: 0,
             mask: slots_n / WAYS - 1,
             hasher,
             len: 0,
@@ -223,8 +227,25 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     /// Marks slot `i` used at `now`.
     #[inline(always)]
     fn touch(&mut self, i: usize, now: u64) {
+        if i == self.last {
+            self.last_ns = now;
+        } else {
+            self.write_stamp(i, now);
+        }
+    }
+
+    #[inline(always)]
+    fn write_stamp(&mut self, i: usize, now: u64) {
         let mask = self.mask;
         self.meta[(i / WAYS) & mask].stamps[i % WAYS] = stamp(now);
+    }
+
+    /// Makes slot `i`, used at `now`, the last: the one before gets the stamp of its last use.
+    #[inline(always)]
+    fn make_last(&mut self, i: usize, now: u64) {
+        self.write_stamp(self.last, self.last_ns);
+        self.last = i;
+        self.last_ns = now;
     }
 
     /// The last slot looked up, if it holds `key`.
@@ -249,16 +270,18 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     #[inline]
     pub fn entry(&mut self, key: K, now: u64) -> &mut V {
         if let Some(last) = self.last_is(&key) {
-            self.touch(last, now);
+            self.last_ns = now;
             return &mut self.slots[last].value;
         }
+        // The last slot's stamp first: the insertion may pick a victim in its bucket.
+        self.write_stamp(self.last, self.last_ns);
         let (bucket, tag) = self.locate(&key);
         let i = match self.find(bucket, tag, &key) {
             Some(i) => i,
             None => self.insert(bucket, tag, key, now),
         };
-        self.touch(i, now);
         self.last = i;
+        self.last_ns = now;
         &mut self.slots[i].value
     }
 
@@ -291,15 +314,17 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     #[inline(always)]
     pub fn get_mut(&mut self, key: &K, now: u64) -> Option<&mut V> {
         let i = match self.last_is(key) {
-            Some(last) => last,
+            Some(last) => {
+                self.last_ns = now;
+                last
+            }
             None => {
                 let (bucket, tag) = self.locate(key);
                 let i = self.find(bucket, tag, key)?;
-                self.last = i;
+                self.make_last(i, now);
                 i
             }
         };
-        self.touch(i, now);
         Some(&mut self.slots[i].value)
     }
 
@@ -463,6 +488,26 @@ mod tests {
         t.entry(99, 101 * MS);
         assert!(t.get(&0).is_some());
         assert!(t.get(&1).is_none());
+        assert_eq!(t.evictions(), 1);
+    }
+
+    #[test]
+    fn the_key_used_last_and_often_is_not_taken_for_idle() {
+        // A flood's window is the last key looked up packet after packet: its stamp is written
+        // when another key is looked up, before that key can evict anything.
+        let mut t: Table<u32, u8> = Table::new(WAYS, SeededState::random());
+        const MS: u64 = 1_000_000;
+        for k in 0..WAYS as u32 {
+            *t.entry(k, (10 + u64::from(k)) * MS) = 1;
+        }
+        // Key 0, the oldest, is used at every millisecond from then on.
+        for ms in 20..=100 {
+            *t.entry(0, ms * MS) += 1;
+        }
+        assert_eq!(t.get_mut(&0, 101 * MS).copied(), Some(82));
+        t.entry(99, 200 * MS);
+        assert!(t.get(&0).is_some());
+        assert!(t.get(&1).is_none(), "the key idle longest is evicted");
         assert_eq!(t.evictions(), 1);
     }
 }

@@ -277,6 +277,14 @@ pub struct Ip {
     pub reply: bool,
 }
 
+impl Ip {
+    /// Its source and destination, as an alert about it names them.
+    #[inline]
+    pub fn pair(&self) -> (Option<Addr>, Option<Addr>) {
+        (Some(self.src), Some(self.dst))
+    }
+}
+
 /// The transport layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {

@@ -17,7 +17,7 @@ use super::table::{SeededState, Table};
 use super::toggle::{RawToggle, Toggle};
 use super::Detector;
 use crate::alert::text::{addr, mac};
-use crate::decode::{Ip, Net, Transport};
+use crate::decode::{Addr, Ip, Net, Transport};
 
 /// `arp-spoof`'s catalogue entry.
 pub const ARP_SPOOF: Entry = Entry {
@@ -200,28 +200,37 @@ impl Family for ArpSpoof {
                 .entry(u32::from(arp.sender_ip), seen.ts_ns)
                 .claim(arp.sender_mac),
         };
-        let base = Alert {
+        let base = || Alert {
             ts_ns: seen.ts_ns,
             iface: seen.iface,
             src: Some(IpAddr::V4(arp.sender_ip)),
             count: 1,
             ..Alert::default()
         };
+        let src = Some(Addr::v4(arp.sender_ip.octets()));
         match claim {
-            Claim::Changed { was, flip_flop } => out.send(Alert {
-                detector: Detector::ArpSpoof,
-                dst: Some(IpAddr::V4(arp.target_ip)).filter(|d| !d.is_unspecified()),
-                detail: Detail::Macs {
-                    mac: arp.sender_mac,
-                    previous_mac: was,
-                    flip_flop,
-                },
-                ..base
-            }),
+            Claim::Changed { was, flip_flop } => {
+                let dst = Some(IpAddr::V4(arp.target_ip)).filter(|d| !d.is_unspecified());
+                out.send_with(
+                    Detector::ArpSpoof,
+                    (src, dst.map(Addr::from)),
+                    seen.ts_ns,
+                    || Alert {
+                        detector: Detector::ArpSpoof,
+                        dst,
+                        detail: Detail::Macs {
+                            mac: arp.sender_mac,
+                            previous_mac: was,
+                            flip_flop,
+                        },
+                        ..base()
+                    },
+                )
+            }
             Claim::New if s.new_station.enabled => out.send(Alert {
                 detector: Detector::NewStation,
                 detail: Detail::Mac(arp.sender_mac),
-                ..base
+                ..base()
             }),
             _ => {}
         }

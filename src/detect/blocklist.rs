@@ -66,7 +66,7 @@ impl Family for Blocklist {
         let Some(ip) = seen.ip() else { return };
         let source = s.prefixes.contains(ip.src);
         if source || s.prefixes.contains(ip.dst) {
-            out.send(Alert {
+            out.send_with(Detector::Blocklist, ip.pair(), seen.ts_ns, || Alert {
                 detector: Detector::Blocklist,
                 detail: Detail::Kind(if source { SOURCE } else { DESTINATION }),
                 ..seen.flow(ip)

@@ -5,6 +5,7 @@
 use super::record::Alert;
 use super::suppress::Suppressor;
 use super::table::SeededState;
+use super::Detector;
 use crate::alert::community_id::FlowTuple;
 use crate::decode::{proto, Addr, Ip, Net, Packet, Transport};
 use crate::flow::Attempt;
@@ -202,6 +203,32 @@ impl Out<'_> {
         if let Some(a) = self.suppressor.pass(alert, self.suppress_ms) {
             (self.emit)(a);
         }
+    }
+
+    /// Sends the alert `build` makes, of `detector` from `src` to `dst` at `ts_ns`, as
+    /// [`Out::send`] would; a repeat within the suppression window is counted without being
+    /// built. For detectors that can fire on every packet of a stream (a storm of them then
+    /// costs a lookup a packet, not an alert record).
+    #[cold]
+    #[inline(never)]
+    pub fn send_with(
+        &mut self,
+        detector: Detector,
+        (src, dst): (Option<Addr>, Option<Addr>),
+        ts_ns: u64,
+        build: impl FnOnce() -> Alert,
+    ) {
+        let key = (
+            detector as u8,
+            src.map_or(0, Addr::key),
+            dst.map_or(0, Addr::key),
+        );
+        if self.suppressor.held(key, ts_ns, self.suppress_ms) {
+            return;
+        }
+        let alert = build();
+        debug_assert_eq!((key, alert.ts_ns), (super::suppress::key_of(&alert), ts_ns));
+        self.send(alert);
     }
 }
 

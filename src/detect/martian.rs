@@ -69,7 +69,7 @@ impl Family for Martian {
         } else {
             return;
         };
-        out.send(Alert {
+        out.send_with(Detector::Martian, ip.pair(), seen.ts_ns, || Alert {
             detector: Detector::Martian,
             detail: Detail::Kind(kind),
             ..seen.flow(ip)

@@ -198,7 +198,7 @@ impl Routers {
             let first = s.addresses.first().map_or(0, |a| u128::from(*a));
             (first, s.macs.first().copied().unwrap_or_default(), false)
         };
-        out.send(Alert {
+        out.send_with(Detector::RogueRa, ip.pair(), seen.ts_ns, || Alert {
             detector: Detector::RogueRa,
             detail: Detail::Router {
                 mac: m,

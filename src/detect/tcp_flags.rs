@@ -103,7 +103,7 @@ impl Family for TcpFlags {
             return;
         };
         if let Some(combo) = FlagCombo::of(flags) {
-            out.send(Alert {
+            out.send_with(Detector::TcpFlags, ip.pair(), seen.ts_ns, || Alert {
                 detector: Detector::TcpFlags,
                 detail: Detail::Flags(combo.name(), flags),
                 ..seen.flow(ip)

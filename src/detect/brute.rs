@@ -36,7 +36,8 @@ pub const BRUTE_FORCE: Entry = Entry {
 };
 
 /// Login services watched by default: ftp, ssh, telnet, smtp, pop3, imap, ldap, smb, smtps,
-/// submission, ldaps, imaps, pop3s, mssql, mysql, rdp, postgres, vnc, redis.
+/// submission, ldaps, imaps, pop3s, mssql, mysql, rdp, postgres, vnc, redis (in order of port, as
+/// [`Settings::ports`] keeps them).
 pub const LOGIN_PORTS: [u16; 19] = [
     21, 22, 23, 25, 110, 143, 389, 445, 465, 587, 636, 993, 995, 1433, 3306, 3389, 5432, 5900, 6379,
 ];
@@ -50,7 +51,7 @@ pub struct Settings {
     pub connections: u32,
     /// Window length in ms.
     pub window_ms: u64,
-    /// The service ports watched.
+    /// The service ports watched, sorted, each once (every answered attempt looks its port up).
     pub ports: Vec<u16>,
 }
 
@@ -107,7 +108,7 @@ impl Family for Brute {
         if !s.enabled
             || a.probe != Probe::Syn
             || a.proto != proto::TCP
-            || !s.ports.contains(&a.dport)
+            || s.ports.binary_search(&a.dport).is_err()
         {
             return;
         }
@@ -175,6 +176,8 @@ impl Family for Brute {
                     .map_err(|m| (p.span(), m))? as u16;
                 s.ports.push(port);
             }
+            s.ports.sort_unstable();
+            s.ports.dedup();
         }
         Ok(())
     }
@@ -233,5 +236,28 @@ mod tests {
             .map(|i| connected(1 + i * 2_000_000_000, 22))
             .collect();
         assert!(run_attempts(&mut Brute::new(64, SeededState::random()), &s, &poll, 0).is_empty());
+    }
+
+    #[test]
+    fn configured_ports_in_any_order_and_repeated_are_each_watched() {
+        let c = crate::config::Config::parse(
+            "[detect.brute-force]\nports = [8022, 22, 2222, 22]\n",
+            std::path::Path::new("scram.toml"),
+        )
+        .expect("valid");
+        let s = &c.detect.brute;
+        assert_eq!(s.ports, [22, 2222, 8022]);
+        assert!(Settings::default().ports.is_sorted());
+        for port in [22, 2222, 8022] {
+            let tries: Vec<_> = (0..100u64)
+                .map(|i| connected(1 + i * 100_000_000, port))
+                .collect();
+            let alerts = run_attempts(&mut Brute::new(64, SeededState::random()), s, &tries, 0);
+            assert_eq!(alerts.len(), 1, "port {port}: {alerts:?}");
+        }
+        let ftp: Vec<_> = (0..100u64)
+            .map(|i| connected(1 + i * 100_000_000, 21))
+            .collect();
+        assert!(run_attempts(&mut Brute::new(64, SeededState::random()), s, &ftp, 0).is_empty());
     }
 }

@@ -257,7 +257,8 @@ mod tests {
     #[test]
     fn an_alert_asked_about_before_it_is_built_is_suppressed_as_one_sent() {
         // The same alerts through `Out::send` and through `Out::send_with`: the same alerts and
-        // records go out with the same counts, and `send_with` builds only those that go out.
+        // records go out with the same counts, and `send_with` builds only those that are no
+        // repeat.
         let alerts: Vec<Alert> = (0..600u64)
             .map(|i| {
                 let detector = if i % 3 == 0 {

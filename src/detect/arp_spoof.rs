@@ -300,29 +300,28 @@ impl ArpSpoof {
             .nd
             .entry((seen.iface, u128::from(a)), seen.ts_ns)
             .claim(m);
-        let base = Alert {
-            ts_ns: seen.ts_ns,
-            iface: seen.iface,
-            src: Some(ip.src.ip()),
-            proto: Some(ip.proto),
-            count: 1,
-            ..Alert::default()
-        };
         match claim {
-            Claim::Changed { was, flip_flop } => out.send(Alert {
-                detector: Detector::NdSpoof,
-                dst: Some(ip.dst.ip()),
-                detail: Detail::Macs {
-                    mac: m,
-                    previous_mac: was,
-                    flip_flop,
-                },
-                ..seen.base(ip)
-            }),
+            Claim::Changed { was, flip_flop } => {
+                out.send_with(Detector::NdSpoof, ip.pair(), seen.ts_ns, || Alert {
+                    detector: Detector::NdSpoof,
+                    dst: Some(ip.dst.ip()),
+                    detail: Detail::Macs {
+                        mac: m,
+                        previous_mac: was,
+                        flip_flop,
+                    },
+                    ..seen.base(ip)
+                })
+            }
             Claim::New if s.new_station.enabled => out.send(Alert {
                 detector: Detector::NewStation,
+                ts_ns: seen.ts_ns,
+                iface: seen.iface,
+                src: Some(ip.src.ip()),
+                proto: Some(ip.proto),
+                count: 1,
                 detail: Detail::Mac(m),
-                ..base
+                ..Alert::default()
             }),
             _ => {}
         }

@@ -4,7 +4,10 @@
 # difference by the difference in packets, so set-up (corpus, tables) cancels out.
 #
 #   benches/callgrind.sh            # mixed (craft::mixed_corpus), udp64 and udp64v6 (the same
-#                                   # flood over IPv6)
+#                                   # flood over IPv6), udp64k (65,536 source ports cycling
+#                                   # through a flow table of as many slots, as benches/veth.sh's
+#                                   # 64-byte profile sends: most packets open a flow and evict
+#                                   # one)
 #
 # Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
 set -euo pipefail
@@ -14,13 +17,22 @@ cd "$(dirname "$0")/.."
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 summary=()
-for corpus in mixed udp64 udp64v6; do
+for corpus in mixed udp64 udp64v6 udp64k; do
+  rounds_of=("$r1" "$r2")
+  if [ "$corpus" = udp64k ]; then
+    # Sixteen times the frames of udp64 a round: an eighth of the rounds (two at least apart).
+    k1=$(( (r1 + 7) / 8 ))
+    k2=$(( (r2 + 7) / 8 ))
+    rounds_of=("$k1" "$(( k2 > k1 ? k2 : k1 + 1 ))")
+  fi
+  unset ir packets
   declare -A ir packets
-  for rounds in "$r1" "$r2"; do
+  for rounds in "${rounds_of[@]}"; do
     packets[$rounds]=$(valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$rounds" "$corpus" 2>"$out/log")
     ir[$rounds]=$(grep -o 'Collected : [0-9]*' "$out/log" | grep -o '[0-9]*$')
   done
-  per=$(( (ir[$r2] - ir[$r1]) / (packets[$r2] - packets[$r1]) ))
+  a=${rounds_of[0]} b=${rounds_of[1]}
+  per=$(( (ir[$b] - ir[$a]) / (packets[$b] - packets[$a]) ))
   echo "$corpus: $per instructions per packet (decode + route + detect, every detector on)"
   summary+=("\"$corpus\": $per")
 done

@@ -585,8 +585,8 @@ impl Flows {
         if arp.operation != 1 {
             return;
         }
-        *self.v4.entry(key, ts_ns) =
-            State::opening(Probe::Arp, sender_first, iface, ts_ns, arp.sender_mac);
+        let opening = State::opening(Probe::Arp, sender_first, iface, ts_ns, arp.sender_mac);
+        self.v4.insert(key, ts_ns, opening);
     }
 
     /// A neighbour solicitation asks for an address (keyed by its solicited-node group, which
@@ -623,7 +623,8 @@ impl Flows {
             return;
         }
         if solicitation {
-            *self.v6.entry(key, ts_ns) = State::opening(Probe::Nd, true, iface, ts_ns, mac);
+            let opening = State::opening(Probe::Nd, true, iface, ts_ns, mac);
+            self.v6.insert(key, ts_ns, opening);
         }
     }
 
@@ -831,8 +832,9 @@ fn judge<W: Width>(
         iface,
     } = at;
     let sender_is_initiator = |s: &State| s.initiator_first == src_first;
-    if let Some(s) = table.get_mut_at(place, &key, ts_ns) {
-        if s.stage != Stage::Free {
+    // A slot of its key holding no flow (never, as flows are stored: its default) is reused.
+    let free = match table.get_mut_at(place, &key, ts_ns) {
+        Some(s) if s.stage != Stage::Free => {
             ip.reply = !sender_is_initiator(s);
             match part {
                 // A new SYN after the conversation ended: a new attempt on the same ports.
@@ -870,7 +872,8 @@ fn judge<W: Width>(
             }
             return None;
         }
-    }
+        free => free,
+    };
     // No flow yet: does this packet open one?
     let probe = match part {
         // A RST opens nothing; an answer never does.
@@ -903,7 +906,11 @@ fn judge<W: Width>(
     if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
         return None;
     }
-    *table.entry_at(place, key, ts_ns) = State::opening(probe, src_first, iface, ts_ns, mac);
+    let opening = State::opening(probe, src_first, iface, ts_ns, mac);
+    match free {
+        Some(s) => *s = opening,
+        None => table.insert_at(place, key, ts_ns, opening),
+    }
     None
 }
 

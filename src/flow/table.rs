@@ -124,7 +124,7 @@ impl<W: Copy + Eq + Hash + Default, V: Copy + Default> FlowTable<W, V> {
     }
 
     /// Where `key` lives: computed once, it serves [`FlowTable::prefetch_bucket`],
-    /// [`FlowTable::get_mut_at`] and [`FlowTable::entry_at`] without hashing again.
+    /// [`FlowTable::get_mut_at`] and [`FlowTable::insert_at`] without hashing again.
     #[inline(always)]
     pub fn place(&self, key: &Key<W>) -> Place {
         Place {
@@ -166,40 +166,33 @@ impl<W: Copy + Eq + Hash + Default, V: Copy + Default> FlowTable<W, V> {
         self.get_mut_at(self.place(key), key, now)
     }
 
-    /// The state of `key`, created (`V::default()`) if absent, evicting the bucket's flow idle
-    /// longest if the bucket is full; counted as a use at `now` (`place` must be
-    /// `self.place(&key)`).
+    /// Stores `value` under `key`, which the table does not hold (a [`FlowTable::get_mut_at`]
+    /// at `place` just found nothing), in the bucket's first empty way or in place of its flow
+    /// idle longest (counted); a use at `now` (`place` must be `self.place(&key)`). No search
+    /// for the key: the lookup before it did that.
     #[inline]
-    pub fn entry_at(&mut self, place: Place, key: Key<W>, now: u64) -> &mut V {
+    pub fn insert_at(&mut self, place: Place, key: Key<W>, now: u64, value: V) {
         let now = stamp(now);
         let bucket = &mut self.buckets[place.bucket & self.mask];
-        let way = match bucket.ways.iter().position(|s| s.holds(&key)) {
-            Some(way) => way,
-            None => {
-                let way = victim(&bucket.ways, now);
-                if bucket.ways[way].used() {
-                    self.evictions += 1;
-                }
-                let (a, b, pa, pb, proto) = key;
-                bucket.ways[way] = Slot {
-                    a,
-                    b,
-                    ports: ports(pa, pb),
-                    tail: u32::from(proto),
-                    value: V::default(),
-                };
-                way
-            }
+        debug_assert!(!bucket.ways.iter().any(|s| s.holds(&key)), "inserted twice");
+        let way = victim(&bucket.ways, now);
+        if bucket.ways[way].used() {
+            self.evictions += 1;
+        }
+        let (a, b, pa, pb, proto) = key;
+        bucket.ways[way] = Slot {
+            a,
+            b,
+            ports: ports(pa, pb),
+            tail: u32::from(proto) | now << 8,
+            value,
         };
-        let slot = &mut bucket.ways[way];
-        slot.touch(now);
-        &mut slot.value
     }
 
-    /// [`FlowTable::entry_at`], hashing `key` here.
+    /// [`FlowTable::insert_at`], hashing `key` here.
     #[inline]
-    pub fn entry(&mut self, key: Key<W>, now: u64) -> &mut V {
-        self.entry_at(self.place(&key), key, now)
+    pub fn insert(&mut self, key: Key<W>, now: u64, value: V) {
+        self.insert_at(self.place(&key), key, now, value);
     }
 
     /// Slot `index` (modulo the capacity), if in use: its key and state. For a clock hand that
@@ -266,6 +259,17 @@ fn victim<W: Copy + Eq, V>(ways: &[Slot<W, V>; WAYS], now: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl<W: Copy + Eq + Hash + Default, V: Copy + Default> FlowTable<W, V> {
+        /// The state of `key`, inserted (`V::default()`) if absent.
+        fn entry(&mut self, key: Key<W>, now: u64) -> &mut V {
+            let place = self.place(&key);
+            if self.get_mut_at(place, &key, now).is_none() {
+                self.insert_at(place, key, now, V::default());
+            }
+            self.get_mut_at(place, &key, now).expect("just inserted")
+        }
+    }
 
     #[derive(Debug, Clone, Copy, Default, PartialEq)]
     struct Flow {

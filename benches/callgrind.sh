@@ -7,7 +7,8 @@
 #                                   # flood over IPv6), udp64k (65,536 source ports cycling
 #                                   # through a flow table of as many slots, as benches/veth.sh's
 #                                   # 64-byte profile sends: most packets open a flow and evict
-#                                   # one)
+#                                   # one), spoofed (131,072 sources, twice the flow table:
+#                                   # nearly every packet a new source and a new flow)
 #
 # Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
 set -euo pipefail
@@ -17,14 +18,17 @@ cd "$(dirname "$0")/.."
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 summary=()
-for corpus in mixed udp64 udp64v6 udp64k; do
-  rounds_of=("$r1" "$r2")
-  if [ "$corpus" = udp64k ]; then
-    # Sixteen times the frames of udp64 a round: an eighth of the rounds (two at least apart).
-    k1=$(( (r1 + 7) / 8 ))
-    k2=$(( (r2 + 7) / 8 ))
-    rounds_of=("$k1" "$(( k2 > k1 ? k2 : k1 + 1 ))")
-  fi
+for corpus in mixed udp64 udp64v6 udp64k spoofed; do
+  # The larger corpora have more frames a round (udp64k 16 times udp64's, spoofed 32 times):
+  # fewer rounds, two at least apart.
+  case "$corpus" in
+    udp64k) d=8 ;;
+    spoofed) d=16 ;;
+    *) d=1 ;;
+  esac
+  k1=$(( (r1 + d - 1) / d ))
+  k2=$(( (r2 + d - 1) / d ))
+  rounds_of=("$k1" "$(( k2 > k1 ? k2 : k1 + 1 ))")
   unset ir packets
   declare -A ir packets
   for rounds in "${rounds_of[@]}"; do

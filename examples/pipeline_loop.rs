@@ -3,8 +3,11 @@
 //! (`craft::mixed_corpus(256)`, default) or `udp64` (64-byte UDP frames from one host to another
 //! with 4,096 source ports: every flow's slot stays in cache, so the count is the work alone) or
 //! `udp64k` (65,536 source ports, as benches/veth.sh's 64-byte profile sends: a flow table larger
-//! than the second-level cache, for timing what waiting for memory costs) or `udp64v6` (the
-//! `udp64` flood over IPv6, as benches/veth.sh's `v6` profile). Frames go in batches,
+//! than the second-level cache, for timing what waiting for memory costs; as many flows as the
+//! table has slots, so most packets open a flow and evict one) or `udp64v6` (the `udp64` flood
+//! over IPv6, as benches/veth.sh's `v6` profile) or `spoofed` (a flood from 131,072 sources,
+//! twice the flow table's slots: nearly every packet is a new source and a new flow, as
+//! benches/veth.sh's `src100k` and `src1m` profiles send). Frames go in batches,
 //! as a capture worker hands them over ([`FrameSink::frames`]), and a round of the corpus ends
 //! as a block does ([`FrameSink::block_end`]).
 
@@ -17,7 +20,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let (ports, v6) = match std::env::args().nth(2).as_deref() {
+    let corpus_name = std::env::args().nth(2);
+    let (ports, v6) = match corpus_name.as_deref() {
         Some("udp64") => (Some(4096), false),
         Some("udp64k") => (Some(65536), false),
         Some("udp64v6") => (Some(4096), true),
@@ -29,6 +33,19 @@ fn main() {
         ("198.18.0.1", "198.18.0.2")
     };
     let corpus = match ports {
+        _ if corpus_name.as_deref() == Some("spoofed") => (0..131_072u32)
+            .map(|i| {
+                // 10/8 addresses in a scattered order, as a random-source flood has them.
+                let host = i.wrapping_mul(0x9e37_79b9) & 0x00ff_ffff;
+                craft::udp_frame(
+                    std::net::Ipv4Addr::from_bits(0x0a00_0000 | host).into(),
+                    dst.parse().expect("literal"),
+                    40_000,
+                    53,
+                    &[0; 18],
+                )
+            })
+            .collect(),
         Some(n) => (0..n)
             .map(|i: u32| {
                 craft::udp_frame(

@@ -94,8 +94,11 @@ impl Packet {
     }
 }
 
-/// The network layer.
+/// The network layer. Its kind is a byte of its own (`repr(u8)`), not a niche in [`Ip`]'s fields:
+/// every detector family asks it of every packet, and a byte of its own is one comparison where
+/// a niche took five or six instructions to decode (10-14 fewer a packet under callgrind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Net {
     /// An ARP packet (Ethernet/IPv4).
     Arp(Arp),
@@ -135,7 +138,10 @@ pub enum Fragment {
 /// IPv6 form (`::ffff:a.b.c.d`). Tables hash, compare and order it as it is, so the decoder
 /// builds it once and nothing converts it again; [`Addr::ip`] gives the `IpAddr` for alerts.
 /// (An IPv6 packet carrying a mapped address, which RFC 4291 keeps off the wire, reads as IPv4.)
+/// Aligned to 8 bytes, not a `u128`'s 16: [`Net`]'s kind byte then costs 8 bytes of a packet,
+/// not 16 (a packet is 88 bytes); the processor loads it as two words either way.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(C, packed(8))]
 pub struct Addr(u128);
 
 /// Bits 32..128 of an IPv4-mapped address.

@@ -575,3 +575,14 @@ fn ipv6_udp_and_tcp_decode_inline_as_the_general_path_does() {
         }
     }
 }
+/// The packet path's layout: the network layer's kind is a byte of its own (each detector family
+/// asks it with one comparison, not by decoding a niche), and addresses aligned to 8 bytes
+/// rather than 16 keep that byte from growing the packet.
+#[test]
+fn a_packet_is_88_bytes_with_its_network_layers_kind_in_a_byte_of_its_own() {
+    assert_eq!(std::mem::size_of::<Addr>(), 16);
+    assert_eq!(std::mem::align_of::<Addr>(), 8);
+    assert_eq!(std::mem::size_of::<Ip>(), 56);
+    assert_eq!(std::mem::size_of::<Net>(), 64);
+    assert_eq!(std::mem::size_of::<Packet>(), 88);
+}

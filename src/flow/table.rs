@@ -5,9 +5,10 @@
 //! stamps in a line of their own, beside eight slots. Every packet visits the flow table at a
 //! place of its own (a new source port is a new place), and the batch asks for a flow's whole
 //! bucket ahead of judging it; those requests, five lines a packet, were what the packet path
-//! waited on most (README, "Per-packet cost"). Here a bucket is four slots, each holding its key,
-//! its last use and its state, and nothing else: two lines for IPv4 (32-byte slots), four for
-//! IPv6 (64-byte ones). A lookup compares the keys themselves; there are no tags to read first.
+//! waited on most (`benches/HISTORY.md`, "Per-packet cost"). Here a bucket is four slots, each
+//! holding its key, its last use and its state, and nothing else: two lines for IPv4 (32-byte
+//! slots), four for IPv6 (64-byte ones). A lookup compares the keys themselves; there are no
+//! tags to read first.
 //!
 //! Capacity is fixed at construction (rounded up to a power of two, at least one bucket) and the
 //! buckets are allocated once. When a bucket is full, the flow idle longest is evicted and

@@ -20,44 +20,12 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let corpus_name = std::env::args().nth(2);
-    let (ports, v6) = match corpus_name.as_deref() {
-        Some("udp64") => (Some(4096), false),
-        Some("udp64k") => (Some(65536), false),
-        Some("udp64v6") => (Some(4096), true),
-        _ => (None, false),
-    };
-    let (src, dst) = if v6 {
-        ("2001:db8::1", "2001:db8::2")
-    } else {
-        ("198.18.0.1", "198.18.0.2")
-    };
-    let corpus = match ports {
-        _ if corpus_name.as_deref() == Some("spoofed") => (0..131_072u32)
-            .map(|i| {
-                // 10/8 addresses in a scattered order, as a random-source flood has them.
-                let host = i.wrapping_mul(0x9e37_79b9) & 0x00ff_ffff;
-                craft::udp_frame(
-                    std::net::Ipv4Addr::from_bits(0x0a00_0000 | host).into(),
-                    dst.parse().expect("literal"),
-                    40_000,
-                    53,
-                    &[0; 18],
-                )
-            })
-            .collect(),
-        Some(n) => (0..n)
-            .map(|i: u32| {
-                craft::udp_frame(
-                    src.parse().expect("literal"),
-                    dst.parse().expect("literal"),
-                    (1024 + i) as u16,
-                    53,
-                    &[0; 18],
-                )
-            })
-            .collect(),
-        None => craft::mixed_corpus(256),
+    let corpus = match std::env::args().nth(2).as_deref() {
+        Some("udp64") => flood(4096, false),
+        Some("udp64k") => flood(65536, false),
+        Some("udp64v6") => flood(4096, true),
+        Some("spoofed") => spoofed(131_072),
+        _ => craft::mixed_corpus(256),
     };
     let mut set = PipelineSet::with_defaults(1);
     let mut rx = set.alert_rx.remove(0);
@@ -80,4 +48,41 @@ fn main() {
         while rx.pop().is_ok() {}
     }
     println!("{}", rounds * corpus.len() as u64);
+}
+
+/// 64-byte UDP frames from one host to another, one a source port, `ports` of them.
+fn flood(ports: u32, v6: bool) -> Vec<Vec<u8>> {
+    let (src, dst) = if v6 {
+        ("2001:db8::1", "2001:db8::2")
+    } else {
+        ("198.18.0.1", "198.18.0.2")
+    };
+    (0..ports)
+        .map(|i| {
+            craft::udp_frame(
+                src.parse().expect("literal"),
+                dst.parse().expect("literal"),
+                (1024 + i) as u16,
+                53,
+                &[0; 18],
+            )
+        })
+        .collect()
+}
+
+/// 64-byte UDP frames to one host from `sources` addresses of 10/8, in a scattered order, as a
+/// random-source flood has them.
+fn spoofed(sources: u32) -> Vec<Vec<u8>> {
+    (0..sources)
+        .map(|i| {
+            let host = i.wrapping_mul(0x9e37_79b9) & 0x00ff_ffff;
+            craft::udp_frame(
+                std::net::Ipv4Addr::from_bits(0x0a00_0000 | host).into(),
+                "198.18.0.2".parse().expect("literal"),
+                40_000,
+                53,
+                &[0; 18],
+            )
+        })
+        .collect()
 }

@@ -241,6 +241,7 @@ fn ended(s: &State, ip: &Ip, ts_ns: u64, reply: bool, outcome: Outcome) -> Attem
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Stage {
+    /// An empty slot's (the table's default); no stored flow is ever in it.
     #[default]
     Free,
     Opening,
@@ -832,48 +833,44 @@ fn judge<W: Width>(
         iface,
     } = at;
     let sender_is_initiator = |s: &State| s.initiator_first == src_first;
-    // A slot of its key holding no flow (never, as flows are stored: its default) is reused.
-    let free = match table.get_mut_at(place, &key, ts_ns) {
-        Some(s) if s.stage != Stage::Free => {
-            ip.reply = !sender_is_initiator(s);
-            match part {
-                // A new SYN after the conversation ended: a new attempt on the same ports.
-                Part::Tcp(f)
-                    if f & tcp_flags::SYN != 0
-                        && f & tcp_flags::ACK == 0
-                        && s.stage != Stage::Opening =>
-                {
-                    *s = State::opening(Probe::Syn, src_first, iface, ts_ns, mac);
-                }
-                _ if sender_is_initiator(s) => {}
-                Part::Tcp(f) if f & tcp_flags::RST != 0 && s.stage == Stage::Opening => {
-                    s.stage = Stage::Done;
-                    return Some(ended(s, ip, ts_ns, true, Outcome::Refused));
-                }
-                Part::Tcp(f) if f & tcp_flags::RST != 0 => {}
-                // The SYN-ACK: a connection opened (a service answered; a scanner learned
-                // an open port, a password guesser got one more try).
-                Part::Tcp(f)
-                    if f & tcp_flags::SYN != 0
-                        && s.stage == Stage::Opening
-                        && s.probe == Probe::Syn =>
-                {
-                    s.stage = Stage::Answered;
-                    return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
-                }
-                Part::Tcp(_) => s.stage = Stage::Answered,
-                // The first reply of a protocol without a handshake: what the probe
-                // learned.
-                _ if s.stage == Stage::Opening => {
-                    s.stage = Stage::Answered;
-                    return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
-                }
-                _ => {}
+    if let Some(s) = table.get_mut_at(place, &key, ts_ns) {
+        ip.reply = !sender_is_initiator(s);
+        match part {
+            // A new SYN after the conversation ended: a new attempt on the same ports.
+            Part::Tcp(f)
+                if f & tcp_flags::SYN != 0
+                    && f & tcp_flags::ACK == 0
+                    && s.stage != Stage::Opening =>
+            {
+                *s = State::opening(Probe::Syn, src_first, iface, ts_ns, mac);
             }
-            return None;
+            _ if sender_is_initiator(s) => {}
+            Part::Tcp(f) if f & tcp_flags::RST != 0 && s.stage == Stage::Opening => {
+                s.stage = Stage::Done;
+                return Some(ended(s, ip, ts_ns, true, Outcome::Refused));
+            }
+            Part::Tcp(f) if f & tcp_flags::RST != 0 => {}
+            // The SYN-ACK: a connection opened (a service answered; a scanner learned
+            // an open port, a password guesser got one more try).
+            Part::Tcp(f)
+                if f & tcp_flags::SYN != 0
+                    && s.stage == Stage::Opening
+                    && s.probe == Probe::Syn =>
+            {
+                s.stage = Stage::Answered;
+                return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
+            }
+            Part::Tcp(_) => s.stage = Stage::Answered,
+            // The first reply of a protocol without a handshake: what the probe
+            // learned.
+            _ if s.stage == Stage::Opening => {
+                s.stage = Stage::Answered;
+                return Some(ended(s, ip, ts_ns, true, Outcome::Answered));
+            }
+            _ => {}
         }
-        free => free,
-    };
+        return None;
+    }
     // No flow yet: does this packet open one?
     let probe = match part {
         // A RST opens nothing; an answer never does.
@@ -907,10 +904,7 @@ fn judge<W: Width>(
         return None;
     }
     let opening = State::opening(probe, src_first, iface, ts_ns, mac);
-    match free {
-        Some(s) => *s = opening,
-        None => table.insert_at(place, key, ts_ns, opening),
-    }
+    table.insert_at(place, key, ts_ns, opening);
     None
 }
 

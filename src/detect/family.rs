@@ -218,11 +218,7 @@ impl Out<'_> {
         ts_ns: u64,
         build: impl FnOnce() -> Alert,
     ) {
-        let key = (
-            detector as u8,
-            src.map_or(0, Addr::key),
-            dst.map_or(0, Addr::key),
-        );
+        let key = super::suppress::key(detector, src.map(Addr::key), dst.map(Addr::key));
         if self.suppressor.held(key, ts_ns, self.suppress_ms) {
             return;
         }

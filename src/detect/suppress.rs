@@ -56,12 +56,17 @@ struct Storm {
 /// where there is none).
 pub type Key = (u8, AddrKey, AddrKey);
 
+/// The suppression key of an alert of `detector` from `src` to `dst` (address keys).
+pub fn key(detector: Detector, src: Option<AddrKey>, dst: Option<AddrKey>) -> Key {
+    (detector as u8, src.unwrap_or(0), dst.unwrap_or(0))
+}
+
 /// The suppression key of `alert`.
 pub fn key_of(alert: &Alert) -> Key {
-    (
-        alert.detector as u8,
-        alert.src.map(addr_key).unwrap_or(0),
-        alert.dst.map(addr_key).unwrap_or(0),
+    key(
+        alert.detector,
+        alert.src.map(addr_key),
+        alert.dst.map(addr_key),
     )
 }
 

@@ -8,7 +8,11 @@
 #                                   # through a flow table of as many slots, as benches/veth.sh's
 #                                   # 64-byte profile sends: most packets open a flow and evict
 #                                   # one), spoofed (131,072 sources, twice the flow table:
-#                                   # nearly every packet a new source and a new flow)
+#                                   # nearly every packet a new source and a new flow),
+#                                   # mixed-2w and udp64-2w (the same with two workers, frames
+#                                   # spread by address pair and port as a flow-hash fanout
+#                                   # does, the flood's two hosts in different shards: what
+#                                   # routing between the workers costs)
 #
 # Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
 set -euo pipefail
@@ -18,7 +22,7 @@ cd "$(dirname "$0")/.."
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 summary=()
-for corpus in mixed udp64 udp64v6 udp64k spoofed; do
+for corpus in mixed udp64 udp64v6 udp64k spoofed mixed-2w udp64-2w; do
   # The larger corpora have more frames a round (udp64k 16 times udp64's, spoofed 32 times):
   # fewer rounds, two at least apart.
   case "$corpus" in
@@ -32,7 +36,8 @@ for corpus in mixed udp64 udp64v6 udp64k spoofed; do
   unset ir packets
   declare -A ir packets
   for rounds in "${rounds_of[@]}"; do
-    packets[$rounds]=$(valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$rounds" "$corpus" 2>"$out/log")
+    packets[$rounds]=$(valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$rounds" \
+      "${corpus%-2w}" "$([ "$corpus" = "${corpus%-2w}" ] && echo 1 || echo 2)" 2>"$out/log")
     ir[$rounds]=$(grep -o 'Collected : [0-9]*' "$out/log" | grep -o '[0-9]*$')
   done
   a=${rounds_of[0]} b=${rounds_of[1]}

@@ -9,7 +9,10 @@
 //! twice the flow table's slots: nearly every packet is a new source and a new flow, as
 //! benches/veth.sh's `src100k` and `src1m` profiles send). Frames go in batches,
 //! as a capture worker hands them over ([`FrameSink::frames`]), and a round of the corpus ends
-//! as a block does ([`FrameSink::block_end`]).
+//! as a block does ([`FrameSink::block_end`]). Third argument: the number of workers (default
+//! 1); with more, frames are spread by address pair and ports as a flow-hash fanout does, each
+//! worker's block ends every 1,024 of its frames, and the floods' two hosts belong to different
+//! shards.
 
 use scram::capture::{Batch, FrameMeta, FrameSink};
 use scram::craft;
@@ -20,14 +23,23 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
+    let workers: usize = std::env::args()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
+    let mut set = PipelineSet::with_defaults(workers);
     let corpus = match std::env::args().nth(2).as_deref() {
-        Some("udp64") => flood(4096, false),
-        Some("udp64k") => flood(65536, false),
-        Some("udp64v6") => flood(4096, true),
+        Some("udp64") => flood(4096, false, &set),
+        Some("udp64k") => flood(65536, false, &set),
+        Some("udp64v6") => flood(4096, true, &set),
         Some("spoofed") => spoofed(131_072),
         _ => craft::mixed_corpus(256),
     };
-    let mut set = PipelineSet::with_defaults(1);
+    if workers > 1 {
+        workers_loop(&mut set, &corpus, rounds);
+        println!("{}", rounds * corpus.len() as u64);
+        return;
+    }
     let mut rx = set.alert_rx.remove(0);
     let p = &mut set.pipelines[0];
     let mut ts = 1_795_341_600_000_000_000u64;
@@ -50,23 +62,30 @@ fn main() {
     println!("{}", rounds * corpus.len() as u64);
 }
 
-/// 64-byte UDP frames from one host to another, one a source port, `ports` of them.
-fn flood(ports: u32, v6: bool) -> Vec<Vec<u8>> {
-    let (src, dst) = if v6 {
-        ("2001:db8::1", "2001:db8::2")
+/// 64-byte UDP frames from one host to another, one a source port, `ports` of them. With more
+/// than one worker in `set`, the two hosts belong to different shards (the costlier case: every
+/// packet is judged by two).
+fn flood(ports: u32, v6: bool, set: &PipelineSet) -> Vec<Vec<u8>> {
+    let (src, mut dst): (std::net::IpAddr, std::net::IpAddr) = if v6 {
+        (
+            "2001:db8::1".parse().expect("literal"),
+            "2001:db8::2".parse().expect("literal"),
+        )
     } else {
-        ("198.18.0.1", "198.18.0.2")
+        (
+            "198.18.0.1".parse().expect("literal"),
+            "198.18.0.2".parse().expect("literal"),
+        )
     };
+    let owner = |a| set.pipelines[0].shard_of(a);
+    while set.pipelines.len() > 1 && owner(dst) == owner(src) {
+        dst = match dst {
+            std::net::IpAddr::V4(a) => std::net::Ipv4Addr::from_bits(a.to_bits() + 1).into(),
+            std::net::IpAddr::V6(a) => std::net::Ipv6Addr::from_bits(a.to_bits() + 1).into(),
+        };
+    }
     (0..ports)
-        .map(|i| {
-            craft::udp_frame(
-                src.parse().expect("literal"),
-                dst.parse().expect("literal"),
-                (1024 + i) as u16,
-                53,
-                &[0; 18],
-            )
-        })
+        .map(|i| craft::udp_frame(src, dst, (1024 + i) as u16, 53, &[0; 18]))
         .collect()
 }
 
@@ -85,4 +104,50 @@ fn spoofed(sources: u32) -> Vec<Vec<u8>> {
             )
         })
         .collect()
+}
+
+/// The worker a kernel's symmetric flow-hash fanout gives `frame` (IPv4 over Ethernet: the
+/// addresses and ports, either direction alike; anything else the first worker).
+fn fanout(frame: &[u8], workers: usize) -> usize {
+    if frame.len() < 38 || frame[12..14] != [0x08, 0x00] {
+        return 0;
+    }
+    let word =
+        |at: usize| u32::from_be_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]]);
+    let ports = u32::from(u16::from_be_bytes([frame[34], frame[35]]))
+        ^ u32::from(u16::from_be_bytes([frame[36], frame[37]]));
+    let h = (word(26) ^ word(30) ^ ports).wrapping_mul(0x9e37_79b9);
+    (h >> 16) as usize % workers
+}
+
+/// The same rounds over `workers` pipelines, frames spread as a flow-hash fanout does and each
+/// worker's block ending every 1,024 of its frames.
+fn workers_loop(set: &mut PipelineSet, corpus: &[Vec<u8>], rounds: u64) {
+    let workers = set.pipelines.len();
+    let mut batches: Vec<Batch> = (0..workers).map(|_| Batch::default()).collect();
+    let mut fed = vec![0usize; workers];
+    let mut ts = 1_795_341_600_000_000_000u64;
+    for _ in 0..rounds {
+        for f in corpus {
+            ts += 1_000;
+            let meta = FrameMeta {
+                ts_ns: ts,
+                ..FrameMeta::EMPTY
+            };
+            let w = fanout(f, workers);
+            batches[w].feed(f, &meta, &mut set.pipelines[w]);
+            fed[w] += 1;
+            if fed[w].is_multiple_of(1024) {
+                batches[w].flush(&mut set.pipelines[w]);
+                set.pipelines[w].block_end();
+            }
+        }
+        for (w, b) in batches.iter_mut().enumerate() {
+            b.flush(&mut set.pipelines[w]);
+            set.pipelines[w].block_end();
+        }
+        for rx in &mut set.alert_rx {
+            while rx.pop().is_ok() {}
+        }
+    }
 }

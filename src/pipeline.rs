@@ -3,7 +3,8 @@
 //! Every capture worker runs one [`Pipeline`] (it is the worker's [`FrameSink`]). With N workers
 //! there are N detector shards, one per worker: an address belongs to shard `hash(addr) % N`
 //! (one process-wide seed). A worker decodes each frame, then hands it to the shard of its source
-//! (for the source-keyed detectors) and, for flood candidates, to the shard of its destination:
+//! when a source-keyed family wants it, and to the shard of its destination when a
+//! destination-keyed one does (`Family::wants`: most packets of a conversation go nowhere):
 //! directly when that shard is its own, otherwise through a bounded single-producer,
 //! single-consumer ring (`rtrb`) from this worker to that shard's worker. Each worker drains its
 //! inbound rings after every block and whenever it waits. So every detector sees every relevant
@@ -338,7 +339,10 @@ enum Hand {
 }
 
 impl Pipeline {
-    fn shard_of(&self, a: Addr) -> usize {
+    /// The shard that owns address `a`: judges its packets as a source, and as a destination
+    /// for the destination-keyed families.
+    pub fn shard_of(&self, a: impl Into<Addr>) -> usize {
+        let a = a.into();
         if self.shards == 1 {
             return 0;
         }
@@ -453,28 +457,35 @@ impl Pipeline {
             ),
             Net::Other(_) => return false,
         };
-        let src_shard = self.shard_of(src);
-        let dst_shard = if Roles::wants_destination(packet) {
-            Some(self.shard_of(dst))
-        } else {
-            None
-        };
+        // Only to the shards where some family wants it: a flood's packets go to the victim's
+        // shard alone, and most packets of a conversation nowhere.
+        let wanted = Roles::wanted(packet, self.shard.settings());
+        let src_shard = wanted.src.then(|| self.shard_of(src));
+        let dst_shard = wanted.dst.then(|| self.shard_of(dst));
         let mut obs = Observation {
             ts_ns,
             iface,
             packet: *packet,
-            roles: Roles {
-                src: true,
-                dst: dst_shard == Some(src_shard),
-            },
+            roles: Roles::BOTH,
         };
-        self.deliver(src_shard, &obs);
-        if let Some(d) = dst_shard.filter(|&d| d != src_shard) {
-            obs.roles = Roles {
-                src: false,
-                dst: true,
-            };
-            self.deliver(d, &obs);
+        match (src_shard, dst_shard) {
+            (Some(s), Some(d)) if s == d => self.deliver(s, &obs),
+            (s, d) => {
+                if let Some(s) = s {
+                    obs.roles = Roles {
+                        src: true,
+                        dst: false,
+                    };
+                    self.deliver(s, &obs);
+                }
+                if let Some(d) = d {
+                    obs.roles = Roles {
+                        src: false,
+                        dst: true,
+                    };
+                    self.deliver(d, &obs);
+                }
+            }
         }
         false
     }
@@ -524,7 +535,7 @@ impl Pipeline {
         if self.shard.settings().ignores_pair(f.initiator, f.target) {
             return;
         }
-        let src = self.shard_of(f.initiator.into());
+        let src = self.shard_of(f.initiator);
         if f.outcome == Outcome::Answered {
             let roles = Roles {
                 src: true,
@@ -532,7 +543,7 @@ impl Pipeline {
             };
             return self.route_attempt(src, f, roles);
         }
-        let dst = self.shard_of(f.target.into());
+        let dst = self.shard_of(f.target);
         if src == dst {
             self.route_attempt(
                 src,
@@ -1065,7 +1076,11 @@ mod tests {
             Arc::new(Interfaces::default()),
             sizes,
         );
-        let dst = "198.51.100.2".parse().unwrap();
+        // A flood the first worker sees, of a victim the second worker's shard owns.
+        let dst = (2..)
+            .map(|h| std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, h)))
+            .find(|&d| set.pipelines[0].shard_of(d) == 1)
+            .unwrap();
         for i in 0..1000u32 {
             let s = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
             set.pipelines[0].process(

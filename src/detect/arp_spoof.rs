@@ -164,6 +164,16 @@ impl Family for ArpSpoof {
     type Raw = (Option<RawArp>, Option<RawToggle>, Option<RawToggle>);
     const KEY: Key = Key::Source;
 
+    /// ARP, and neighbour solicitations and advertisements.
+    #[inline]
+    fn wants(packet: &crate::decode::Packet, _s: &Settings) -> bool {
+        match &packet.net {
+            Net::Arp(_) => true,
+            Net::Ip(ip) => matches!(ip.transport, Transport::Icmpv6 { ty: 135 | 136, .. }),
+            Net::Other(_) => false,
+        }
+    }
+
     fn new(capacity: usize, hasher: SeededState) -> Self {
         ArpSpoof {
             table: Table::new(capacity, hasher),

@@ -112,6 +112,18 @@ impl Family for LinkSweeps {
     type Raw = (Option<RawArpSweep>, Option<RawArpSweep>);
     const KEY: Key = Key::Source;
 
+    /// ARP, neighbour solicitations and packets forcing an all-nodes answer.
+    #[inline]
+    fn wants(packet: &crate::decode::Packet, _s: &Settings) -> bool {
+        match &packet.net {
+            Net::Arp(_) => true,
+            Net::Ip(ip) => {
+                ip.forcing_option || matches!(ip.transport, Transport::Icmpv6 { ty: 135, .. })
+            }
+            Net::Other(_) => false,
+        }
+    }
+
     fn new(capacity: usize, hasher: SeededState) -> Self {
         LinkSweeps {
             table: Table::new(capacity, hasher),

@@ -54,6 +54,20 @@ impl Family for Blocklist {
     type Raw = (Option<RawToggle>,);
     const KEY: Key = Key::Source;
 
+    /// Packets to or from a listed address.
+    #[inline]
+    fn wants(packet: &crate::decode::Packet, s: &Settings) -> bool {
+        if !s.switch.enabled || s.prefixes.is_empty() {
+            return false;
+        }
+        match &packet.net {
+            crate::decode::Net::Ip(ip) => {
+                s.prefixes.contains(ip.src) || s.prefixes.contains(ip.dst)
+            }
+            _ => false,
+        }
+    }
+
     fn new(_capacity: usize, _hasher: SeededState) -> Self {
         Blocklist
     }

@@ -95,6 +95,12 @@ impl Family for Brute {
     type Raw = (Option<RawBrute>,);
     const KEY: Key = Key::Source;
 
+    /// Guesses are counted from answered attempts, never from packets.
+    #[inline]
+    fn wants(_packet: &crate::decode::Packet, _s: &Settings) -> bool {
+        false
+    }
+
     fn new(capacity: usize, hasher: SeededState) -> Self {
         Brute {
             table: Table::new(capacity, hasher),

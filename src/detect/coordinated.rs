@@ -208,7 +208,7 @@ impl Family for Coordinated {
 
     /// ARP packets reach the shard of the address they ask for (or answer to).
     #[inline]
-    fn wants(packet: &Packet) -> bool {
+    fn wants(packet: &Packet, _s: &Settings) -> bool {
         matches!(packet.net, Net::Arp(_))
     }
 

@@ -51,12 +51,12 @@ pub trait Family: Sized {
     /// Its state, every table sized `capacity` entries, fixed from now on.
     fn new(capacity: usize, hasher: SeededState) -> Self;
 
-    /// A destination-keyed family: must this packet reach the destination's shard? Asked by
-    /// the router for every packet (keep it to a few comparisons); a source-keyed family sees
-    /// every packet in its source's shard and is not asked.
-    fn wants(_packet: &Packet) -> bool {
-        false
-    }
+    /// Must this packet reach the shard the family keys on: can [`Family::observe`] change
+    /// its state or raise an alert for it? Asked by the router for every packet when there is
+    /// more than one shard (keep it to a few comparisons); a packet no family of a shard wants
+    /// does not cross to that shard. True for every packet `observe` acts on, or a detector
+    /// misses it with more than one worker.
+    fn wants(packet: &Packet, settings: &Self::Settings) -> bool;
 
     /// Runs on one packet, in the shard the family keys on.
     fn observe(&mut self, seen: &Seen<'_>, settings: &Self::Settings, out: &mut Out<'_>);

@@ -459,7 +459,7 @@ impl Family for Floods {
     }
 
     #[inline]
-    fn wants(packet: &Packet) -> bool {
+    fn wants(packet: &Packet, _s: &Settings) -> bool {
         match &packet.net {
             Net::Ip(ip) => kind(ip).is_some(),
             _ => false,
@@ -743,7 +743,12 @@ mod tests {
     #[test]
     fn the_router_sends_only_flood_candidates_to_the_victims_shard() {
         let (a, b) = (v4(0x0a00_0001), v4(0x0a00_0002));
-        let wants = |f: Vec<u8>| Floods::wants(&crate::decode::decode_ethernet(&f, None).unwrap());
+        let wants = |f: Vec<u8>| {
+            Floods::wants(
+                &crate::decode::decode_ethernet(&f, None).unwrap(),
+                &Settings::default(),
+            )
+        };
         assert!(wants(tcp_frame(a, b, 1, 80, tcp_flags::SYN)));
         assert!(!wants(tcp_frame(
             a,

@@ -89,6 +89,12 @@ impl Family for Fragments {
     type Raw = (Option<RawToggle>, Option<RawToggle>);
     const KEY: Key = Key::Source;
 
+    /// Fragments.
+    #[inline]
+    fn wants(packet: &crate::decode::Packet, _s: &Settings) -> bool {
+        matches!(&packet.net, crate::decode::Net::Ip(ip) if ip.fragment != Fragment::No)
+    }
+
     fn new(capacity: usize, hasher: SeededState) -> Self {
         Fragments {
             table: Table::new(capacity / DATAGRAM_SHARE, hasher),

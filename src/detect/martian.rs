@@ -45,10 +45,31 @@ pub type Settings = Toggle;
 #[derive(Debug)]
 pub struct Martian;
 
+/// What makes `ip`'s source impossible, if anything.
+#[inline]
+fn kind(ip: &crate::decode::Ip) -> Option<&'static str> {
+    if ip.src == ip.dst && !ip.src.is_unspecified() {
+        Some(LAND)
+    } else if ip.src.is_loopback() {
+        Some(LOOPBACK_SOURCE)
+    } else if ip.src.is_multicast() {
+        Some(MULTICAST_SOURCE)
+    } else {
+        None
+    }
+}
+
 impl Family for Martian {
     type Settings = Settings;
     type Raw = (Option<RawToggle>,);
     const KEY: Key = Key::Source;
+
+    /// Packets from an address no packet can come from (the loopback device's own are judged
+    /// in the shard).
+    #[inline]
+    fn wants(packet: &crate::decode::Packet, s: &Settings) -> bool {
+        s.enabled && matches!(&packet.net, crate::decode::Net::Ip(ip) if kind(ip).is_some())
+    }
 
     fn new(_capacity: usize, _hasher: SeededState) -> Self {
         Martian
@@ -60,15 +81,7 @@ impl Family for Martian {
             return;
         }
         let Some(ip) = seen.ip() else { return };
-        let kind = if ip.src == ip.dst && !ip.src.is_unspecified() {
-            LAND
-        } else if ip.src.is_loopback() {
-            LOOPBACK_SOURCE
-        } else if ip.src.is_multicast() {
-            MULTICAST_SOURCE
-        } else {
-            return;
-        };
+        let Some(kind) = kind(ip) else { return };
         out.send_with(Detector::Martian, ip.pair(), seen.ts_ns, || Alert {
             detector: Detector::Martian,
             detail: Detail::Kind(kind),

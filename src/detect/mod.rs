@@ -188,10 +188,16 @@ macro_rules! registry {
                 $(self.$field.tick(now_ns, &s.$field, out);)+
             }
 
+            /// The roles a shard must play for `packet`: does a source-keyed family want it,
+            /// does a destination-keyed one?
             #[inline]
-            fn wants_destination(packet: &Packet) -> bool {
-                false $(|| (<$family as Family>::KEY == Key::Destination
-                    && <$family as Family>::wants(packet)))+
+            fn wanted(packet: &Packet, s: &Settings) -> Roles {
+                Roles {
+                    src: false $(|| (<$family as Family>::KEY == Key::Source
+                        && <$family as Family>::wants(packet, &s.$field)))+,
+                    dst: false $(|| (<$family as Family>::KEY == Key::Destination
+                        && <$family as Family>::wants(packet, &s.$field)))+,
+                }
             }
 
             fn evictions(&self) -> u64 {
@@ -338,10 +344,17 @@ pub struct Roles {
 }
 
 impl Roles {
-    /// Must `packet` also reach its destination's shard (a destination-keyed family wants it)?
+    /// Every role: a shard of its own, or a packet whose source and destination it owns.
+    pub const BOTH: Roles = Roles {
+        src: true,
+        dst: true,
+    };
+
+    /// The roles some family wants `packet` judged in under `settings`: its source's shard
+    /// (a source-keyed family's), its destination's (a destination-keyed family's).
     #[inline]
-    pub fn wants_destination(packet: &Packet) -> bool {
-        Families::wants_destination(packet)
+    pub fn wanted(packet: &Packet, settings: &Settings) -> Roles {
+        Families::wanted(packet, settings)
     }
 }
 

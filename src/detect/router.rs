@@ -115,7 +115,7 @@ impl Family for Routers {
     }
 
     #[inline]
-    fn wants(packet: &Packet) -> bool {
+    fn wants(packet: &Packet, _s: &Settings) -> bool {
         matches!(&packet.net, Net::Ip(ip) if matches!(ip.transport, Transport::Icmpv6 { ty: 134, .. }))
     }
 

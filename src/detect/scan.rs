@@ -349,6 +349,12 @@ impl Family for Scans {
     );
     const KEY: Key = Key::Source;
 
+    /// Scans are counted from attempts (their flows'), never from packets.
+    #[inline]
+    fn wants(_packet: &crate::decode::Packet, _s: &Settings) -> bool {
+        false
+    }
+
     fn new(capacity: usize, hasher: SeededState) -> Self {
         let incidents = (capacity / INCIDENT_SHARE).clamp(INCIDENTS_MIN, INCIDENTS_MAX);
         Scans {

@@ -89,6 +89,14 @@ impl Family for TcpFlags {
     type Raw = (Option<RawToggle>,);
     const KEY: Key = Key::Source;
 
+    /// TCP segments with an illegal combination of flags.
+    #[inline]
+    fn wants(packet: &crate::decode::Packet, s: &Settings) -> bool {
+        s.enabled
+            && matches!(&packet.net, crate::decode::Net::Ip(ip)
+                if matches!(ip.transport, Transport::Tcp { flags, .. } if FlagCombo::of(flags).is_some()))
+    }
+
     fn new(_capacity: usize, _hasher: SeededState) -> Self {
         TcpFlags
     }

@@ -1,0 +1,141 @@
+//! Every capture of the real tools in `tests/data/recon`, read by one worker and by two and
+//! three: the same alerts. With more than one worker a packet crosses only to the shards whose
+//! families want it (`Family::wants`); a family that acts on a packet it did not ask for would
+//! miss it here.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use scram::decode::{decode_ethernet, Net};
+use scram::detect::{Alert, Detector, Settings};
+use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
+use scram::replay::file::Reader;
+
+/// The worker a symmetric fanout gives `frame`: by its address pair, either direction alike (so
+/// a flow, and the ICMP errors about it, stay on one worker, as its flow table needs).
+fn worker(frame: &[u8], workers: usize) -> usize {
+    let (a, b): (IpAddr, IpAddr) = match decode_ethernet(frame, None).map(|p| p.net) {
+        Ok(Net::Ip(ip)) => (ip.src.ip(), ip.dst.ip()),
+        Ok(Net::Arp(arp)) => (arp.sender_ip.into(), arp.target_ip.into()),
+        _ => return 0,
+    };
+    let mut h = DefaultHasher::new();
+    (a.min(b), a.max(b)).hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}
+
+/// Of one detector's alerts about one victim: the packets or attempts counted in all, the
+/// sources named, and whether some record sums up sources it does not name.
+type Said = (u64, BTreeSet<IpAddr>, bool);
+
+/// What the alerts of `capture` read by `workers` workers say, per detector and victim: how
+/// many packets or attempts they count in all, and the actors they name. Not when: each
+/// worker's flows find their unanswered attempts at their own pace, so a sweep's window may
+/// close a little later with more workers, and a decoy scan be recognised after another
+/// number of its sources. Nor which few sources a storm names before it is
+/// summed up in one record: each shard that sees the storm sums up its own part.
+fn alerts(capture: &Path, workers: usize) -> Vec<String> {
+    let mut by_victim: BTreeMap<(&str, Option<IpAddr>), Said> = BTreeMap::new();
+    for a in raised(capture, workers) {
+        let (count, sources, summed) = by_victim.entry((a.detector.name(), a.dst)).or_default();
+        // A decoy scan counts the sources it has seen when it is recognised: how many depends
+        // on the order the workers' attempts reach the target's shard.
+        if a.detector != Detector::DecoyScan {
+            *count += a.count;
+        }
+        match a.src {
+            Some(s) => {
+                sources.insert(s);
+            }
+            None => *summed = true,
+        }
+    }
+    by_victim
+        .into_iter()
+        .map(|((detector, dst), (count, sources, summed))| {
+            let named = if summed {
+                "a storm summed up".to_owned()
+            } else {
+                format!("{sources:?}")
+            };
+            format!("{detector} -> {dst:?}: {count} from {named}")
+        })
+        .collect()
+}
+
+/// The alerts `capture` raises read by `workers` workers.
+fn raised(capture: &Path, workers: usize) -> Vec<Alert> {
+    let mut set = PipelineSet::build(
+        workers,
+        Arc::new(Settings::default()),
+        LinkType::Ethernet,
+        Arc::new(Interfaces {
+            loopback: vec![false],
+            loopback_by_packet: true,
+        }),
+        Sizes::default(),
+    );
+    let mut reader = Reader::new(std::fs::File::open(capture).unwrap()).unwrap();
+    let mut out = Vec::new();
+    let collect = |set: &mut PipelineSet, out: &mut Vec<Alert>| {
+        for rx in &mut set.alert_rx {
+            while let Ok(a) = rx.pop() {
+                out.push(a);
+            }
+        }
+    };
+    while let Some(record) = reader.next_record().unwrap() {
+        let w = worker(record.data, workers);
+        set.pipelines[w].process(record.data, record.ts_ns, 0, None);
+        for p in &mut set.pipelines {
+            p.drain();
+            p.tick(record.ts_ns);
+        }
+        collect(&mut set, &mut out);
+    }
+    for p in &mut set.pipelines {
+        p.flush_flows();
+    }
+    for p in &mut set.pipelines {
+        p.drain();
+        p.tick(u64::MAX);
+    }
+    collect(&mut set, &mut out);
+    out
+}
+
+#[test]
+fn every_capture_raises_the_same_alerts_with_one_two_or_three_workers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/recon");
+    let mut captures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    captures.sort();
+    assert!(captures.len() >= 40, "{captures:?}");
+    let mut raised = 0;
+    for capture in &captures {
+        let one = alerts(capture, 1);
+        raised += one.len();
+        for workers in [2, 3] {
+            assert_eq!(
+                alerts(capture, workers),
+                one,
+                "{} with {workers} workers",
+                capture.display()
+            );
+        }
+    }
+    // The captures do raise alerts: the comparison is not between empty lists.
+    assert!(raised >= 40, "{raised}");
+}

@@ -460,6 +460,9 @@ impl Pipeline {
         // Only to the shards where some family wants it: a flood's packets go to the victim's
         // shard alone, and most packets of a conversation nowhere.
         let wanted = Roles::wanted(packet, self.shard.settings());
+        if wanted == Roles::default() {
+            return false;
+        }
         let src_shard = wanted.src.then(|| self.shard_of(src));
         let dst_shard = wanted.dst.then(|| self.shard_of(dst));
         let mut obs = Observation {

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use scram::capture::{Batch, FrameMeta, FrameSink};
 use scram::decode::{decode_ethernet, Net};
 use scram::detect::{Alert, Detector, Settings};
 use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
@@ -41,14 +42,18 @@ type Said = (u64, BTreeSet<IpAddr>, bool);
 /// many packets or attempts they count in all, and the actors they name. Not when: each
 /// worker's flows find their unanswered attempts at their own pace, so a sweep's window may
 /// close a little later with more workers, and a decoy scan be recognised after another
-/// number of its sources. Nor which few sources a storm names before it is
-/// summed up in one record: each shard that sees the storm sums up its own part.
+/// number of its sources. Nor which few sources a storm names before it is summed up in one
+/// record: each shard that sees the storm sums up its own part.
 fn alerts(capture: &Path, workers: usize) -> Vec<String> {
     let mut by_victim: BTreeMap<(&str, Option<IpAddr>), Said> = BTreeMap::new();
     for a in raised(capture, workers) {
         let (count, sources, summed) = by_victim.entry((a.detector.name(), a.dst)).or_default();
         // A decoy scan counts the sources it has seen when it is recognised: how many depends
         // on the order the workers' attempts reach the target's shard.
+        // A decoy scan counts (and names) the sources whose attempts reached the target's
+        // shard when it was recognised: with more workers, each finding its unanswered
+        // attempts in its own table's order, that can be fewer of the decoys (README, "What is
+        // left"). Compared by the victim and the sources the other detectors name.
         if a.detector != Detector::DecoyScan {
             *count += a.count;
         }
@@ -94,11 +99,22 @@ fn raised(capture: &Path, workers: usize) -> Vec<Alert> {
         }
     };
     while let Some(record) = reader.next_record().unwrap() {
+        // As live capture has it: the worker fanout chose gets the frame in a batch of its
+        // block, the others wake up idle at that time.
         let w = worker(record.data, workers);
-        set.pipelines[w].process(record.data, record.ts_ns, 0, None);
-        for p in &mut set.pipelines {
-            p.drain();
-            p.tick(record.ts_ns);
+        let meta = FrameMeta {
+            ts_ns: record.ts_ns,
+            ..FrameMeta::EMPTY
+        };
+        let mut batch = Batch::default();
+        batch.feed(record.data, &meta, &mut set.pipelines[w]);
+        batch.flush(&mut set.pipelines[w]);
+        for (i, p) in set.pipelines.iter_mut().enumerate() {
+            if i == w {
+                p.block_end();
+            } else {
+                p.idle(record.ts_ns);
+            }
         }
         collect(&mut set, &mut out);
     }

@@ -465,28 +465,15 @@ impl Pipeline {
         }
         let src_shard = wanted.src.then(|| self.shard_of(src));
         let dst_shard = wanted.dst.then(|| self.shard_of(dst));
-        let mut obs = Observation {
-            ts_ns,
-            iface,
-            packet: *packet,
-            roles: Roles::BOTH,
-        };
+        let only = |src| Roles { src, dst: !src };
         match (src_shard, dst_shard) {
-            (Some(s), Some(d)) if s == d => self.deliver(s, &obs),
+            (Some(s), Some(d)) if s == d => self.deliver(s, ts_ns, iface, packet, Roles::BOTH),
             (s, d) => {
                 if let Some(s) = s {
-                    obs.roles = Roles {
-                        src: true,
-                        dst: false,
-                    };
-                    self.deliver(s, &obs);
+                    self.deliver(s, ts_ns, iface, packet, only(true));
                 }
                 if let Some(d) = d {
-                    obs.roles = Roles {
-                        src: false,
-                        dst: true,
-                    };
-                    self.deliver(d, &obs);
+                    self.deliver(d, ts_ns, iface, packet, only(false));
                 }
             }
         }
@@ -518,13 +505,22 @@ impl Pipeline {
         }
     }
 
-    fn deliver(&mut self, shard: usize, obs: &Observation) {
+    /// Has `shard` play `roles` for `packet`: this pipeline's own shard at once, another
+    /// worker's through its ring.
+    fn deliver(&mut self, shard: usize, ts_ns: u64, iface: u16, packet: &Packet, roles: Roles) {
         if shard == self.index {
-            self.observe(obs);
+            let loopback = self.loopback(iface, packet);
+            self.observe_packet(ts_ns, iface, loopback, packet, roles);
             return;
         }
         if let Some(Some(tx)) = self.outboxes.get_mut(shard) {
-            if tx.push(Routed::Packet(*obs)).is_err() {
+            let obs = Observation {
+                ts_ns,
+                iface,
+                packet: *packet,
+                roles,
+            };
+            if tx.push(Routed::Packet(obs)).is_err() {
                 self.local.route_overflow += 1;
             }
         }
@@ -601,9 +597,10 @@ impl Pipeline {
             || (self.any_loopback && self.interfaces.judged_loopback(iface, packet))
     }
 
-    /// Runs this shard's families of `roles` on `packet` (the one-shard path calls this with
-    /// the packet where it was decoded: no observation is built).
-    #[inline(always)]
+    /// Runs this shard's families of `roles` on `packet` (the packets this pipeline judges
+    /// itself, and those other workers routed to it; the one-shard path of a lone frame too).
+    /// One body, so the families are inlined into it once.
+    #[inline(never)]
     fn observe_packet(
         &mut self,
         ts_ns: u64,

@@ -364,16 +364,7 @@ impl Pipeline {
             && self.judge(&mut packet, frame, ts_ns, iface, Hand::Step)
         {
             let loopback = self.loopback(iface, &packet);
-            self.observe_packet(
-                ts_ns,
-                iface,
-                loopback,
-                &packet,
-                Roles {
-                    src: true,
-                    dst: true,
-                },
-            );
+            self.observe_packet(ts_ns, iface, loopback, &packet, Roles::BOTH);
         }
     }
 
@@ -465,15 +456,14 @@ impl Pipeline {
         }
         let src_shard = wanted.src.then(|| self.shard_of(src));
         let dst_shard = wanted.dst.then(|| self.shard_of(dst));
-        let only = |src| Roles { src, dst: !src };
         match (src_shard, dst_shard) {
             (Some(s), Some(d)) if s == d => self.deliver(s, ts_ns, iface, packet, Roles::BOTH),
             (s, d) => {
                 if let Some(s) = s {
-                    self.deliver(s, ts_ns, iface, packet, only(true));
+                    self.deliver(s, ts_ns, iface, packet, Roles::SOURCE);
                 }
                 if let Some(d) = d {
-                    self.deliver(d, ts_ns, iface, packet, only(false));
+                    self.deliver(d, ts_ns, iface, packet, Roles::DESTINATION);
                 }
             }
         }
@@ -536,39 +526,14 @@ impl Pipeline {
         }
         let src = self.shard_of(f.initiator);
         if f.outcome == Outcome::Answered {
-            let roles = Roles {
-                src: true,
-                dst: false,
-            };
-            return self.route_attempt(src, f, roles);
+            return self.route_attempt(src, f, Roles::SOURCE);
         }
         let dst = self.shard_of(f.target);
         if src == dst {
-            self.route_attempt(
-                src,
-                f,
-                Roles {
-                    src: true,
-                    dst: true,
-                },
-            );
+            self.route_attempt(src, f, Roles::BOTH);
         } else {
-            self.route_attempt(
-                src,
-                f,
-                Roles {
-                    src: true,
-                    dst: false,
-                },
-            );
-            self.route_attempt(
-                dst,
-                f,
-                Roles {
-                    src: false,
-                    dst: true,
-                },
-            );
+            self.route_attempt(src, f, Roles::SOURCE);
+            self.route_attempt(dst, f, Roles::DESTINATION);
         }
     }
 

@@ -350,6 +350,18 @@ impl Roles {
         dst: true,
     };
 
+    /// The source-keyed families only.
+    pub const SOURCE: Roles = Roles {
+        src: true,
+        dst: false,
+    };
+
+    /// The destination-keyed families only.
+    pub const DESTINATION: Roles = Roles {
+        src: false,
+        dst: true,
+    };
+
     /// The roles some family wants `packet` judged in under `settings`: its source's shard
     /// (a source-keyed family's), its destination's (a destination-keyed family's).
     #[inline]
@@ -447,12 +459,8 @@ impl Shard {
             suppress_ms: s.suppress_ms,
             emit,
         };
-        let roles = Roles {
-            src: true,
-            dst: true,
-        };
         for seen in seen {
-            self.families.observe(&seen, roles, s, &mut out);
+            self.families.observe(&seen, Roles::BOTH, s, &mut out);
         }
     }
 

@@ -8,17 +8,7 @@ fn run(shard: &mut Shard, frames: &[(u64, Vec<u8>)]) -> Vec<Alert> {
     let mut out = Vec::new();
     for (ts, f) in frames {
         let p = decode_ethernet(f, None).expect("valid frame");
-        shard.observe(
-            *ts,
-            0,
-            false,
-            &p,
-            Roles {
-                src: true,
-                dst: true,
-            },
-            &mut |a| out.push(a),
-        );
+        shard.observe(*ts, 0, false, &p, Roles::BOTH, &mut |a| out.push(a));
     }
     out
 }
@@ -124,28 +114,8 @@ fn martian_is_quiet_on_loopback_interfaces() {
     let f = craft::udp_frame(ip("127.0.0.1"), ip("127.0.0.1"), 1, 2, b"");
     let p = decode_ethernet(&f, None).expect("valid");
     let mut n = 0;
-    shard.observe(
-        1,
-        0,
-        true,
-        &p,
-        Roles {
-            src: true,
-            dst: true,
-        },
-        &mut |_| n += 1,
-    );
+    shard.observe(1, 0, true, &p, Roles::BOTH, &mut |_| n += 1);
     assert_eq!(n, 0);
-    shard.observe(
-        1,
-        0,
-        false,
-        &p,
-        Roles {
-            src: true,
-            dst: true,
-        },
-        &mut |_| n += 1,
-    );
+    shard.observe(1, 0, false, &p, Roles::BOTH, &mut |_| n += 1);
     assert_eq!(n, 1);
 }

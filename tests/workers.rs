@@ -35,7 +35,8 @@ fn worker(frame: &[u8], workers: usize) -> usize {
 }
 
 /// Of one detector's alerts about one victim: the packets or attempts counted in all, the
-/// sources named, and whether some record sums up sources it does not name.
+/// sources named, and whether some record names no single source (a storm summed up, a
+/// decoy or distributed scan, a flood without a dominant source).
 type Said = (u64, BTreeSet<IpAddr>, bool);
 
 /// What the alerts of `capture` read by `workers` workers say, per detector and victim: how
@@ -68,7 +69,7 @@ fn alerts(capture: &Path, workers: usize) -> Vec<String> {
         .into_iter()
         .map(|((detector, dst), (count, sources, summed))| {
             let named = if summed {
-                "a storm summed up".to_owned()
+                "sources not all named".to_owned()
             } else {
                 format!("{sources:?}")
             };

@@ -49,6 +49,20 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Blocklist;
 
+/// Which end of `ip` is listed ([`SOURCE`] first), if either is and the detector is on.
+#[inline]
+fn listed(ip: &crate::decode::Ip, s: &Settings) -> Option<&'static str> {
+    if !s.switch.enabled || s.prefixes.is_empty() {
+        None
+    } else if s.prefixes.contains(ip.src) {
+        Some(SOURCE)
+    } else if s.prefixes.contains(ip.dst) {
+        Some(DESTINATION)
+    } else {
+        None
+    }
+}
+
 impl Family for Blocklist {
     type Settings = Settings;
     type Raw = (Option<RawToggle>,);
@@ -57,15 +71,7 @@ impl Family for Blocklist {
     /// Packets to or from a listed address.
     #[inline]
     fn wants(packet: &crate::decode::Packet, s: &Settings) -> bool {
-        if !s.switch.enabled || s.prefixes.is_empty() {
-            return false;
-        }
-        match &packet.net {
-            crate::decode::Net::Ip(ip) => {
-                s.prefixes.contains(ip.src) || s.prefixes.contains(ip.dst)
-            }
-            _ => false,
-        }
+        matches!(&packet.net, crate::decode::Net::Ip(ip) if listed(ip, s).is_some())
     }
 
     fn new(_capacity: usize, _hasher: SeededState) -> Self {
@@ -74,15 +80,11 @@ impl Family for Blocklist {
 
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
-        if !s.switch.enabled || s.prefixes.is_empty() {
-            return;
-        }
         let Some(ip) = seen.ip() else { return };
-        let source = s.prefixes.contains(ip.src);
-        if source || s.prefixes.contains(ip.dst) {
+        if let Some(end) = listed(ip, s) {
             out.send_with(Detector::Blocklist, ip.pair(), seen.ts_ns, || Alert {
                 detector: Detector::Blocklist,
-                detail: Detail::Kind(if source { SOURCE } else { DESTINATION }),
+                detail: Detail::Kind(end),
                 ..seen.flow(ip)
             });
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use scram::capture::{Batch, FrameMeta, FrameSink};
 use scram::decode::{decode_ethernet, Net};
-use scram::detect::{Alert, Detector, Settings};
+use scram::detect::{key_addr, Alert, Detector, Settings};
 use scram::pipeline::{Interfaces, LinkType, PipelineSet, Sizes};
 use scram::replay::file::Reader;
 
@@ -36,28 +36,27 @@ fn worker(frame: &[u8], workers: usize) -> usize {
 
 /// Of one detector's alerts about one victim: the packets or attempts counted in all, the
 /// sources named, and whether some record names no single source (a storm summed up, a
-/// decoy or distributed scan, a flood without a dominant source).
+/// distributed scan, a flood without a dominant source). A decoy scan's records: the most
+/// sources one counts, and every source they name.
 type Said = (u64, BTreeSet<IpAddr>, bool);
 
 /// What the alerts of `capture` read by `workers` workers say, per detector and victim: how
 /// many packets or attempts they count in all, and the actors they name. Not when: each
 /// worker's flows find their unanswered attempts at their own pace, so a sweep's window may
 /// close a little later with more workers, and a decoy scan be recognised after another
-/// number of its sources. Nor which few sources a storm names before it is summed up in one
+/// number of its sources (its record is then sent again naming the later ones, and the alert
+/// stage keeps the last). Nor which few sources a storm names before it is summed up in one
 /// record: each shard that sees the storm sums up its own part.
 fn alerts(capture: &Path, workers: usize) -> Vec<String> {
     let mut by_victim: BTreeMap<(&str, Option<IpAddr>), Said> = BTreeMap::new();
     for a in raised(capture, workers) {
         let (count, sources, summed) = by_victim.entry((a.detector.name(), a.dst)).or_default();
-        // A decoy scan counts the sources it has seen when it is recognised: how many depends
-        // on the order the workers' attempts reach the target's shard.
-        // A decoy scan counts (and names) the sources whose attempts reached the target's
-        // shard when it was recognised: with more workers, each finding its unanswered
-        // attempts in its own table's order, that can be fewer of the decoys (README, "What is
-        // left"). Compared by the victim and the sources the other detectors name.
-        if a.detector != Detector::DecoyScan {
-            *count += a.count;
+        if a.detector == Detector::DecoyScan {
+            *count = (*count).max(a.count);
+            sources.extend(a.detail.sources().map(key_addr));
+            continue;
         }
+        *count += a.count;
         match a.src {
             Some(s) => {
                 sources.insert(s);

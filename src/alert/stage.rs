@@ -1,5 +1,5 @@
 //! The alert stage: drains every worker's alert ring, folds the portscans of a decoy scan's
-//! sources into it, passes each alert through active response (which may ban its offender and
+//! sources into it (and its later records, naming more of them, into one), passes each alert through active response (which may ban its offender and
 //! mark it `blocked`), then writes it to the sinks. `scramd run` runs it on its own thread, never
 //! on the packet path (response settings changed by a reload reach it over a channel and apply
 //! between two drains); `scramd replay` drains it after each packet.
@@ -49,6 +49,19 @@ impl Decoy {
     }
 }
 
+/// Takes out of `waiting` the first alert that has waited `wait` (the first of all, when `all`).
+fn next_due(
+    waiting: &mut Vec<(Instant, Alert)>,
+    now: Instant,
+    wait: Duration,
+    all: bool,
+) -> Option<Alert> {
+    let i = waiting
+        .iter()
+        .position(|(since, _)| all || now.duration_since(*since) >= wait)?;
+    Some(waiting.remove(i).1)
+}
+
 /// What the control loop hands the running stage.
 #[derive(Debug)]
 enum Update {
@@ -71,8 +84,8 @@ pub struct AlertStage {
     /// Recent decoy scans: later alerts about their sources are folded into them or spared
     /// (allocated once, at most [`HELD`]).
     decoys: Vec<Decoy>,
-    /// Alerts folded into the decoy scan that named their source: portscans, and closing
-    /// records of scans nothing answered.
+    /// Alerts folded into the decoy scan that named their source: portscans, closing records
+    /// of scans nothing answered, and a decoy scan's records replaced by a later one.
     folded: u64,
     /// One drain's alerts (allocated once, at most [`BATCH`]).
     batch: Vec<Alert>,
@@ -81,6 +94,10 @@ pub struct AlertStage {
     fold_wait: Duration,
     /// Portscan alerts waiting, with when they arrived (allocated once, at most [`HELD`]).
     pending: Vec<(Instant, Alert)>,
+    /// Decoy-scan alerts waiting as long, with when they arrived: a later record of the same
+    /// incident naming more of its sources replaces the one waiting (allocated once, at most
+    /// [`HELD`]).
+    decoys_waiting: Vec<(Instant, Alert)>,
 }
 
 impl AlertStage {
@@ -101,6 +118,7 @@ impl AlertStage {
             batch: Vec::with_capacity(BATCH),
             fold_wait: Duration::ZERO,
             pending: Vec::with_capacity(HELD),
+            decoys_waiting: Vec::with_capacity(HELD),
         }
     }
 
@@ -128,9 +146,14 @@ impl AlertStage {
         // into it rather than going out beside it.
         for a in batch.iter().filter(|a| a.detector == Detector::DecoyScan) {
             self.note_decoy(a, now);
+            self.wait_decoy(*a, now);
         }
         let mut n = batch.len();
-        for a in batch.drain(..) {
+        n += self.release_decoys(now, false);
+        for a in batch
+            .drain(..)
+            .filter(|a| a.detector != Detector::DecoyScan)
+        {
             // A portscan waiting for its ban waits long enough already (and folds then).
             let held_for_ban = self.responder.as_ref().is_some_and(|r| r.bans(a.detector));
             if a.detector == Detector::Portscan
@@ -156,14 +179,43 @@ impl AlertStage {
     /// Takes the portscan alerts whose wait is over (all of them when `all`).
     fn release_pending(&mut self, now: Instant, all: bool) -> usize {
         let mut n = 0;
-        let mut i = 0;
-        while i < self.pending.len() {
-            let (since, a) = self.pending[i];
-            if !all && now.duration_since(since) < self.fold_wait {
-                i += 1;
-                continue;
-            }
-            self.pending.remove(i);
+        while let Some(a) = next_due(&mut self.pending, now, self.fold_wait, all) {
+            self.take(a, now);
+            n += 1;
+        }
+        n
+    }
+
+    /// Has a decoy-scan alert wait `fold_wait` before it goes out. A record of the same incident
+    /// waiting already (its target, every source it names named again) is replaced: a decoy
+    /// whose attempts reached the target's shard late (another worker's flows found them) is
+    /// named in the one record.
+    fn wait_decoy(&mut self, a: Alert, now: Instant) {
+        let same = self.decoys_waiting.iter_mut().find(|(_, w)| {
+            w.dst == a.dst
+                && w.iface == a.iface
+                && w.detail
+                    .sources()
+                    .all(|k| a.detail.sources().any(|n| n == k))
+        });
+        if let Some((_, w)) = same {
+            *w = Alert {
+                ts_ns: w.ts_ns,
+                ..a
+            };
+            self.folded += 1;
+        } else if self.decoys_waiting.len() < HELD {
+            self.decoys_waiting.push((now, a));
+        } else {
+            self.take(a, now);
+        }
+    }
+
+    /// Writes the decoy-scan alerts whose wait is over (all of them when `all`), in the order
+    /// they came.
+    fn release_decoys(&mut self, now: Instant, all: bool) -> usize {
+        let mut n = 0;
+        while let Some(a) = next_due(&mut self.decoys_waiting, now, self.fold_wait, all) {
             self.take(a, now);
             n += 1;
         }
@@ -300,6 +352,7 @@ impl AlertStage {
     /// Ends the stage: held bans are placed, the responder removes its table if asked to;
     /// returns the writer.
     pub fn finish(mut self) -> AlertWriter {
+        self.release_decoys(Instant::now(), true);
         self.release_pending(Instant::now(), true);
         self.release(Instant::now(), true);
         self.writer.flush();
@@ -313,8 +366,9 @@ impl AlertStage {
         }
         if self.folded > 0 {
             tracing::info!(
-                "{} alert(s) folded into the decoy scans that named their sources (portscans, and \
-                 closing records of scans nothing answered)",
+                "{} alert(s) folded into the decoy scans that named their sources (portscans, \
+                 closing records of scans nothing answered, and a decoy scan's record replaced \
+                 by the one naming more of its sources)",
                 self.folded
             );
         }
@@ -354,5 +408,122 @@ impl AlertThread {
     pub fn finish(self) -> Option<AlertWriter> {
         self.stop.store(true, Ordering::Release);
         self.handle.join().ok().map(AlertStage::finish)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::detect::Detail;
+
+    /// A sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        /// Each record's detector and the sources it names.
+        fn records(&self) -> Vec<(String, Vec<String>)> {
+            let text = String::from_utf8(self.0.lock().map(|b| b.clone()).unwrap_or_default())
+                .unwrap_or_default();
+            text.lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+                    let scram = &v["alert"]["context"]["scram"];
+                    let sources = scram["sources"]
+                        .as_array()
+                        .map(|s| {
+                            s.iter()
+                                .filter_map(|x| x.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (scram["detector"].as_str().unwrap_or("").to_owned(), sources)
+                })
+                .collect()
+        }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    }
+
+    fn decoy(target: u8, sources: &[u8]) -> Alert {
+        let mut keys = [0; MAX_SOURCES];
+        for (k, s) in keys.iter_mut().zip(sources) {
+            *k = addr_key(ip(*s));
+        }
+        Alert {
+            ts_ns: 1_000,
+            detector: Detector::DecoyScan,
+            dst: Some(ip(target)),
+            count: sources.len() as u64,
+            detail: Detail::Sources {
+                keys,
+                total: sources.len() as u8,
+                mac: [0; 6],
+                owner: 0,
+            },
+            ..Alert::default()
+        }
+    }
+
+    fn stage(wait: Duration) -> (AlertStage, rtrb::Producer<Alert>, Lines) {
+        let (tx, rx) = rtrb::RingBuffer::new(16);
+        let lines = Lines::default();
+        let mut writer = AlertWriter::new(vec!["eth0".into()]);
+        writer.add_json_writer("test", Box::new(lines.clone()));
+        (
+            AlertStage::new(vec![rx], writer, None).with_fold_wait(wait),
+            tx,
+            lines,
+        )
+    }
+
+    #[test]
+    fn a_decoy_scan_named_again_with_more_sources_is_one_record() {
+        // Live capture: the record waits, and the later one naming a decoy more replaces it.
+        let (mut s, mut tx, lines) = stage(Duration::from_secs(3600));
+        for a in [
+            decoy(10, &[1, 2]),
+            decoy(10, &[1, 2, 3]),
+            decoy(20, &[1, 2]),
+        ] {
+            assert!(tx.push(a).is_ok());
+            s.drain();
+        }
+        assert!(lines.records().is_empty(), "waiting");
+        let _ = s.finish();
+        let ips = |l: &[u8]| l.iter().map(|x| ip(*x).to_string()).collect::<Vec<_>>();
+        let want = [
+            ("decoy-scan".to_owned(), ips(&[1, 2, 3])),
+            ("decoy-scan".to_owned(), ips(&[1, 2])),
+        ];
+        assert_eq!(lines.records(), want);
+        // Replay: no wait, the records of one drain merge.
+        let (mut s, mut tx, lines) = stage(Duration::ZERO);
+        assert!(tx.push(decoy(10, &[1, 2])).is_ok());
+        assert!(tx.push(decoy(10, &[1, 2, 3])).is_ok());
+        s.drain();
+        assert!(tx.push(decoy(20, &[1, 2])).is_ok());
+        s.drain();
+        assert_eq!(lines.records(), want);
+        assert_eq!(s.folded, 1);
     }
 }

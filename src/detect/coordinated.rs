@@ -240,12 +240,14 @@ impl Family for Coordinated {
         }
         let key = addr_key(f.initiator);
         let n = usize::from(t.len);
+        let mut joined = false;
         let slot = match t.sources[..n].iter().position(|x| x.key == key) {
             Some(i) => i,
             None if n < SOURCES => {
                 t.sources[n].key = key;
                 t.sources[n].mac = f.mac;
                 t.len += 1;
+                joined = true;
                 n
             }
             None => {
@@ -276,6 +278,21 @@ impl Family for Coordinated {
             earliest_last = earliest_last.min(x.last_ns);
         }
         let together = latest_first <= earliest_last.saturating_add(OVERLAP_NS);
+        // A source whose first failure reaches this shard after the decoy scan was recognised,
+        // made while its scanners were at work: with several workers, each finding the
+        // unanswered probes of its own flows in its own order, a decoy's attempts can arrive
+        // after the others'. The incident's record again, naming it too (the alert stage
+        // merges it into the first one while that one waits).
+        let latest_last = t.sources[..usize::from(t.len)]
+            .iter()
+            .filter(|x| x.ports.count_ones() >= ONE_SOURCE)
+            .map(|x| x.last_ns)
+            .max()
+            .unwrap_or(0);
+        let amended = t.decoy
+            && joined
+            && s.decoy.enabled
+            && f.attempt_ns <= latest_last.saturating_add(OVERLAP_NS);
         let alert = |t: &Target, detector: Detector, count: u64, (mac, owner)| {
             let mut keys = [0u128; MAX_SOURCES];
             for (k, src) in keys.iter_mut().zip(&t.sources[..usize::from(t.len)]) {
@@ -308,6 +325,10 @@ impl Family for Coordinated {
             let sources = u64::from(t.len) + u64::from(t.more);
             let evidence = one_sender(t, &self.claims);
             out.send(alert(t, Detector::DecoyScan, sources, evidence));
+        } else if amended {
+            let sources = u64::from(t.len) + u64::from(t.more);
+            let evidence = one_sender(t, &self.claims);
+            out.report(alert(t, Detector::DecoyScan, sources, evidence));
         }
         if s.distributed.enabled && !t.distributed && scanning == 0 && t.len >= 3 {
             if let Some(c) = crossed {
@@ -420,6 +441,36 @@ mod tests {
             (alerts[0].detector, alerts[0].count),
             (Detector::DecoyScan, 3)
         );
+    }
+
+    #[test]
+    fn a_decoy_whose_failures_arrive_late_is_named_in_the_incident_record_again() {
+        // Two sources' failures reach the target's shard first (one worker's flows), the
+        // third's after the decoy scan was recognised (another worker's).
+        let first: Vec<_> = (1..=60u16)
+            .flat_map(|p| [7u8, 101].map(|s| failed(1_000 + u64::from(p), s, p)))
+            .collect();
+        let late: Vec<_> = (1..=60u16)
+            .map(|p| failed(1_000 + u64::from(p), 102, p))
+            .collect();
+        let mut c = Coordinated::new(64, SeededState::random());
+        let alerts = run_failures(&mut c, &Settings::default(), &[&first[..], &late].concat());
+        let said: Vec<_> = alerts
+            .iter()
+            .map(|a| (a.detector, a.count, a.detail.sources().count()))
+            .collect();
+        assert_eq!(
+            said,
+            [(Detector::DecoyScan, 2, 2), (Detector::DecoyScan, 3, 3)],
+            "{alerts:?}"
+        );
+        // A source that starts once the scanners have stopped is another scan, not a decoy.
+        let mut c = Coordinated::new(64, SeededState::random());
+        let after: Vec<_> = (1..=60u16)
+            .map(|p| failed(2_000_000_000 + u64::from(p), 102, p))
+            .collect();
+        let alerts = run_failures(&mut c, &Settings::default(), &[first, after].concat());
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
     }
 
     #[test]

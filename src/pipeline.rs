@@ -9,7 +9,11 @@
 //! single-consumer ring (`rtrb`) from this worker to that shard's worker. Each worker drains its
 //! inbound rings after every block and whenever it waits. So every detector sees every relevant
 //! packet, whichever worker fanout chose, without a lock; a full ring drops the observation and
-//! counts it (`route_overflow`).
+//! counts it (`route_overflow`). A flood's packet for a victim another worker's shard owns, that
+//! no other family wants there, does not cross: the worker tallies it (`flood::Tallies`: counts,
+//! bytes, the sources' vote and bitmap, a fixed number of victims a block) and hands each
+//! victim's tally to its shard at the block's end, which merges it into the victim's window (a
+//! dropped tally is counted the same way).
 //!
 //! Alerts leave through a bounded ring per worker to the alert thread; a full ring drops the
 //! alert and counts it (`alerts_dropped`). `scramd replay` runs the very same code with one shard.
@@ -22,12 +26,20 @@ use std::sync::Arc;
 
 use crate::capture::{Batch, FrameMeta, FrameSink, BATCH};
 use crate::decode::{self, Addr, Fragment, Ip, Layer, Net, Packet, Transport};
+use crate::detect::flood::{Part, Tallies};
 use crate::detect::table::{SeededState, Table};
 use crate::detect::{AddrKey, Alert, Roles, Seen, Settings, Shard};
 use crate::flow::{Attempt, Flows, Outcome, Prepared};
 
 /// First fragments remembered per worker; one lives for the moments a datagram takes.
 const FRAGMENT_ENTRIES: usize = 1024;
+
+/// Flood parts a worker tallies within a block, for victims other workers' shards own
+/// ([`Tallies`]): victims of floods at once before two share a slot and one is handed over early.
+const TALLY_SLOTS: usize = 256;
+
+/// Parts per worker-to-shard ring: four blocks' worth of full tallies.
+const PART_RING: usize = 4 * TALLY_SLOTS;
 
 /// A decoded packet on its way to a shard.
 #[derive(Debug, Clone, Copy)]
@@ -202,6 +214,11 @@ pub struct Pipeline {
     shard: Shard,
     outboxes: Vec<Option<rtrb::Producer<Routed>>>,
     inboxes: Vec<rtrb::Consumer<Routed>>,
+    /// The floods' packets for victims other shards own, tallied this block.
+    tallies: Tallies,
+    /// Where the tallies go at the block's end, and where other workers' come in.
+    part_out: Vec<Option<rtrb::Producer<Part>>>,
+    part_in: Vec<rtrb::Consumer<Part>>,
     alerts: rtrb::Producer<Alert>,
     link: LinkType,
     /// The frames being read now come from a loopback device (replay, by the file's word).
@@ -292,11 +309,25 @@ impl PipelineSet {
                 }
             }
         }
+        let mut part_out: Vec<Vec<Option<rtrb::Producer<Part>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut part_in: Vec<Vec<rtrb::Consumer<Part>>> = (0..n).map(|_| Vec::new()).collect();
+        for (from, row) in part_out.iter_mut().enumerate() {
+            for (to, slot) in row.iter_mut().enumerate() {
+                if from != to {
+                    let (p, c) = rtrb::RingBuffer::new(PART_RING);
+                    *slot = Some(p);
+                    part_in[to].push(c);
+                }
+            }
+        }
+        let mut parts = part_out.into_iter().zip(part_in);
         let mut pipelines = Vec::with_capacity(n);
         let mut alert_rx = Vec::with_capacity(n);
         let mut counters = Vec::with_capacity(n);
         for (index, (outboxes, inboxes)) in producers.into_iter().zip(consumers).enumerate() {
             let (atx, arx) = rtrb::RingBuffer::new(sizes.alerts);
+            let (part_out, part_in) = parts.next().unwrap_or_default();
             let c = Arc::new(PipelineCounters::default());
             alert_rx.push(arx);
             counters.push(Arc::clone(&c));
@@ -307,6 +338,9 @@ impl PipelineSet {
                 shard: Shard::new(Arc::clone(&settings), sizes.tables, SeededState::random()),
                 outboxes,
                 inboxes,
+                tallies: Tallies::new(if n > 1 { TALLY_SLOTS } else { 1 }),
+                part_out,
+                part_in,
                 alerts: atx,
                 link,
                 link_loopback: false,
@@ -324,6 +358,15 @@ impl PipelineSet {
             pipelines,
             alert_rx,
             counters,
+        }
+    }
+}
+
+/// Sends a flood's part to its victim's shard through `out`; a full ring drops it and counts it.
+fn hand_over(out: &mut [Option<rtrb::Producer<Part>>], overflow: &mut u64, p: Part) {
+    if let Some(Some(tx)) = out.get_mut(usize::from(p.shard)) {
+        if tx.push(p).is_err() {
+            *overflow += 1;
         }
     }
 }
@@ -455,7 +498,15 @@ impl Pipeline {
             return false;
         }
         let src_shard = wanted.src.then(|| self.shard_of(src));
-        let dst_shard = wanted.dst.then(|| self.shard_of(dst));
+        let mut dst_shard = wanted.dst.then(|| self.shard_of(dst));
+        if let Some(d) = dst_shard {
+            if d != self.index && Roles::tallied_only(packet, self.shard.settings()) {
+                // A flood's packet, for another worker's victim: counted here, and the count
+                // handed over at the block's end.
+                self.tally(d, ts_ns, iface, packet);
+                dst_shard = None;
+            }
+        }
         match (src_shard, dst_shard) {
             (Some(s), Some(d)) if s == d => self.deliver(s, ts_ns, iface, packet, Roles::BOTH),
             (s, d) => {
@@ -468,6 +519,22 @@ impl Pipeline {
             }
         }
         false
+    }
+
+    /// Counts a flood's packet for the victim's shard `shard` (another worker's) in this
+    /// block's tallies. Out of line: one worker's batch loop stays as it was.
+    #[inline(never)]
+    fn tally(&mut self, shard: usize, ts_ns: u64, iface: u16, packet: &Packet) {
+        if let Net::Ip(ip) = &packet.net {
+            let (out, overflow) = (&mut self.part_out, &mut self.local.route_overflow);
+            self.tallies.add(
+                shard,
+                (ts_ns, iface),
+                ip,
+                &self.shard.settings().floods,
+                |p| hand_over(out, overflow, p),
+            );
+        }
     }
 
     /// Fragment bookkeeping, off the common path (live capture defragments in the kernel, so
@@ -514,6 +581,12 @@ impl Pipeline {
                 self.local.route_overflow += 1;
             }
         }
+    }
+
+    /// Hands every flood part tallied so far to its victim's shard (at a block's end).
+    fn hand_over_tallies(&mut self) {
+        let (out, overflow) = (&mut self.part_out, &mut self.local.route_overflow);
+        self.tallies.take(|p| hand_over(out, overflow, p));
     }
 
     /// A failed attempt goes to the shard of its initiator (the scanner) and to the shard of its
@@ -606,8 +679,20 @@ impl Pipeline {
         });
     }
 
-    /// Runs the observations other workers routed to this shard.
+    /// Runs the observations other workers routed to this shard, and merges their floods'
+    /// parts.
     pub fn drain(&mut self) {
+        let alerts = &mut self.alerts;
+        let dropped = &mut self.local.alerts_dropped;
+        for rx in &mut self.part_in {
+            while let Ok(p) = rx.pop() {
+                self.shard.merge_part(&p, &mut |a| {
+                    if alerts.push(a).is_err() {
+                        *dropped += 1;
+                    }
+                });
+            }
+        }
         for i in 0..self.inboxes.len() {
             while let Ok(routed) = self.inboxes[i].pop() {
                 match routed {
@@ -628,9 +713,11 @@ impl Pipeline {
         }
     }
 
-    /// Reports every attempt still unanswered, in the order they were made (the end of a
-    /// capture file: once per file, never on the live packet path).
+    /// Reports every attempt still unanswered, in the order they were made, and hands over the
+    /// floods' parts (the end of a capture file: once per file, never on the live packet
+    /// path).
     pub fn flush_flows(&mut self) {
+        self.hand_over_tallies();
         let mut budget = self.flows.capacity();
         let mut found = Vec::new();
         while let Some(f) = self.flows.next_at_end(self.latest_ns, &mut budget) {
@@ -762,6 +849,7 @@ impl FrameSink for Pipeline {
 
     fn block_end(&mut self) {
         self.sweep_flows(self.latest_ns);
+        self.hand_over_tallies();
         self.drain();
         self.tick(self.latest_ns);
         self.check_settings();
@@ -770,6 +858,7 @@ impl FrameSink for Pipeline {
 
     fn idle(&mut self, now_ns: u64) {
         self.sweep_flows(now_ns);
+        self.hand_over_tallies();
         self.drain();
         self.tick(now_ns);
         self.check_settings();
@@ -1000,9 +1089,10 @@ mod tests {
                     0,
                     None,
                 );
-                if i % 256 == 0 {
+                if i % 256 == 255 {
+                    // A block's end: the floods' parts are handed over.
                     for p in &mut set.pipelines {
-                        p.drain();
+                        p.block_end();
                     }
                 }
             }
@@ -1018,7 +1108,11 @@ mod tests {
             assert_eq!(scans.len(), 1, "{workers} workers: {alerts:?}");
             assert_eq!(scans[0].count, 20);
             assert_eq!(floods.len(), 1, "{workers} workers: {alerts:?}");
-            assert_eq!(floods[0].count, 3001);
+            // Another worker's packets count when its block ends, its part all at once.
+            assert!(
+                (3001..3001 + 256).contains(&floods[0].count),
+                "{workers} workers: {alerts:?}"
+            );
             for p in &set.pipelines {
                 p.publish();
             }
@@ -1041,15 +1135,18 @@ mod tests {
             Arc::new(Interfaces::default()),
             sizes,
         );
-        // A flood the first worker sees, of a victim the second worker's shard owns.
-        let dst = (2..)
-            .map(|h| std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, h)))
-            .find(|&d| set.pipelines[0].shard_of(d) == 1)
-            .unwrap();
-        for i in 0..1000u32 {
-            let s = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        // Illegal flag combinations the first worker sees, from a source the second worker's
+        // shard owns: each crosses.
+        fn owned(set: &PipelineSet, base: u32) -> impl Iterator<Item = std::net::IpAddr> + '_ {
+            (0..)
+                .map(move |i| std::net::IpAddr::V4(std::net::Ipv4Addr::from(base + i)))
+                .filter(move |&a| set.pipelines[0].shard_of(a) == 1)
+        }
+        let src = owned(&set, 0x0a00_0000).next().unwrap();
+        let dst = "198.51.100.2".parse().unwrap();
+        for i in 0..100u16 {
             set.pipelines[0].process(
-                &craft::udp_frame(s, dst, 1024, 53, b""),
+                &craft::tcp_frame(src, dst, 1024 + i, 80, SYN | crate::decode::tcp_flags::FIN),
                 1_000_000_000 + u64::from(i),
                 0,
                 None,
@@ -1057,7 +1154,21 @@ mod tests {
         }
         set.pipelines[0].publish();
         let t = PipelineTotals::sum(&set.counters);
-        assert!(t.route_overflow > 0, "{t:?}");
-        assert_eq!(t.decoded, 1000);
+        assert_eq!(t.route_overflow, 100 - 16, "{t:?}");
+        // Floods to more victims the second shard owns than a block's tallies hold: the parts
+        // pushed out of their slots fill the ring of parts.
+        let victims: Vec<_> = owned(&set, 0xc633_6400).take(4 * PART_RING).collect();
+        for (i, &v) in victims.iter().enumerate() {
+            set.pipelines[0].process(
+                &craft::udp_frame(src, v, 1024, 53, b""),
+                2_000_000_000 + i as u64,
+                0,
+                None,
+            );
+        }
+        set.pipelines[0].publish();
+        let t = PipelineTotals::sum(&set.counters);
+        assert!(t.route_overflow > 100 - 16 + PART_RING as u64, "{t:?}");
+        assert_eq!(t.decoded, 100 + victims.len() as u64);
     }
 }

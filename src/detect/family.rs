@@ -58,6 +58,12 @@ pub trait Family: Sized {
     /// misses it with more than one worker.
     fn wants(packet: &Packet, settings: &Self::Settings) -> bool;
 
+    /// Its packets for a destination another worker's shard owns are tallied where they were
+    /// read and handed to that shard once a block, not sent one by one (the floods, whose
+    /// counts add up: [`super::flood::Part`]). When such a family alone wants a packet there,
+    /// the packet does not cross.
+    const TALLIED: bool = false;
+
     /// Runs on one packet, in the shard the family keys on.
     fn observe(&mut self, seen: &Seen<'_>, settings: &Self::Settings, out: &mut Out<'_>);
 
@@ -130,39 +136,7 @@ impl<'a> Seen<'a> {
     /// The alert about this packet's hosts (no ports shown; the trigger keeps its flow). Built
     /// only when a detector fires: an `Alert` is large, and most packets raise none.
     pub fn base(&self, ip: &Ip) -> Alert {
-        let (icmp, trigger) = match ip.transport {
-            Transport::Icmp { ty, code, .. } | Transport::Icmpv6 { ty, code, .. } => (
-                Some((ty, code)),
-                Some(FlowTuple::icmp(
-                    ip.src.ip(),
-                    ip.dst.ip(),
-                    ip.proto,
-                    ty,
-                    code,
-                )),
-            ),
-            _ if has_ports(ip.proto) => (
-                None,
-                ip.transport
-                    .ports()
-                    .map(|p| FlowTuple::new(ip.src.ip(), ip.dst.ip(), ip.proto, Some(p))),
-            ),
-            _ => (
-                None,
-                Some(FlowTuple::new(ip.src.ip(), ip.dst.ip(), ip.proto, None)),
-            ),
-        };
-        Alert {
-            ts_ns: self.ts_ns,
-            iface: self.iface,
-            src: Some(ip.src.ip()),
-            dst: Some(ip.dst.ip()),
-            proto: Some(ip.proto),
-            icmp,
-            trigger,
-            count: 1,
-            ..Alert::default()
-        }
+        base(self.ts_ns, self.iface, ip)
     }
 
     /// The alert about this packet's flow (its ports shown: a later fragment's are those of its
@@ -174,6 +148,45 @@ impl<'a> Seen<'a> {
             dport: ports.map(|p| p.1),
             ..self.base(ip)
         }
+    }
+}
+
+/// The alert about the hosts of a packet seen at `ts_ns` on interface `iface` (no ports shown;
+/// the trigger keeps its flow). Built only when a detector fires: an `Alert` is large, and most
+/// packets raise none.
+pub fn base(ts_ns: u64, iface: u16, ip: &Ip) -> Alert {
+    let (icmp, trigger) = match ip.transport {
+        Transport::Icmp { ty, code, .. } | Transport::Icmpv6 { ty, code, .. } => (
+            Some((ty, code)),
+            Some(FlowTuple::icmp(
+                ip.src.ip(),
+                ip.dst.ip(),
+                ip.proto,
+                ty,
+                code,
+            )),
+        ),
+        _ if has_ports(ip.proto) => (
+            None,
+            ip.transport
+                .ports()
+                .map(|p| FlowTuple::new(ip.src.ip(), ip.dst.ip(), ip.proto, Some(p))),
+        ),
+        _ => (
+            None,
+            Some(FlowTuple::new(ip.src.ip(), ip.dst.ip(), ip.proto, None)),
+        ),
+    };
+    Alert {
+        ts_ns,
+        iface,
+        src: Some(ip.src.ip()),
+        dst: Some(ip.dst.ip()),
+        proto: Some(ip.proto),
+        icmp,
+        trigger,
+        count: 1,
+        ..Alert::default()
     }
 }
 

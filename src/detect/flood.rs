@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::family::{chatter_destination, Entry, Family, Key, Out, Seen, SpanError};
+use super::family::{base, chatter_destination, Entry, Family, Key, Out, Seen, SpanError};
 use super::prefix::{parse_cidr, PrefixSet};
 use super::record::{Alert, Detail, MAX_SOURCES};
 use super::table::{SeededState, Table};
@@ -367,14 +367,39 @@ struct FloodState {
     chatter: bool,
     /// When the window closes (0: never opened).
     end_ns: u64,
-    count: u64,
-    bytes: u64,
     fired: bool,
     /// The window's packet and byte limits (set when it opens; a host group's once the base
     /// ones are passed).
     limits: (u64, u64),
     /// The host groups were looked up for this window.
     grouped: bool,
+    tally: Tally,
+}
+
+impl FloodState {
+    /// A window opening at `ts` for `victim`.
+    #[inline]
+    fn open(ts: u64, fs: &FloodSettings, victim: crate::decode::Addr) -> Self {
+        FloodState {
+            start_ns: ts,
+            end_ns: ts
+                .saturating_add(fs.window_ms.saturating_mul(1_000_000))
+                .max(1),
+            limits: fs.base_limits(),
+            // Link-layer chatter (broadcast, multicast) is no flood: asked once a window, as
+            // the destination is the entry's key.
+            chatter: chatter_destination(victim),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a window counted, or what one worker counted of a victim's packets within a block
+/// ([`Part`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    count: u64,
+    bytes: u64,
     /// Majority-vote candidate for the dominant source, with its vote and exact hits.
     candidate: AddrKey,
     candidate_src: Option<std::net::IpAddr>,
@@ -389,8 +414,81 @@ struct FloodState {
 /// Sources a flood alert lists.
 const LISTED: usize = 4;
 
-impl FloodState {
-    /// About how many distinct sources the window saw (255: 250 or more).
+/// The distinct-source count's salt: one a process, so that the counts of one victim made by
+/// several workers add up.
+fn salt() -> u64 {
+    static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SALT.get_or_init(|| {
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0x5a17u64)
+    })
+}
+
+impl Tally {
+    /// Counts one packet.
+    #[inline(always)]
+    fn add(&mut self, ip: &Ip, salt: u64) {
+        let src = ip.src.key();
+        self.count += 1;
+        let header = if ip.v4 { 20 } else { 40 };
+        self.bytes += u64::from(ip.payload_len) + header;
+        if self.candidate == src && self.votes > 0 {
+            // The dominant source again (a one-source flood's every packet): counted already.
+            self.votes += 1;
+            self.hits += 1;
+        } else {
+            // A multiply-fold, not the table's hasher: two instructions a packet, and a forged
+            // address can at worst miscount itself.
+            let h = ((src as u64) ^ ((src >> 64) as u64) ^ salt)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                >> 56;
+            let bit = 1u64 << (h & 63);
+            let word = &mut self.seen[((h >> 6) & 3) as usize];
+            if *word & bit == 0 {
+                *word |= bit;
+                if let Some(slot) = self.first.iter_mut().find(|k| **k == 0 || **k == src) {
+                    *slot = src;
+                }
+            }
+            if self.votes == 0 {
+                self.candidate = src;
+                self.candidate_src = Some(ip.src.ip());
+                self.votes = 1;
+                self.hits = 1;
+            } else {
+                self.votes -= 1;
+            }
+        }
+    }
+
+    /// Adds what another worker counted of the same window. The votes merge as two majority
+    /// votes do: a source that sent most of the window's packets is the candidate after.
+    fn merge(&mut self, o: &Tally) {
+        self.count += o.count;
+        self.bytes += o.bytes;
+        if o.votes > 0 {
+            if self.candidate == o.candidate && self.votes > 0 {
+                self.votes += o.votes;
+                self.hits += o.hits;
+            } else if self.votes >= o.votes {
+                self.votes -= o.votes;
+            } else {
+                self.votes = o.votes - self.votes;
+                self.candidate = o.candidate;
+                self.candidate_src = o.candidate_src;
+                self.hits = o.hits;
+            }
+        }
+        for (w, o) in self.seen.iter_mut().zip(o.seen) {
+            *w |= o;
+        }
+        for src in o.first.into_iter().filter(|k| *k != 0) {
+            if let Some(slot) = self.first.iter_mut().find(|k| **k == 0 || **k == src) {
+                *slot = src;
+            }
+        }
+    }
+
+    /// About how many distinct sources it saw (255: 250 or more).
     fn distinct(&self) -> u8 {
         let zeros: u32 = self.seen.iter().map(|w| w.count_zeros()).sum();
         if zeros == 0 {
@@ -406,8 +504,126 @@ impl FloodState {
 #[derive(Debug)]
 pub struct Floods {
     table: Table<(AddrKey, u8), FloodState>,
-    /// Per-process salt of the distinct-source count.
+    /// The distinct-source count's salt ([`salt`]).
     salt: u64,
+}
+
+/// One worker's packets of a flood to a victim another worker's shard owns, within one block:
+/// tallied where they were read and merged into the victim's window once a block, so that a
+/// flood's packets do not each cross to the other worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Part {
+    /// The victim's shard.
+    pub shard: u16,
+    detector: Detector,
+    iface: u16,
+    /// The victim is link-layer chatter: nothing is counted, nothing handed over.
+    chatter: bool,
+    first_ns: u64,
+    last_ns: u64,
+    /// The first packet's IP layer (the victim, and the fields of an alert).
+    ip: Ip,
+    tally: Tally,
+}
+
+/// A worker's parts of this block (see [`Part`]): a fixed number of slots, a victim's by a
+/// salted hash of it and the flood; a part pushed out of its slot by another victim's is handed
+/// over at once.
+#[derive(Debug)]
+pub struct Tallies {
+    slots: Box<[Option<Part>]>,
+    /// Slots holding a part, in the order they were filled.
+    used: Vec<u16>,
+    /// The slots' salt.
+    salt: u64,
+    /// The distinct-source count's ([`salt`]).
+    count_salt: u64,
+}
+
+impl Tallies {
+    /// Room for `slots` parts (rounded up to a power of two, at most 65,536).
+    pub fn new(slots: usize) -> Self {
+        let n = slots.clamp(1, 1 << 16).next_power_of_two();
+        Tallies {
+            slots: vec![None; n].into_boxed_slice(),
+            used: Vec::with_capacity(n),
+            salt: salt().rotate_left(17),
+            count_salt: salt(),
+        }
+    }
+
+    /// Counts a packet for the victim's shard `shard` (when a flood under `s` counts it at
+    /// all). A part it pushes out of its slot goes to `hand_over` at once.
+    #[inline]
+    pub fn add(
+        &mut self,
+        shard: usize,
+        (ts, iface): (u64, u16),
+        ip: &Ip,
+        s: &Settings,
+        hand_over: impl FnOnce(Part),
+    ) {
+        let Some((detector, _)) = counted_as(ip, s) else {
+            return;
+        };
+        let victim = ip.dst.key();
+        let h = ((victim as u64) ^ ((victim >> 64) as u64) ^ self.salt ^ detector as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let i = (h >> 48) as usize & (self.slots.len() - 1);
+        match &mut self.slots[i] {
+            Some(p) if p.detector == detector && p.ip.dst == ip.dst && p.iface == iface => {
+                if !p.chatter {
+                    p.last_ns = ts;
+                    p.tally.add(ip, self.count_salt);
+                }
+            }
+            _ => self.open(i, (shard, detector), (ts, iface), ip, hand_over),
+        }
+    }
+
+    /// Starts a part in slot `i` with this packet, handing over the one it held.
+    #[cold]
+    #[inline(never)]
+    fn open(
+        &mut self,
+        i: usize,
+        (shard, detector): (usize, Detector),
+        (ts, iface): (u64, u16),
+        ip: &Ip,
+        hand_over: impl FnOnce(Part),
+    ) {
+        let chatter = chatter_destination(ip.dst);
+        let mut tally = Tally::default();
+        if !chatter {
+            tally.add(ip, self.count_salt);
+        }
+        let new = Part {
+            shard: shard as u16,
+            detector,
+            iface,
+            chatter,
+            first_ns: ts,
+            last_ns: ts,
+            ip: *ip,
+            tally,
+        };
+        match self.slots[i].replace(new) {
+            Some(old) if !old.chatter => hand_over(old),
+            Some(_) => {}
+            None => self.used.push(i as u16),
+        }
+    }
+
+    /// Takes every part (at the end of a block), calling `f` on each but the chatter.
+    pub fn take(&mut self, mut f: impl FnMut(Part)) {
+        for i in self.used.drain(..) {
+            if let Some(p) = self.slots[usize::from(i)].take() {
+                if !p.chatter {
+                    f(p);
+                }
+            }
+        }
+    }
 }
 
 /// Which flood a packet would count for.
@@ -438,6 +654,114 @@ fn kind(ip: &Ip) -> Option<Detector> {
     }
 }
 
+/// Which flood a packet counts for under `s`, and that flood's settings (none when it is off).
+#[inline(always)]
+fn counted_as<'s>(ip: &Ip, s: &'s Settings) -> Option<(Detector, &'s FloodSettings)> {
+    let mut detector = kind(ip)?;
+    let mut fs = settings_of(detector, s);
+    if detector == Detector::Reflection && !fs.enabled {
+        // Unasked answers are UDP all the same.
+        (detector, fs) = (Detector::UdpFlood, &s.udp);
+    }
+    fs.enabled.then_some((detector, fs))
+}
+
+/// The settings of `flood`.
+#[inline]
+fn settings_of(flood: Detector, s: &Settings) -> &FloodSettings {
+    match flood {
+        Detector::SynFlood => &s.syn,
+        Detector::UdpFlood => &s.udp,
+        Detector::AckFlood => &s.ack,
+        Detector::RstFlood => &s.rst,
+        Detector::Reflection => &s.reflection,
+        Detector::FragFlood => &s.frag,
+        _ => &s.icmp,
+    }
+}
+
+/// A window past its base limits: fires unless the victim's host group allows more. `at`:
+/// the time, interface and IP layer of the packet (or the latest of the part) that took it
+/// past them.
+#[cold]
+#[inline(never)]
+fn over(
+    e: &mut FloodState,
+    fs: &FloodSettings,
+    detector: Detector,
+    (ts, iface, ip): (u64, u16, &Ip),
+    out: &mut Out<'_>,
+) {
+    let t = &e.tally;
+    if !e.grouped && !fs.groups.is_empty() {
+        // A host of a group has its own limits, looked up once a window.
+        e.grouped = true;
+        e.limits = fs.limits(ip.dst);
+        if t.count <= e.limits.0 && t.bytes <= e.limits.1 {
+            return;
+        }
+    }
+    e.fired = true;
+    let dominant = (t.hits * 2 > t.count).then_some(t.candidate_src).flatten();
+    let mut keys = [0; MAX_SOURCES];
+    keys[..LISTED].copy_from_slice(&t.first);
+    let reflection = detector == Detector::Reflection;
+    let alert = Alert {
+        detector,
+        src: dominant,
+        // A reflection names its service; other floods show no ports.
+        sport: reflection
+            .then(|| ip.transport.ports().map(|p| p.0))
+            .flatten(),
+        count: t.count,
+        bytes: t.bytes,
+        window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
+        detail: if reflection || dominant.is_none() {
+            Detail::Sources {
+                keys: if reflection { keys } else { [0; MAX_SOURCES] },
+                total: t.distinct(),
+                mac: [0; 6],
+                owner: 0,
+            }
+        } else {
+            Detail::None
+        },
+        ..base(ts, iface, ip)
+    };
+    out.send(alert);
+}
+
+impl Floods {
+    /// Merges another worker's part of a flood into the victim's window (this shard owns the
+    /// victim), firing as a packet would.
+    #[inline(never)]
+    pub fn merge(&mut self, part: &Part, s: &Settings, out: &mut Out<'_>) {
+        let detector = part.detector;
+        let fs = settings_of(detector, s);
+        if !fs.enabled {
+            return;
+        }
+        let key = (part.ip.dst.key(), detector as u8);
+        if self.table.get_mut(&key, part.last_ns).is_none() {
+            self.table.insert_absent(key, part.last_ns);
+        }
+        let Some(e) = self.table.get_mut(&key, part.last_ns) else {
+            return;
+        };
+        if part.first_ns >= e.end_ns {
+            *e = FloodState::open(part.first_ns, fs, part.ip.dst);
+        }
+        if e.chatter {
+            return;
+        }
+        e.tally.merge(&part.tally);
+        if e.fired || (e.tally.count <= e.limits.0 && e.tally.bytes <= e.limits.1) {
+            return;
+        }
+        over(e, fs, detector, (part.last_ns, part.iface, &part.ip), out);
+    }
+}
+
 impl Family for Floods {
     type Settings = Settings;
     type Raw = (
@@ -450,11 +774,12 @@ impl Family for Floods {
         Option<RawFlood>,
     );
     const KEY: Key = Key::Destination;
+    const TALLIED: bool = true;
 
     fn new(capacity: usize, hasher: SeededState) -> Self {
         Floods {
             table: Table::new(capacity, hasher),
-            salt: std::hash::BuildHasher::hash_one(&hasher, 0x5a17u64),
+            salt: salt(),
         }
     }
 
@@ -469,113 +794,22 @@ impl Family for Floods {
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
         let Some(ip) = seen.ip() else { return };
-        let Some(mut detector) = kind(ip) else {
+        let Some((detector, fs)) = counted_as(ip, s) else {
             return;
         };
-        let mut fs = match detector {
-            Detector::SynFlood => &s.syn,
-            Detector::UdpFlood => &s.udp,
-            Detector::AckFlood => &s.ack,
-            Detector::RstFlood => &s.rst,
-            Detector::Reflection => &s.reflection,
-            Detector::FragFlood => &s.frag,
-            _ => &s.icmp,
-        };
-        if detector == Detector::Reflection && !fs.enabled {
-            // Unasked answers are UDP all the same.
-            (detector, fs) = (Detector::UdpFlood, &s.udp);
-        }
-        if !fs.enabled {
-            return;
-        }
         let ts = seen.ts_ns;
-        let src = ip.src.key();
         let e = self.table.entry((ip.dst.key(), detector as u8), ts);
         if ts >= e.end_ns {
-            *e = FloodState {
-                start_ns: ts,
-                end_ns: ts
-                    .saturating_add(fs.window_ms.saturating_mul(1_000_000))
-                    .max(1),
-                limits: fs.base_limits(),
-                // Link-layer chatter (broadcast, multicast) is no flood: asked once a window,
-                // as the destination is the entry's key.
-                chatter: chatter_destination(ip.dst),
-                ..Default::default()
-            };
+            *e = FloodState::open(ts, fs, ip.dst);
         }
         if e.chatter {
             return;
         }
-        e.count += 1;
-        let header = if ip.v4 { 20 } else { 40 };
-        e.bytes += u64::from(ip.payload_len) + header;
-        if e.candidate == src && e.votes > 0 {
-            // The dominant source again (a one-source flood's every packet): counted already.
-            e.votes += 1;
-            e.hits += 1;
-        } else {
-            // A multiply-fold, not the table's hasher: two instructions a packet, and a forged
-            // address can at worst miscount itself.
-            let h = ((src as u64) ^ ((src >> 64) as u64) ^ self.salt)
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                >> 56;
-            let bit = 1u64 << (h & 63);
-            let word = &mut e.seen[((h >> 6) & 3) as usize];
-            if *word & bit == 0 {
-                *word |= bit;
-                if let Some(slot) = e.first.iter_mut().find(|k| **k == 0 || **k == src) {
-                    *slot = src;
-                }
-            }
-            if e.votes == 0 {
-                e.candidate = src;
-                e.candidate_src = Some(ip.src.ip());
-                e.votes = 1;
-                e.hits = 1;
-            } else {
-                e.votes -= 1;
-            }
-        }
-        if e.fired || (e.count <= e.limits.0 && e.bytes <= e.limits.1) {
+        e.tally.add(ip, self.salt);
+        if e.fired || (e.tally.count <= e.limits.0 && e.tally.bytes <= e.limits.1) {
             return;
         }
-        if !e.grouped && !fs.groups.is_empty() {
-            // A host of a group has its own limits, looked up once a window.
-            e.grouped = true;
-            e.limits = fs.limits(ip.dst);
-            if e.count <= e.limits.0 && e.bytes <= e.limits.1 {
-                return;
-            }
-        }
-        e.fired = true;
-        let dominant = (e.hits * 2 > e.count).then_some(e.candidate_src).flatten();
-        let mut keys = [0; MAX_SOURCES];
-        keys[..LISTED].copy_from_slice(&e.first);
-        let reflection = detector == Detector::Reflection;
-        let alert = Alert {
-            detector,
-            src: dominant,
-            // A reflection names its service; other floods show no ports.
-            sport: reflection
-                .then(|| ip.transport.ports().map(|p| p.0))
-                .flatten(),
-            count: e.count,
-            bytes: e.bytes,
-            window_ms: (ts.saturating_sub(e.start_ns) / 1_000_000).max(1),
-            detail: if reflection || dominant.is_none() {
-                Detail::Sources {
-                    keys: if reflection { keys } else { [0; MAX_SOURCES] },
-                    total: e.distinct(),
-                    mac: [0; 6],
-                    owner: 0,
-                }
-            } else {
-                Detail::None
-            },
-            ..seen.base(ip)
-        };
-        out.send(alert);
+        over(e, fs, detector, (ts, seen.iface, ip), out);
     }
 
     fn evictions(&self) -> u64 {
@@ -655,6 +889,125 @@ mod tests {
             (alerts[0].detector, alerts[0].src),
             (Detector::SynFlood, None)
         );
+    }
+
+    /// `frames` as two workers see them: the even ones by the victim's shard's own worker,
+    /// the odd ones by the other, which tallies them and hands its parts over every `block`
+    /// frames.
+    fn run_split(s: &Settings, frames: &[(u64, Vec<u8>)], block: usize) -> Vec<Alert> {
+        let mut floods = Floods::new(64, SeededState::random());
+        let mut tallies = Tallies::new(16);
+        let mut suppressor = crate::detect::suppress::Suppressor::new(64, SeededState::random());
+        let mut alerts = Vec::new();
+        let mut emit = |a| alerts.push(a);
+        let mut out = Out {
+            suppressor: &mut suppressor,
+            suppress_ms: 60_000,
+            emit: &mut emit,
+        };
+        let mut parts = Vec::new();
+        for (i, (ts, f)) in frames.iter().enumerate() {
+            let p = crate::decode::decode_ethernet(f, None).expect("a valid frame");
+            let Net::Ip(ip) = &p.net else { panic!("{p:?}") };
+            if i % 2 == 0 {
+                floods.observe(&Seen::new(*ts, 0, false, &p), s, &mut out);
+            } else {
+                tallies.add(1, (*ts, 0), ip, s, |p| parts.push(p));
+            }
+            if i % block == block - 1 {
+                tallies.take(|p| parts.push(p));
+                for p in parts.drain(..) {
+                    assert_eq!(p.shard, 1);
+                    floods.merge(&p, s, &mut out);
+                }
+            }
+        }
+        alerts
+    }
+
+    #[test]
+    fn a_flood_read_by_two_workers_adds_up_in_the_victims_shard() {
+        let victim = v4(0xc633_6402);
+        let s = Settings::default();
+        // One source, 10,000 packets a second: named, counted when a block ends.
+        let one: Vec<_> = (0..9_000u64)
+            .map(|i| {
+                (
+                    1_000_000_000 + i * 100_000,
+                    udp_frame(v4(0x0a00_0001), victim, 1024, 53, b""),
+                )
+            })
+            .collect();
+        let alerts = run_split(&s, &one, 512);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].src, Some(v4(0x0a00_0001)));
+        assert!(
+            (8_001..8_001 + 256).contains(&alerts[0].count),
+            "{alerts:?}"
+        );
+        // A dominant source among spoofed ones, most of each worker's share: the votes merge.
+        let mixed: Vec<_> = (0..9_000u32)
+            .map(|i| {
+                let src = if i % 3 == 2 {
+                    0x0b00_0000 + i
+                } else {
+                    0x0a00_0001
+                };
+                let f = udp_frame(v4(src), victim, 1024, 53, b"");
+                (1_000_000_000 + u64::from(i) * 100_000, f)
+            })
+            .collect();
+        let alerts = run_split(&s, &mixed, 512);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].src, Some(v4(0x0a00_0001)), "{alerts:?}");
+        // Spoofed sources: many, about as many as one shard counts (the salt is the process's).
+        let many: Vec<_> = (0..4_000u32)
+            .map(|i| {
+                let f = tcp_frame(v4(0x0b00_0000 + i), victim, 1024, 80, tcp_flags::SYN);
+                (1_000_000_000 + u64::from(i) * 100_000, f)
+            })
+            .collect();
+        let split = run_split(&s, &many, 512);
+        let whole = run(&mut Floods::new(64, SeededState::random()), &s, &many);
+        assert_eq!(split.len(), 1, "{split:?}");
+        assert_eq!(split[0].src, None);
+        let total = |a: &Alert| match a.detail {
+            Detail::Sources { total, .. } => total,
+            _ => 0,
+        };
+        assert_eq!(total(&split[0]), total(&whole[0]), "{split:?} {whole:?}");
+        assert_eq!(total(&split[0]), u8::MAX, "{split:?}");
+    }
+
+    #[test]
+    fn majority_votes_merge_as_one_vote() {
+        // Two tallies whose own candidates differ: the source with most of both wins.
+        let ip = |src: u32| {
+            let f = udp_frame(v4(src), v4(0xc633_6402), 1024, 53, b"");
+            match crate::decode::decode_ethernet(&f, None).map(|p| p.net) {
+                Ok(Net::Ip(ip)) => ip,
+                other => panic!("{other:?}"),
+            }
+        };
+        let (a, b) = (ip(1), ip(2));
+        let mut x = Tally::default();
+        for _ in 0..6 {
+            x.add(&a, 0);
+        }
+        for _ in 0..4 {
+            x.add(&b, 0);
+        }
+        let mut y = Tally::default();
+        for _ in 0..5 {
+            y.add(&b, 0);
+        }
+        for _ in 0..3 {
+            y.add(&a, 0);
+        }
+        // a: 9 of 18, b: 9 of 18; one more a makes it a's.
+        y.add(&a, 0);
+        x.merge(&y);
+        assert_eq!((x.count, x.candidate), (19, a.src.key()));
     }
 
     #[test]

@@ -200,6 +200,15 @@ macro_rules! registry {
                 }
             }
 
+            /// Does a destination-keyed family want `packet` whose packets are not tallied
+            /// ([`Family::TALLIED`])?
+            #[inline]
+            fn wanted_untallied(packet: &Packet, s: &Settings) -> bool {
+                false $(|| (<$family as Family>::KEY == Key::Destination
+                    && !<$family as Family>::TALLIED
+                    && <$family as Family>::wants(packet, &s.$field)))+
+            }
+
             fn evictions(&self) -> u64 {
                 0 $(+ self.$field.evictions())+
             }
@@ -368,6 +377,13 @@ impl Roles {
     pub fn wanted(packet: &Packet, settings: &Settings) -> Roles {
         Families::wanted(packet, settings)
     }
+
+    /// For a packet whose destination role is [`Roles::wanted`]: do only families whose
+    /// packets are tallied want it there ([`Family::TALLIED`], the floods)?
+    #[inline]
+    pub fn tallied_only(packet: &Packet, settings: &Settings) -> bool {
+        !Families::wanted_untallied(packet, settings)
+    }
 }
 
 /// Counters a shard keeps.
@@ -462,6 +478,17 @@ impl Shard {
         for seen in seen {
             self.families.observe(&seen, Roles::BOTH, s, &mut out);
         }
+    }
+
+    /// Merges another worker's part of a flood to a victim this shard owns.
+    pub fn merge_part(&mut self, part: &flood::Part, emit: &mut impl FnMut(Alert)) {
+        let s = &*self.settings;
+        let mut out = Out {
+            suppressor: &mut self.suppressor,
+            suppress_ms: s.suppress_ms,
+            emit,
+        };
+        self.families.floods.merge(part, &s.floods, &mut out);
     }
 
     /// Runs the families of `roles` on an attempt that ended: failed, or answered.

@@ -285,6 +285,18 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
         &mut self.slots[i].value
     }
 
+    /// Adds `key`, known to be absent, at `now` (as [`Table::entry`] would), and makes it the
+    /// last slot looked up. Out of line: for callers off the packet path, so that `entry`
+    /// stays the packet path's own (a second caller changes how the compiler lays it out).
+    #[inline(never)]
+    pub fn insert_absent(&mut self, key: K, now: u64) {
+        self.write_stamp(self.last, self.last_ns);
+        let (bucket, tag) = self.locate(&key);
+        let i = self.insert(bucket, tag, key, now);
+        self.last = i;
+        self.last_ns = now;
+    }
+
     /// Puts `key` in `bucket`: in an empty slot, or else in place of the one idle longest.
     #[inline]
     fn insert(&mut self, bucket: usize, tag: u32, key: K, now: u64) -> usize {
@@ -461,6 +473,21 @@ mod tests {
         // Some buckets overflow at half load; every key is present or was counted as evicted.
         assert_eq!(found as u64 + t.evictions(), 500);
         assert!(found > 450);
+    }
+
+    #[test]
+    fn a_key_inserted_apart_is_found_as_an_entry_would_be() {
+        let mut t: Table<u32, u64> = Table::new(64, SeededState::random());
+        *t.entry(1, 1) = 10;
+        assert!(t.get_mut(&2, 2).is_none());
+        t.insert_absent(2, 2);
+        *t.get_mut(&2, 2).unwrap() = 20;
+        assert_eq!((t.get(&1), t.get(&2)), (Some(&10), Some(&20)));
+        // Past capacity it evicts, and counts, as entry does.
+        for k in 3..1_000u32 {
+            t.insert_absent(k, u64::from(k));
+        }
+        assert_eq!(t.evictions(), 1_000 - 1 - t.len() as u64);
     }
 
     #[test]

@@ -126,15 +126,16 @@ fn workers_loop(set: &mut PipelineSet, corpus: &[Vec<u8>], rounds: u64) {
     let workers = set.pipelines.len();
     let mut batches: Vec<Batch> = (0..workers).map(|_| Batch::default()).collect();
     let mut fed = vec![0usize; workers];
+    // The kernel spreads the frames, not scramd: each frame's worker is worked out once.
+    let to: Vec<usize> = corpus.iter().map(|f| fanout(f, workers)).collect();
     let mut ts = 1_795_341_600_000_000_000u64;
     for _ in 0..rounds {
-        for f in corpus {
+        for (f, &w) in corpus.iter().zip(&to) {
             ts += 1_000;
             let meta = FrameMeta {
                 ts_ns: ts,
                 ..FrameMeta::EMPTY
             };
-            let w = fanout(f, workers);
             batches[w].feed(f, &meta, &mut set.pipelines[w]);
             fed[w] += 1;
             if fed[w].is_multiple_of(1024) {

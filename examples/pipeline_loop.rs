@@ -33,6 +33,7 @@ fn main() {
         Some("udp64k") => flood(65536, false, &set),
         Some("udp64v6") => flood(4096, true, &set),
         Some("spoofed") => spoofed(131_072),
+        Some("victims") => victims(4096),
         _ => craft::mixed_corpus(256),
     };
     if workers > 1 {
@@ -86,6 +87,23 @@ fn flood(ports: u32, v6: bool, set: &PipelineSet) -> Vec<Vec<u8>> {
     }
     (0..ports)
         .map(|i| craft::udp_frame(src, dst, (1024 + i) as u16, 53, &[0; 18]))
+        .collect()
+}
+
+/// 64-byte UDP datagrams from one host to `hosts` others of 198.19/16 (each a flood candidate,
+/// as a busy server's queries and QUIC to many peers are), in a scattered order.
+fn victims(hosts: u32) -> Vec<Vec<u8>> {
+    (0..hosts)
+        .map(|i| {
+            let host = i.wrapping_mul(0x9e37_79b9) >> 16;
+            craft::udp_frame(
+                "198.18.0.1".parse().expect("literal"),
+                std::net::Ipv4Addr::from_bits(0xc613_0000 | host).into(),
+                40_000,
+                443,
+                &[0; 18],
+            )
+        })
         .collect()
 }
 

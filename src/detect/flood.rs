@@ -508,9 +508,10 @@ pub struct Floods {
     salt: u64,
 }
 
-/// One worker's packets of a flood to a victim another worker's shard owns, within one block:
-/// tallied where they were read and merged into the victim's window once a block, so that a
-/// flood's packets do not each cross to the other worker.
+/// One worker's packets of a flood to a victim another worker's shard owns, within one block
+/// (after the victim's first [`HEAVY`]): tallied where they were read and merged into the
+/// victim's window once a block, so that a flood's packets do not each cross to the other
+/// worker.
 #[derive(Debug, Clone, Copy)]
 pub struct Part {
     /// The victim's shard.
@@ -527,77 +528,123 @@ pub struct Part {
 }
 
 /// A worker's parts of this block (see [`Part`]): a fixed number of slots, a victim's by a
-/// salted hash of it and the flood; a part pushed out of its slot by another victim's is handed
-/// over at once.
+/// salted hash of it and the flood. A slot follows the first victim that reaches it in the
+/// block; once that victim has had [`HEAVY`] packets, the rest are tallied. Every other packet
+/// (a victim's first few, and those of victims whose slot is taken) is left to cross as before:
+/// traffic to many hosts, each a few packets, costs a slot's check, not a part each.
 #[derive(Debug)]
 pub struct Tallies {
-    slots: Box<[Option<Part>]>,
-    /// Slots holding a part, in the order they were filled.
-    used: Vec<u16>,
+    slots: Box<[Slot]>,
+    /// This block's number: a slot of another block's is free.
+    block: u32,
+    /// The parts of the block's heavy victims (at most one a slot).
+    parts: Vec<Part>,
     /// The slots' salt.
     salt: u64,
     /// The distinct-source count's ([`salt`]).
     count_salt: u64,
 }
 
+/// Packets of one victim in a block before its packets are tallied rather than sent.
+pub const HEAVY: u16 = 4;
+
+/// One slot of [`Tallies`]: the victim it follows this block, its packets so far, its part.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    victim: AddrKey,
+    /// The block it was taken in.
+    block: u32,
+    iface: u16,
+    detector: u8,
+    /// Packets of the victim this block.
+    seen: u16,
+    /// Its part's place in `parts`, plus one (0: none yet).
+    part: u16,
+}
+
 impl Tallies {
-    /// Room for `slots` parts (rounded up to a power of two, at most 65,536).
+    /// Room for `slots` victims a block (rounded up to a power of two, at most 65,536).
     pub fn new(slots: usize) -> Self {
         let n = slots.clamp(1, 1 << 16).next_power_of_two();
         Tallies {
-            slots: vec![None; n].into_boxed_slice(),
-            used: Vec::with_capacity(n),
+            slots: vec![Slot::default(); n].into_boxed_slice(),
+            block: 1,
+            parts: Vec::with_capacity(n),
             salt: salt().rotate_left(17),
             count_salt: salt(),
         }
     }
 
-    /// Counts a packet for the victim's shard `shard` (when a flood under `s` counts it at
-    /// all). A part it pushes out of its slot goes to `hand_over` at once.
+    /// Counts a packet for the victim's shard `shard`, if a flood under `s` counts it and its
+    /// victim is one of the block's heavy ones; false when the packet is to cross as before.
     #[inline]
-    pub fn add(
-        &mut self,
-        shard: usize,
-        (ts, iface): (u64, u16),
-        ip: &Ip,
-        s: &Settings,
-        hand_over: impl FnOnce(Part),
-    ) {
+    pub fn add(&mut self, shard: usize, (ts, iface): (u64, u16), ip: &Ip, s: &Settings) -> bool {
         let Some((detector, _)) = counted_as(ip, s) else {
-            return;
+            return false;
         };
         let victim = ip.dst.key();
         let h = ((victim as u64) ^ ((victim >> 64) as u64) ^ self.salt ^ detector as u64)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let i = (h >> 48) as usize & (self.slots.len() - 1);
-        match &mut self.slots[i] {
-            Some(p) if p.detector == detector && p.ip.dst == ip.dst && p.iface == iface => {
-                if !p.chatter {
-                    p.last_ns = ts;
-                    p.tally.add(ip, self.count_salt);
-                }
-            }
-            _ => self.open(i, (shard, detector), (ts, iface), ip, hand_over),
+        let slot = &mut self.slots[i];
+        if slot.block != self.block {
+            *slot = Slot {
+                victim,
+                block: self.block,
+                iface,
+                detector: detector as u8,
+                seen: 1,
+                part: 0,
+            };
+            return false;
         }
+        if slot.victim != victim || slot.detector != detector as u8 || slot.iface != iface {
+            return false;
+        }
+        if slot.part > 0 {
+            let p = &mut self.parts[usize::from(slot.part) - 1];
+            if !p.chatter {
+                p.last_ns = ts;
+                p.tally.add(ip, self.count_salt);
+            }
+            return true;
+        }
+        slot.seen += 1;
+        if slot.seen < HEAVY {
+            return false;
+        }
+        self.parts
+            .push(Part::new(shard, detector, (ts, iface), ip, self.count_salt));
+        slot.part = self.parts.len() as u16;
+        true
     }
 
-    /// Starts a part in slot `i` with this packet, handing over the one it held.
+    /// Takes every part (at the end of a block), calling `f` on each but the chatter's, and
+    /// frees the slots.
+    pub fn take(&mut self, mut f: impl FnMut(Part)) {
+        for p in self.parts.drain(..).filter(|p| !p.chatter) {
+            f(p);
+        }
+        self.block = self.block.wrapping_add(1);
+        if self.block == 0 {
+            // Once in four billion blocks: no slot may look taken in the new one.
+            self.slots.fill(Slot::default());
+            self.block = 1;
+        }
+    }
+}
+
+impl Part {
+    /// A part that begins with this packet.
     #[cold]
     #[inline(never)]
-    fn open(
-        &mut self,
-        i: usize,
-        (shard, detector): (usize, Detector),
-        (ts, iface): (u64, u16),
-        ip: &Ip,
-        hand_over: impl FnOnce(Part),
-    ) {
+    fn new(shard: usize, detector: Detector, (ts, iface): (u64, u16), ip: &Ip, salt: u64) -> Self {
         let chatter = chatter_destination(ip.dst);
         let mut tally = Tally::default();
         if !chatter {
-            tally.add(ip, self.count_salt);
+            tally.add(ip, salt);
         }
-        let new = Part {
+        Part {
             shard: shard as u16,
             detector,
             iface,
@@ -606,22 +653,6 @@ impl Tallies {
             last_ns: ts,
             ip: *ip,
             tally,
-        };
-        match self.slots[i].replace(new) {
-            Some(old) if !old.chatter => hand_over(old),
-            Some(_) => {}
-            None => self.used.push(i as u16),
-        }
-    }
-
-    /// Takes every part (at the end of a block), calling `f` on each but the chatter.
-    pub fn take(&mut self, mut f: impl FnMut(Part)) {
-        for i in self.used.drain(..) {
-            if let Some(p) = self.slots[usize::from(i)].take() {
-                if !p.chatter {
-                    f(p);
-                }
-            }
         }
     }
 }
@@ -909,10 +940,9 @@ mod tests {
         for (i, (ts, f)) in frames.iter().enumerate() {
             let p = crate::decode::decode_ethernet(f, None).expect("a valid frame");
             let Net::Ip(ip) = &p.net else { panic!("{p:?}") };
-            if i % 2 == 0 {
+            // The other worker's packets it does not tally cross, and are judged as they come.
+            if i % 2 == 0 || !tallies.add(1, (*ts, 0), ip, s) {
                 floods.observe(&Seen::new(*ts, 0, false, &p), s, &mut out);
-            } else {
-                tallies.add(1, (*ts, 0), ip, s, |p| parts.push(p));
             }
             if i % block == block - 1 {
                 tallies.take(|p| parts.push(p));

@@ -200,13 +200,25 @@ macro_rules! registry {
                 }
             }
 
-            /// Does a destination-keyed family want `packet` whose packets are not tallied
-            /// ([`Family::TALLIED`])?
+            /// [`Families::wanted`], and whether only families whose packets are tallied
+            /// ([`Family::TALLIED`]) want it at its destination's shard, in one pass.
             #[inline]
-            fn wanted_untallied(packet: &Packet, s: &Settings) -> bool {
-                false $(|| (<$family as Family>::KEY == Key::Destination
+            fn wanted_tallied(packet: &Packet, s: &Settings) -> (Roles, bool) {
+                let src = false $(|| (<$family as Family>::KEY == Key::Source
+                    && <$family as Family>::wants(packet, &s.$field)))+;
+                let untallied = false $(|| (<$family as Family>::KEY == Key::Destination
                     && !<$family as Family>::TALLIED
-                    && <$family as Family>::wants(packet, &s.$field)))+
+                    && <$family as Family>::wants(packet, &s.$field)))+;
+                let tallied = false $(|| (<$family as Family>::KEY == Key::Destination
+                    && <$family as Family>::TALLIED
+                    && <$family as Family>::wants(packet, &s.$field)))+;
+                (
+                    Roles {
+                        src,
+                        dst: untallied || tallied,
+                    },
+                    tallied && !untallied,
+                )
             }
 
             fn evictions(&self) -> u64 {
@@ -378,11 +390,11 @@ impl Roles {
         Families::wanted(packet, settings)
     }
 
-    /// For a packet whose destination role is [`Roles::wanted`]: do only families whose
-    /// packets are tallied want it there ([`Family::TALLIED`], the floods)?
+    /// [`Roles::wanted`], and whether only families whose packets are tallied want it at its
+    /// destination's shard ([`Family::TALLIED`], the floods), in one pass.
     #[inline]
-    pub fn tallied_only(packet: &Packet, settings: &Settings) -> bool {
-        !Families::wanted_untallied(packet, settings)
+    pub fn wanted_tallied(packet: &Packet, settings: &Settings) -> (Roles, bool) {
+        Families::wanted_tallied(packet, settings)
     }
 }
 

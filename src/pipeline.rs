@@ -34,8 +34,9 @@ use crate::flow::{Attempt, Flows, Outcome, Prepared};
 /// First fragments remembered per worker; one lives for the moments a datagram takes.
 const FRAGMENT_ENTRIES: usize = 1024;
 
-/// Flood parts a worker tallies within a block, for victims other workers' shards own
-/// ([`Tallies`]): victims of floods at once before two share a slot and one is handed over early.
+/// Victims a worker follows within a block for the floods' tallies ([`Tallies`]), for victims
+/// other workers' shards own: a slot each, the first victim to reach a slot keeps it for the
+/// block (the packets of one that finds its slot taken cross as before).
 const TALLY_SLOTS: usize = 256;
 
 /// Parts per worker-to-shard ring: four blocks' worth of full tallies.

@@ -509,7 +509,7 @@ pub struct Floods {
 }
 
 /// One worker's packets of a flood to a victim another worker's shard owns, within one block
-/// (after the victim's first [`HEAVY`]): tallied where they were read and merged into the
+/// (its [`HEAVY`]th packet of the block on): tallied where they were read and merged into the
 /// victim's window once a block, so that a flood's packets do not each cross to the other
 /// worker.
 #[derive(Debug, Clone, Copy)]
@@ -545,7 +545,8 @@ pub struct Tallies {
     count_salt: u64,
 }
 
-/// Packets of one victim in a block before its packets are tallied rather than sent.
+/// The packet of a victim in a block from which on its packets are tallied rather than sent
+/// (the ones before cross: a victim of a few packets is not worth a tally).
 pub const HEAVY: u16 = 4;
 
 /// One slot of [`Tallies`]: the victim it follows this block, its packets so far, its part.

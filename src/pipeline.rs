@@ -297,32 +297,11 @@ impl PipelineSet {
     ) -> PipelineSet {
         let n = n.max(1);
         let hasher = SeededState::random();
-        // rings[from][to]
-        let mut producers: Vec<Vec<Option<rtrb::Producer<Routed>>>> =
-            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut consumers: Vec<Vec<rtrb::Consumer<Routed>>> = (0..n).map(|_| Vec::new()).collect();
-        for (from, row) in producers.iter_mut().enumerate() {
-            for (to, slot) in row.iter_mut().enumerate() {
-                if from != to {
-                    let (p, c) = rtrb::RingBuffer::new(sizes.route);
-                    *slot = Some(p);
-                    consumers[to].push(c);
-                }
-            }
-        }
-        let mut part_out: Vec<Vec<Option<rtrb::Producer<Part>>>> =
-            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut part_in: Vec<Vec<rtrb::Consumer<Part>>> = (0..n).map(|_| Vec::new()).collect();
-        for (from, row) in part_out.iter_mut().enumerate() {
-            for (to, slot) in row.iter_mut().enumerate() {
-                if from != to {
-                    let (p, c) = rtrb::RingBuffer::new(PART_RING);
-                    *slot = Some(p);
-                    part_in[to].push(c);
-                }
-            }
-        }
-        let mut parts = part_out.into_iter().zip(part_in);
+        let (producers, consumers) = mesh::<Routed>(n, sizes.route);
+        let mut parts = {
+            let (out, into) = mesh::<Part>(n, PART_RING);
+            out.into_iter().zip(into)
+        };
         let mut pipelines = Vec::with_capacity(n);
         let mut alert_rx = Vec::with_capacity(n);
         let mut counters = Vec::with_capacity(n);
@@ -370,6 +349,35 @@ fn hand_over(out: &mut [Option<rtrb::Producer<Part>>], overflow: &mut u64, p: Pa
             *overflow += 1;
         }
     }
+}
+
+/// A ring of `capacity` from every one of `n` workers to every other: per worker, its producer
+/// ends by destination (none to itself) and its consumer ends.
+#[allow(
+    clippy::type_complexity,
+    reason = "the two ends of a mesh of rings, as built"
+)]
+fn mesh<T>(
+    n: usize,
+    capacity: usize,
+) -> (
+    Vec<Vec<Option<rtrb::Producer<T>>>>,
+    Vec<Vec<rtrb::Consumer<T>>>,
+) {
+    // rings[from][to]
+    let mut producers: Vec<Vec<Option<rtrb::Producer<T>>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut consumers: Vec<Vec<rtrb::Consumer<T>>> = (0..n).map(|_| Vec::new()).collect();
+    for (from, row) in producers.iter_mut().enumerate() {
+        for (to, slot) in row.iter_mut().enumerate() {
+            if from != to {
+                let (p, c) = rtrb::RingBuffer::new(capacity);
+                *slot = Some(p);
+                consumers[to].push(c);
+            }
+        }
+    }
+    (producers, consumers)
 }
 
 /// How a judged packet's flow is found, and whether it moves the flows' clock hand.

@@ -263,6 +263,21 @@ pub fn link_local(a: Addr) -> bool {
 
 /// Runs `frames` (timestamp, Ethernet frame) through one family, suppression included; the
 /// alerts that went out. For the families' own unit tests.
+/// Runs `f` with an outlet that collects what it sends (suppression as a shard has it, 60 s);
+/// returns the alerts.
+#[cfg(test)]
+pub(crate) fn collecting(f: impl FnOnce(&mut Out<'_>)) -> Vec<Alert> {
+    let mut suppressor = Suppressor::new(64, SeededState::random());
+    let mut alerts = Vec::new();
+    let mut emit = |a| alerts.push(a);
+    f(&mut Out {
+        suppressor: &mut suppressor,
+        suppress_ms: 60_000,
+        emit: &mut emit,
+    });
+    alerts
+}
+
 #[cfg(test)]
 pub(crate) fn run<F: Family>(
     family: &mut F,

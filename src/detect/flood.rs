@@ -929,31 +929,25 @@ mod tests {
     fn run_split(s: &Settings, frames: &[(u64, Vec<u8>)], block: usize) -> Vec<Alert> {
         let mut floods = Floods::new(64, SeededState::random());
         let mut tallies = Tallies::new(16);
-        let mut suppressor = crate::detect::suppress::Suppressor::new(64, SeededState::random());
-        let mut alerts = Vec::new();
-        let mut emit = |a| alerts.push(a);
-        let mut out = Out {
-            suppressor: &mut suppressor,
-            suppress_ms: 60_000,
-            emit: &mut emit,
-        };
         let mut parts = Vec::new();
-        for (i, (ts, f)) in frames.iter().enumerate() {
-            let p = crate::decode::decode_ethernet(f, None).expect("a valid frame");
-            let Net::Ip(ip) = &p.net else { panic!("{p:?}") };
-            // The other worker's packets it does not tally cross, and are judged as they come.
-            if i % 2 == 0 || !tallies.add(1, (*ts, 0), ip, s) {
-                floods.observe(&Seen::new(*ts, 0, false, &p), s, &mut out);
-            }
-            if i % block == block - 1 {
-                tallies.take(|p| parts.push(p));
-                for p in parts.drain(..) {
-                    assert_eq!(p.shard, 1);
-                    floods.merge(&p, s, &mut out);
+        crate::detect::family::collecting(|out| {
+            for (i, (ts, f)) in frames.iter().enumerate() {
+                let p = crate::decode::decode_ethernet(f, None).expect("a valid frame");
+                let Net::Ip(ip) = &p.net else { panic!("{p:?}") };
+                // The other worker's packets it does not tally cross, and are judged as they
+                // come.
+                if i % 2 == 0 || !tallies.add(1, (*ts, 0), ip, s) {
+                    floods.observe(&Seen::new(*ts, 0, false, &p), s, out);
+                }
+                if i % block == block - 1 {
+                    tallies.take(|p| parts.push(p));
+                    for p in parts.drain(..) {
+                        assert_eq!(p.shard, 1);
+                        floods.merge(&p, s, out);
+                    }
                 }
             }
-        }
-        alerts
+        })
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! table has slots, so most packets open a flow and evict one) or `udp64v6` (the `udp64` flood
 //! over IPv6, as benches/veth.sh's `v6` profile) or `spoofed` (a flood from 131,072 sources,
 //! twice the flow table's slots: nearly every packet is a new source and a new flow, as
-//! benches/veth.sh's `src100k` and `src1m` profiles send). Frames go in batches,
+//! benches/veth.sh's `src100k` and `src1m` profiles send) or `victims` (64-byte UDP datagrams
+//! from one host to 4,096 others, one each a round, as a busy host's queries to many peers:
+//! with several workers, what the floods' tallies cost where they do not pay). Frames go in
+//! batches,
 //! as a capture worker hands them over ([`FrameSink::frames`]), and a round of the corpus ends
 //! as a block does ([`FrameSink::block_end`]). Third argument: the number of workers (default
 //! 1); with more, frames are spread by address pair and ports as a flow-hash fanout does, each

@@ -342,15 +342,6 @@ impl PipelineSet {
     }
 }
 
-/// Sends a flood's part to its victim's shard through `out`; a full ring drops it and counts it.
-fn hand_over(out: &mut [Option<rtrb::Producer<Part>>], overflow: &mut u64, p: Part) {
-    if let Some(Some(tx)) = out.get_mut(usize::from(p.shard)) {
-        if tx.push(p).is_err() {
-            *overflow += 1;
-        }
-    }
-}
-
 /// A ring of `capacity` from every one of `n` workers to every other: per worker, its producer
 /// ends by destination (none to itself) and its consumer ends.
 #[allow(
@@ -597,10 +588,17 @@ impl Pipeline {
         }
     }
 
-    /// Hands every flood part tallied so far to its victim's shard (at a block's end).
+    /// Hands every flood part tallied so far to its victim's shard (at a block's end); a full
+    /// ring drops the part and counts it with the observations it stands for.
     fn hand_over_tallies(&mut self) {
         let (out, overflow) = (&mut self.part_out, &mut self.local.route_overflow);
-        self.tallies.take(|p| hand_over(out, overflow, p));
+        self.tallies.take(|p| {
+            if let Some(Some(tx)) = out.get_mut(usize::from(p.shard)) {
+                if tx.push(p).is_err() {
+                    *overflow += 1;
+                }
+            }
+        });
     }
 
     /// A failed attempt goes to the shard of its initiator (the scanner) and to the shard of its

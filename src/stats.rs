@@ -43,7 +43,7 @@ pub fn log(what: &str, stats: &[InterfaceStats], t: &PipelineTotals) {
         route_overflow = t.route_overflow,
         state_evictions = t.evictions,
         flow_evictions = t.flow_evictions,
-        "{what} pipeline: {} decoded, {} decode errors ({}), {} alerts, {} suppressed, {} dropped (alert queue full), {} observations dropped (shard queue full), {} state evictions, {} flow evictions",
+        "{what} pipeline: {} decoded, {} decode errors ({}), {} alerts, {} suppressed, {} dropped (alert queue full), {} observations or flood tallies dropped (shard queue full), {} state evictions, {} flow evictions",
         t.decoded,
         t.decode_errors_total(),
         t.decode_errors_by_layer(),

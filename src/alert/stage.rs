@@ -1,6 +1,7 @@
 //! The alert stage: drains every worker's alert ring, folds the portscans of a decoy scan's
-//! sources into it (and its later records, naming more of them, into one), passes each alert through active response (which may ban its offender and
-//! mark it `blocked`), then writes it to the sinks. `scramd run` runs it on its own thread, never
+//! sources into it (and its later records, naming more of them, into one), passes each alert
+//! through active response (which may ban its offender and mark it `blocked`), then writes it
+//! to the sinks. `scramd run` runs it on its own thread, never
 //! on the packet path (response settings changed by a reload reach it over a channel and apply
 //! between two drains); `scramd replay` drains it after each packet.
 
@@ -178,8 +179,19 @@ impl AlertStage {
 
     /// Takes the portscan alerts whose wait is over (all of them when `all`).
     fn release_pending(&mut self, now: Instant, all: bool) -> usize {
-        let mut n = 0;
-        while let Some(a) = next_due(&mut self.pending, now, self.fold_wait, all) {
+        self.release_waiting(|s| &mut s.pending, now, all)
+    }
+
+    /// Takes the alerts of the queue `queue` picks whose `fold_wait` is over (all of them when
+    /// `all`), in the order they came.
+    fn release_waiting(
+        &mut self,
+        queue: fn(&mut Self) -> &mut Vec<(Instant, Alert)>,
+        now: Instant,
+        all: bool,
+    ) -> usize {
+        let (mut n, wait) = (0, self.fold_wait);
+        while let Some(a) = next_due(queue(self), now, wait, all) {
             self.take(a, now);
             n += 1;
         }
@@ -214,12 +226,7 @@ impl AlertStage {
     /// Writes the decoy-scan alerts whose wait is over (all of them when `all`), in the order
     /// they came.
     fn release_decoys(&mut self, now: Instant, all: bool) -> usize {
-        let mut n = 0;
-        while let Some(a) = next_due(&mut self.decoys_waiting, now, self.fold_wait, all) {
-            self.take(a, now);
-            n += 1;
-        }
-        n
+        self.release_waiting(|s| &mut s.decoys_waiting, now, all)
     }
 
     /// Remembers a decoy scan; every ban waiting for one of its sources is spared.

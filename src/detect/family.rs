@@ -261,8 +261,6 @@ pub fn link_local(a: Addr) -> bool {
     }
 }
 
-/// Runs `frames` (timestamp, Ethernet frame) through one family, suppression included; the
-/// alerts that went out. For the families' own unit tests.
 /// Runs `f` with an outlet that collects what it sends (suppression as a shard has it, 60 s);
 /// returns the alerts.
 #[cfg(test)]
@@ -278,6 +276,8 @@ pub(crate) fn collecting(f: impl FnOnce(&mut Out<'_>)) -> Vec<Alert> {
     alerts
 }
 
+/// Runs `frames` (timestamp, Ethernet frame) through one family, suppression included; the
+/// alerts that went out. For the families' own unit tests.
 #[cfg(test)]
 pub(crate) fn run<F: Family>(
     family: &mut F,

@@ -188,20 +188,9 @@ macro_rules! registry {
                 $(self.$field.tick(now_ns, &s.$field, out);)+
             }
 
-            /// The roles a shard must play for `packet`: does a source-keyed family want it,
-            /// does a destination-keyed one?
-            #[inline]
-            fn wanted(packet: &Packet, s: &Settings) -> Roles {
-                Roles {
-                    src: false $(|| (<$family as Family>::KEY == Key::Source
-                        && <$family as Family>::wants(packet, &s.$field)))+,
-                    dst: false $(|| (<$family as Family>::KEY == Key::Destination
-                        && <$family as Family>::wants(packet, &s.$field)))+,
-                }
-            }
-
-            /// [`Families::wanted`], and whether only families whose packets are tallied
-            /// ([`Family::TALLIED`]) want it at its destination's shard, in one pass.
+            /// The roles a shard must play for `packet` (does a source-keyed family want it,
+            /// does a destination-keyed one?), and whether only families whose packets are
+            /// tallied ([`Family::TALLIED`]) want it at its destination's shard.
             #[inline]
             fn wanted_tallied(packet: &Packet, s: &Settings) -> (Roles, bool) {
                 let src = false $(|| (<$family as Family>::KEY == Key::Source
@@ -383,15 +372,10 @@ impl Roles {
         dst: true,
     };
 
-    /// The roles some family wants `packet` judged in under `settings`: its source's shard
-    /// (a source-keyed family's), its destination's (a destination-keyed family's).
-    #[inline]
-    pub fn wanted(packet: &Packet, settings: &Settings) -> Roles {
-        Families::wanted(packet, settings)
-    }
-
-    /// [`Roles::wanted`], and whether only families whose packets are tallied want it at its
-    /// destination's shard ([`Family::TALLIED`], the floods), in one pass.
+    /// The roles some family wants `packet` judged in under `settings` (its source's shard
+    /// for a source-keyed family, its destination's for a destination-keyed one), and whether
+    /// only families whose packets are tallied want it at its destination's shard
+    /// ([`Family::TALLIED`], the floods).
     #[inline]
     pub fn wanted_tallied(packet: &Packet, settings: &Settings) -> (Roles, bool) {
         Families::wanted_tallied(packet, settings)

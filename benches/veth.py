@@ -17,6 +17,8 @@ with slots twice the size); and 64-byte
 floods from 1, about 1,000, 100,000 and 1,000,000 distinct sources (`src1`, `src1k`, `src100k`,
 `src1m`: every packet misses the caches, and the flow table fills). With trafgen on one core it
 is pinned to CPU 0 and the capture tool to CPU 1 (`taskset`), so each tool has a core to itself.
+`idle`: no traffic at all, the tool's CPU and wake-ups a second (what it costs a quiet server;
+each wake-up of a sleeping thread is a context switch, dear in a VM).
 
 Tools: `scramd` (built-in defaults: one worker per CPU, every detector on), `scramd-1w` (the same
 with `workers = 1`: as many workers as tcpdump and netsniff-ng have threads reading packets),
@@ -151,6 +153,20 @@ def cpu_ns(pid):
             for t in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{t}/schedstat") as f:
                     total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def wakeups(pid):
+    """Voluntary context switches of every thread: each is a sleep, so as many wake-ups."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/status") as f:
+                    total += int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(),
+                                           re.M).group(1))
         except FileNotFoundError:
             pass
     return total
@@ -329,6 +345,21 @@ def measure(tool, conf, cpus, seconds):
             "rss_kib": rss, "seconds": seconds}
 
 
+def measure_idle(tool, seconds):
+    """The tool on a link with no traffic: its CPU and wake-ups over `seconds`."""
+    tool.start()
+    STARTED.append(tool.proc)
+    pid = tool.proc.pid
+    before_rx, before_cpu, before_wake = rx_packets(), cpu_ns(pid), wakeups(pid)
+    time.sleep(seconds)
+    offered = rx_packets() - before_rx
+    cpu, woke = cpu_ns(pid) - before_cpu, wakeups(pid) - before_wake
+    rss = peak_rss_kib(pid)
+    captured, drops = tool.stop(offered)
+    return {"offered": offered, "captured": captured, "drops": drops, "cpu_ns": cpu,
+            "wakeups": woke, "rss_kib": rss, "seconds": seconds}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scramd", required=True)
@@ -350,13 +381,15 @@ def main():
         da, sa = mac(NS_RX, RX), mac(NS_TX, TX)
         for kind in a.profiles.split(","):
             conf = os.path.join(workdir, f"{kind}.cfg")
-            with open(conf, "w") as f:
-                f.write(trafgen_config(kind, da, sa))
+            if kind != "idle":
+                with open(conf, "w") as f:
+                    f.write(trafgen_config(kind, da, sa))
             for cpus in [int(c) for c in a.cpus.split(",")]:
                 for r in range(a.rounds):
                     for name in tools:
-                        m = measure(Tool(name, a.scramd, workdir, a.scramd_config, cpus), conf,
-                                    cpus, a.seconds)
+                        tool = Tool(name, a.scramd, workdir, a.scramd_config, cpus)
+                        m = (measure_idle(tool, a.seconds) if kind == "idle"
+                             else measure(tool, conf, cpus, a.seconds))
                         results.setdefault((kind, cpus, name), []).append(m)
                         print(f"  round {r + 1}/{a.rounds} {kind} trafgen x{cpus} {name}: "
                               f"{m['offered']} offered, {m['captured']} captured, "
@@ -384,12 +417,16 @@ def main():
                "peak_rss_mib": round(med("rss_kib") / 1024, 1)}
         if kind in SOURCES:
             row["distinct_sources"] = distinct_sources(kind)
+        if kind == "idle":
+            row["idle_cpu_ms_per_s"] = round(med("cpu_ns") / a.seconds / 1e6, 3)
+            row["wakeups_per_s"] = round(med("wakeups") / a.seconds, 1)
+            del row["cpu_s_per_mpkt"]
         rows.append(row)
     peers_of = ("tcpdump", "netsniff-ng", "fastnetmon")
     for row in rows:
         peers = {r["tool"]: r for r in rows
                  if r["profile"] == row["profile"] and r["trafgen_cpus"] == row["trafgen_cpus"]}
-        if row["tool"].startswith("scramd"):
+        if row["tool"].startswith("scramd") and row["profile"] != "idle":
             for peer in peers_of:
                 if peer in peers and peers[peer]["cpu_s_per_mpkt"] > 0:
                     row[f"cpu_vs_{peer}"] = round(
@@ -398,13 +435,24 @@ def main():
 
     hdr = ("profile", "trafgen", "tool", "offered pps", "captured pps", "drops",
            "CPU s/Mpkt", "peak RSS MiB") + tuple(f"CPU vs {p}" for p in peers_of)
-    print("| " + " | ".join(hdr) + " |")
-    print("|" + "---|" * len(hdr))
-    for r in rows:
+    busy = [r for r in rows if r["profile"] != "idle"]
+    if busy:
+        print("| " + " | ".join(hdr) + " |")
+        print("|" + "---|" * len(hdr))
+    for r in busy:
         ratios = " | ".join(str(r.get(f"cpu_vs_{p}", "")) for p in peers_of)
         print(f"| {r['profile']} | {r['trafgen_cpus']} core(s) | {r['tool']} | "
               f"{r['offered_pps']:,} | {r['captured_pps']:,} | {r['kernel_drops']:,} | "
               f"{r['cpu_s_per_mpkt']} | {r['peak_rss_mib']} | {ratios} |")
+    idle = [r for r in rows if r["profile"] == "idle"]
+    if idle:
+        if busy:
+            print()
+        print("| profile | tool | CPU ms/s | wake-ups/s | peak RSS MiB |")
+        print("|---|---|---|---|---|")
+        for r in idle:
+            print(f"| idle | {r['tool']} | {r['idle_cpu_ms_per_s']} | {r['wakeups_per_s']} | "
+                  f"{r['peak_rss_mib']} |")
     if a.plot:
         plot(rows, a.plot)
     print("SUMMARY " + json.dumps({

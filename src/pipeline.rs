@@ -24,6 +24,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::alert::stage::AlertBell;
 use crate::capture::{Batch, FrameMeta, FrameSink, BATCH};
 use crate::decode::{self, Addr, Fragment, Ip, Layer, Net, Packet, Transport};
 use crate::detect::flood::{Part, Tallies};
@@ -221,6 +222,8 @@ pub struct Pipeline {
     part_out: Vec<Option<rtrb::Producer<Part>>>,
     part_in: Vec<rtrb::Consumer<Part>>,
     alerts: rtrb::Producer<Alert>,
+    /// Wakes the alert thread when a block left alerts in `alerts`.
+    bell: AlertBell,
     link: LinkType,
     /// The frames being read now come from a loopback device (replay, by the file's word).
     link_loopback: bool,
@@ -246,6 +249,8 @@ pub struct PipelineSet {
     pub pipelines: Vec<Pipeline>,
     /// The alert thread's ends of the alert rings.
     pub alert_rx: Vec<rtrb::Consumer<Alert>>,
+    /// What the pipelines ring when they queued alerts (`AlertStage::spawn` hangs it).
+    pub alert_bell: AlertBell,
     /// Counters of each pipeline.
     pub counters: Vec<Arc<PipelineCounters>>,
 }
@@ -305,6 +310,7 @@ impl PipelineSet {
         let mut pipelines = Vec::with_capacity(n);
         let mut alert_rx = Vec::with_capacity(n);
         let mut counters = Vec::with_capacity(n);
+        let alert_bell = AlertBell::default();
         for (index, (outboxes, inboxes)) in producers.into_iter().zip(consumers).enumerate() {
             let (atx, arx) = rtrb::RingBuffer::new(sizes.alerts);
             let (part_out, part_in) = parts.next().unwrap_or_default();
@@ -322,6 +328,7 @@ impl PipelineSet {
                 part_out,
                 part_in,
                 alerts: atx,
+                bell: alert_bell.clone(),
                 link,
                 link_loopback: false,
                 fragments: Table::new(FRAGMENT_ENTRIES, SeededState::random()),
@@ -337,6 +344,7 @@ impl PipelineSet {
         PipelineSet {
             pipelines,
             alert_rx,
+            alert_bell,
             counters,
         }
     }
@@ -741,6 +749,13 @@ impl Pipeline {
         }
     }
 
+    /// Wakes the alert thread if this pipeline's alert ring holds alerts (once a block).
+    fn ring_bell(&self) {
+        if self.alerts.slots() < self.alerts.buffer().capacity() {
+            self.bell.ring();
+        }
+    }
+
     /// Publishes the counters (once per block, not per packet).
     pub fn publish(&self) {
         let c = &self.counters;
@@ -866,6 +881,7 @@ impl FrameSink for Pipeline {
         self.tick(self.latest_ns);
         self.check_settings();
         self.publish();
+        self.ring_bell();
     }
 
     fn idle(&mut self, now_ns: u64) {
@@ -875,6 +891,7 @@ impl FrameSink for Pipeline {
         self.tick(now_ns);
         self.check_settings();
         self.publish();
+        self.ring_bell();
     }
 }
 

@@ -1,6 +1,6 @@
 //! The veth benchmark still runs: one short round per tool, fastnetmon included (debug scramd, so
-//! no timing is read into it), the IPv6 flood and a scaling profile, a table, a parseable SUMMARY
-//! line and the plot, and its namespaces gone afterwards.
+//! no timing is read into it), the IPv6 flood, a scaling profile and the idle link, the tables, a
+//! parseable SUMMARY line and the plot, and its namespaces gone afterwards.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -27,7 +27,7 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
             "--seconds",
             "1",
             "--profiles",
-            "64B,src1k,v6",
+            "64B,src1k,v6,idle",
             "--cpus",
             "1",
             "--plot",
@@ -62,8 +62,16 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(summary).unwrap();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3 * tools.len(), "{summary}");
-    for r in results {
+    assert_eq!(results.len(), 4 * tools.len(), "{summary}");
+    for r in results.iter().filter(|r| r["profile"] == "idle") {
+        assert!(r["idle_cpu_ms_per_s"].as_f64().is_some(), "{r}");
+        assert!(r["wakeups_per_s"].as_f64().is_some(), "{r}");
+        assert!(
+            stdout.contains(&format!("| idle | {} |", r["tool"].as_str().unwrap())),
+            "{stdout}"
+        );
+    }
+    for r in results.iter().filter(|r| r["profile"] != "idle") {
         assert!(r["captured_pps"].as_u64().unwrap() > 0, "{r}");
         assert!(r["cpu_s_per_mpkt"].as_f64().unwrap() > 0.0, "{r}");
         if r["tool"] == "scramd" {

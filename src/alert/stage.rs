@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::AlertWriter;
@@ -16,8 +16,31 @@ use crate::detect::record::MAX_SOURCES;
 use crate::detect::{addr_key, AddrKey, Alert, Detector};
 use crate::response::Responder;
 
-/// How long the stage sleeps when every ring was empty.
+/// How long the stage sleeps while alerts wait in it (for a decoy scan to fold them into, for
+/// their ban, for the journal's socket to come back).
 const IDLE: Duration = Duration::from_millis(10);
+
+/// How long it sleeps when nothing waits in it: a bound, not a rhythm. A worker that queued
+/// alerts rings the [`AlertBell`], and the control loop wakes it with its updates and the stop;
+/// a thread woken every 10 ms for nothing costs a context switch each time, as much CPU as
+/// reading some thousands of packets a second.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// How the workers wake the alert thread: each rings it at the end of a block that left alerts
+/// in its ring. That is a `futex` wake only when the thread sleeps, none when it is awake or
+/// nothing was queued, and never more than one a block.
+#[derive(Debug, Clone, Default)]
+pub struct AlertBell(Arc<OnceLock<std::thread::Thread>>);
+
+impl AlertBell {
+    /// Wakes the alert thread (nothing before it started: its first drain takes what is
+    /// queued).
+    pub fn ring(&self) {
+        if let Some(t) = self.0.get() {
+            t.unpark();
+        }
+    }
+}
 
 /// How long an alert whose offender would be banned waits first: a decoy scan shows itself only
 /// once several of its sources have crossed the threshold (a forged source shows only when its
@@ -99,6 +122,8 @@ pub struct AlertStage {
     /// incident naming more of its sources replaces the one waiting (allocated once, at most
     /// [`HELD`]).
     decoys_waiting: Vec<(Instant, Alert)>,
+    /// How long the running stage sleeps when nothing waits in it ([`QUIET`]).
+    quiet: Duration,
 }
 
 impl AlertStage {
@@ -120,6 +145,7 @@ impl AlertStage {
             fold_wait: Duration::ZERO,
             pending: Vec::with_capacity(HELD),
             decoys_waiting: Vec::with_capacity(HELD),
+            quiet: QUIET,
         }
     }
 
@@ -327,27 +353,41 @@ impl AlertStage {
         }
     }
 
-    /// Runs the stage on its own thread until [`AlertThread::finish`].
-    pub fn spawn(mut self) -> std::io::Result<AlertThread> {
+    /// Does anything wait in the stage for its time to come?
+    fn waiting(&self) -> bool {
+        !(self.held.is_empty() && self.pending.is_empty() && self.decoys_waiting.is_empty())
+            || self.writer.journal_held() != (0, 0)
+    }
+
+    /// Runs the stage on its own thread until [`AlertThread::finish`], woken by `bell` when a
+    /// worker queued alerts.
+    pub fn spawn(mut self, bell: &AlertBell) -> std::io::Result<AlertThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let (tx, updates) = mpsc::channel::<Update>();
+        let bell = bell.clone();
         let handle = std::thread::Builder::new()
             .name("scram-alerts".into())
-            .spawn(move || loop {
-                // Read the flag before draining, so nothing queued before the stop is missed.
-                let stopping = flag.load(Ordering::Acquire);
-                while let Ok(u) = updates.try_recv() {
-                    match u {
-                        Update::Response(u) => self.update(u),
-                        Update::Reopen => self.writer.reopen(),
+            .spawn(move || {
+                // Hung before the first drain: what is queued before it is taken by that drain.
+                let _ = bell.0.set(std::thread::current());
+                loop {
+                    // Read the flag before draining, so nothing queued before the stop is
+                    // missed.
+                    let stopping = flag.load(Ordering::Acquire);
+                    while let Ok(u) = updates.try_recv() {
+                        match u {
+                            Update::Response(u) => self.update(u),
+                            Update::Reopen => self.writer.reopen(),
+                        }
                     }
+                    self.drain();
+                    if stopping {
+                        return self;
+                    }
+                    // A wake-up that came while draining is kept: this returns at once.
+                    std::thread::park_timeout(if self.waiting() { IDLE } else { self.quiet });
                 }
-                self.drain();
-                if stopping {
-                    return self;
-                }
-                std::thread::sleep(IDLE);
             })?;
         Ok(AlertThread {
             stop,
@@ -404,16 +444,19 @@ impl AlertThread {
     pub fn update(&self, u: ResponseConfig) {
         // The receiver lives as long as the thread; a send fails only after it ended.
         let _ = self.updates.send(Update::Response(u));
+        self.handle.thread().unpark();
     }
 
     /// Has the stage open its alert files anew (before its next drain).
     pub fn reopen(&self) {
         let _ = self.updates.send(Update::Reopen);
+        self.handle.thread().unpark();
     }
 
     /// Drains what is queued, stops the thread and returns the writer (`None` if it panicked).
     pub fn finish(self) -> Option<AlertWriter> {
         self.stop.store(true, Ordering::Release);
+        self.handle.thread().unpark();
         self.handle.join().ok().map(AlertStage::finish)
     }
 }
@@ -425,6 +468,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::capture::{FrameMeta, FrameSink};
     use crate::detect::Detail;
 
     /// A sink the test reads back.
@@ -532,5 +576,36 @@ mod tests {
         s.drain();
         assert_eq!(lines.records(), want);
         assert_eq!(s.folded, 1);
+    }
+
+    #[test]
+    fn the_running_stage_sleeps_until_a_block_leaves_alerts_or_it_is_told_to_stop() {
+        // With nothing waiting in it the stage sleeps (here an hour, not a second): the end of
+        // a worker's block that left an alert in its ring wakes it, and so does the stop.
+        let mut set = crate::pipeline::PipelineSet::with_defaults(1);
+        let lines = Lines::default();
+        let mut writer = AlertWriter::new(vec!["eth0".into()]);
+        writer.add_json_writer("test", Box::new(lines.clone()));
+        let mut s = AlertStage::new(std::mem::take(&mut set.alert_rx), writer, None);
+        s.quiet = Duration::from_secs(3600);
+        let running = s.spawn(&set.alert_bell).expect("the alert thread");
+        // Asleep by now (were it not, its first drain would take the alert all the same).
+        std::thread::sleep(Duration::from_millis(100));
+        let land = crate::craft::udp_frame(ip(9), ip(9), 7, 7, &[0; 18]);
+        let p = &mut set.pipelines[0];
+        let meta = FrameMeta {
+            ts_ns: 1_800_000_000_000_000_000,
+            ..FrameMeta::EMPTY
+        };
+        p.frame(&land, &meta);
+        p.block_end();
+        let until = Instant::now() + Duration::from_secs(60);
+        while lines.records().is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(lines.records().len(), 1, "{:?}", lines.records());
+        let (tx, done) = mpsc::channel();
+        std::thread::spawn(move || tx.send(running.finish().is_some()));
+        assert_eq!(done.recv_timeout(Duration::from_secs(60)), Ok(true));
     }
 }

@@ -259,7 +259,7 @@ pub fn parser(handoff: &str) -> Result<(), Error> {
         })?;
     let alerts = match AlertStage::new(set.alert_rx, writer, responder)
         .with_fold_wait(FOLD_WAIT)
-        .spawn()
+        .spawn(&set.alert_bell)
     {
         Ok(a) => a,
         Err(source) => {

@@ -18,6 +18,7 @@ use std::hash::{BuildHasher, Hash};
 
 use super::Key;
 use crate::detect::table::SeededState;
+use crate::sys::huge::HugeSlice;
 
 /// Slots per bucket.
 pub const WAYS: usize = 4;
@@ -105,7 +106,7 @@ pub struct Place {
 /// The bounded table.
 #[derive(Debug, Clone)]
 pub struct FlowTable<W, V> {
-    buckets: Box<[Bucket<W, V>]>,
+    buckets: HugeSlice<Bucket<W, V>>,
     mask: usize,
     hasher: SeededState,
     evictions: u64,
@@ -117,7 +118,7 @@ impl<W: Copy + Eq + Hash + Default, V: Copy + Default> FlowTable<W, V> {
     pub fn new(capacity: usize, hasher: SeededState) -> Self {
         let n = (capacity.max(WAYS).next_power_of_two() / WAYS).max(1);
         FlowTable {
-            buckets: vec![Bucket::default(); n].into_boxed_slice(),
+            buckets: HugeSlice::new(n, Bucket::default()),
             mask: n - 1,
             hasher,
             evictions: 0,
@@ -288,6 +289,11 @@ mod tests {
         let t: FlowTable<u32, Flow> = FlowTable::new(64, SeededState::random());
         assert_eq!(t.buckets.as_ptr() as usize % 64, 0);
         assert_eq!(t.memory_bytes(), 64 * 32);
+        // The default size (2 MiB for IPv4) is a mapping of its own, in huge pages where the
+        // kernel has them.
+        let t: FlowTable<u32, Flow> = FlowTable::new(65_536, SeededState::random());
+        assert!(t.buckets.mapped());
+        assert_eq!(t.buckets.as_ptr() as usize % (2 << 20), 0);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`process`]: fork, for the sandbox self-check; descriptors inherited across `execve`.
 //! - [`event`]: a privilege-separation channel end registered with the control loop's reactor.
 //! - [`cpu`]: the cache prefetch hint the detector tables give ahead of a lookup.
+//! - [`huge`]: tables of their own mapping, advised for transparent huge pages.
 //! - [`fake`]: the seam tests use to answer the set-up calls in place of the kernel.
 //!
 //! Never here: policy. This module opens, maps and asks; what to open and what to do with the
@@ -17,6 +18,7 @@
 pub mod cpu;
 pub mod event;
 pub mod fake;
+pub mod huge;
 pub mod packet;
 pub mod process;
 pub mod ring;

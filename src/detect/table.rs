@@ -8,8 +8,6 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::sys::huge::HugeSlice;
-
 /// Slots per bucket.
 pub const WAYS: usize = 8;
 
@@ -175,7 +173,7 @@ fn victim(meta: &Meta, now: u32) -> usize {
 /// ([`Meta`]), so a lookup reads that line and then the one slot whose tag matches.
 #[derive(Debug, Clone)]
 pub struct Table<K, V> {
-    slots: HugeSlice<Slot<K, V>>,
+    slots: Box<[Slot<K, V>]>,
     meta: Box<[Meta]>,
     /// The slot of the last key looked up: consecutive packets of a flow (or a flood) ask for the
     /// same key, and then need neither the hash nor the bucket scan. Once the table holds an
@@ -195,10 +193,12 @@ impl<K: Copy + Eq + Hash + Default, V: Default> Table<K, V> {
     /// bucket).
     pub fn new(capacity: usize, hasher: SeededState) -> Self {
         let slots_n = capacity.max(WAYS).next_power_of_two();
-        let slots = HugeSlice::from_fn(slots_n, || Slot {
-            key: K::default(),
-            value: V::default(),
-        });
+        let slots = (0..slots_n)
+            .map(|_| Slot {
+                key: K::default(),
+                value: V::default(),
+            })
+            .collect();
         Table {
             slots,
             meta: vec![Meta::default(); slots_n / WAYS].into_boxed_slice(),

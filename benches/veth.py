@@ -146,30 +146,28 @@ def tree(pid):
     return pids
 
 
-def cpu_ns(pid):
+def thread_sum(pid, name, value):
+    """The sum of `value(text)` over /proc/P/task/T/`name` of every thread of pid and its
+    descendants."""
     total = 0
     for p in tree(pid):
         try:
             for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/schedstat") as f:
-                    total += int(f.read().split()[0])
+                with open(f"/proc/{p}/task/{t}/{name}") as f:
+                    total += value(f.read())
         except FileNotFoundError:
             pass
     return total
+
+
+def cpu_ns(pid):
+    return thread_sum(pid, "schedstat", lambda text: int(text.split()[0]))
 
 
 def wakeups(pid):
     """Voluntary context switches of every thread: each is a sleep, so as many wake-ups."""
-    total = 0
-    for p in tree(pid):
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/status") as f:
-                    total += int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(),
-                                           re.M).group(1))
-        except FileNotFoundError:
-            pass
-    return total
+    switches = re.compile(r"^voluntary_ctxt_switches:\s+(\d+)", re.M)
+    return thread_sum(pid, "status", lambda text: int(switches.search(text).group(1)))
 
 
 def peak_rss_kib(pid):

@@ -564,9 +564,10 @@ struct Slot {
 }
 
 impl Tallies {
-    /// Room for `slots` victims a block (rounded up to a power of two, at most 65,536).
+    /// Room for `slots` victims a block (rounded up to a power of two, at most 32,768: a
+    /// slot's part is numbered in 16 bits, from 1).
     pub fn new(slots: usize) -> Self {
-        let n = slots.clamp(1, 1 << 16).next_power_of_two();
+        let n = slots.clamp(1, 1 << 15).next_power_of_two();
         Tallies {
             slots: vec![Slot::default(); n].into_boxed_slice(),
             block: 1,

@@ -35,13 +35,6 @@ unsafe impl<T: Sync> Sync for HugeSlice<T> {}
 impl<T: Clone> HugeSlice<T> {
     /// `len` copies of `fill`.
     pub fn new(len: usize, fill: T) -> Self {
-        HugeSlice::from_fn(len, || fill.clone())
-    }
-}
-
-impl<T> HugeSlice<T> {
-    /// `len` elements, each made by `make`.
-    pub fn from_fn(len: usize, mut make: impl FnMut() -> T) -> Self {
         let size = len.saturating_mul(std::mem::size_of::<T>());
         if size >= HUGE && std::mem::align_of::<T>() <= HUGE {
             if let Some((base, bytes)) = map_aligned(size) {
@@ -50,7 +43,7 @@ impl<T> HugeSlice<T> {
                     // SAFETY: the mapping holds `bytes >= len * size_of::<T>()` writable bytes
                     // from `ptr`, which is aligned for `T` (2 MiB, checked above), so element
                     // `i < len` is in it; nothing was there to drop.
-                    unsafe { ptr.as_ptr().add(i).write(make()) };
+                    unsafe { ptr.as_ptr().add(i).write(fill.clone()) };
                 }
                 return HugeSlice {
                     ptr,
@@ -59,9 +52,11 @@ impl<T> HugeSlice<T> {
                 };
             }
         }
-        HugeSlice::boxed((0..len).map(|_| make()).collect())
+        HugeSlice::boxed(vec![fill; len].into_boxed_slice())
     }
+}
 
+impl<T> HugeSlice<T> {
     /// The elements of `b`, on the heap.
     fn boxed(b: Box<[T]>) -> Self {
         let len = b.len();

@@ -4,8 +4,8 @@
 //! worker: with 4 KiB pages nearly every lookup also misses the TLB, and the page walk (dear in a
 //! virtual machine, where it is two walks) was the largest single stall of the packet path.
 //! [`HugeSlice`] maps such a table on its own, aligned to 2 MiB, and asks the kernel to back it
-//! with transparent huge pages (`MADV_HUGEPAGE`, which works with the kernel's default `madvise`
-//! setting), so one TLB entry covers 2 MiB of it. Where the kernel gives none (THP off, no huge
+//! with transparent huge pages (`MADV_HUGEPAGE`, which works under the THP settings `madvise` and
+//! `always`), so one TLB entry covers 2 MiB of it. Where the kernel gives none (THP off, no huge
 //! page free) the table is the same, in small pages.
 
 use std::ops::{Deref, DerefMut};

@@ -3,7 +3,9 @@
 //! held the address before is a "flip-flop" (arpwatch's word). `nd-spoof`: the same for IPv6,
 //! from neighbour solicitations and advertisements (thc-ipv6 parasite6, fake_advertise6).
 //! `new-station`: an address claimed for the first time (off by default: on a busy link it is
-//! ordinary). Keyed on the claimed address (the "source" of an ARP or ND packet).
+//! ordinary). Keyed on the claimed address (the "source" of an ARP or ND packet). Claims are
+//! judged in the order they were sent (packet time), whatever order several workers' blocks
+//! bring them to the address's shard in.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -17,7 +19,7 @@ use super::table::{SeededState, Table};
 use super::toggle::{RawToggle, Toggle};
 use super::Detector;
 use crate::alert::text::{addr, mac};
-use crate::decode::{Addr, Ip, Net, Transport};
+use crate::decode::{Addr, Arp, Ip, Net, Transport};
 
 /// `arp-spoof`'s catalogue entry.
 pub const ARP_SPOOF: Entry = Entry {
@@ -117,46 +119,79 @@ pub struct RawArp {
     bindings: Option<BTreeMap<String, Spanned<String>>>,
 }
 
+/// What an address's MAC is bound to, learned from the claims heard. `A`: what the claim that
+/// bound it said besides (the address an ARP packet asked for; an ND packet's destination and
+/// type), for an alert about it heard late.
 #[derive(Debug, Clone, Copy, Default)]
-struct Binding {
+struct Binding<A> {
     mac: [u8; 6],
     /// The MAC before the last change.
     previous: [u8; 6],
+    /// When `mac` first claimed the address (packet time).
+    since_ns: u64,
+    /// What that claim said besides.
+    said: A,
 }
 
-impl Binding {
-    /// `mac` claims the address; what that did to the binding.
-    fn claim(&mut self, mac: [u8; 6]) -> Claim {
+impl<A: Copy> Binding<A> {
+    /// `mac` claims the address at `ts_ns`, saying `said` besides; what that did to the binding.
+    /// A claim by another MAC made before the bound one's first (heard late: several workers
+    /// hand a shard their packets a block at a time) came first: the bound MAC is the one that
+    /// changed the binding, and stays bound.
+    fn claim(&mut self, mac: [u8; 6], ts_ns: u64, said: A) -> Claim<A> {
         if self.mac == [0; 6] {
-            self.mac = mac;
+            *self = Binding {
+                mac,
+                previous: [0; 6],
+                since_ns: ts_ns,
+                said,
+            };
             return Claim::New;
         }
         if self.mac == mac {
+            self.since_ns = self.since_ns.min(ts_ns);
             return Claim::Same;
+        }
+        if ts_ns < self.since_ns {
+            self.previous = mac;
+            return Claim::Overtaken {
+                later: self.mac,
+                at_ns: self.since_ns,
+                said: self.said,
+            };
         }
         let was = self.mac;
         let flip_flop = self.previous == mac;
-        self.previous = was;
-        self.mac = mac;
+        *self = Binding {
+            mac,
+            previous: was,
+            since_ns: ts_ns,
+            said,
+        };
         Claim::Changed { was, flip_flop }
     }
 }
 
 /// What a claim did to a binding.
-enum Claim {
+enum Claim<A> {
     /// The first claim of the address.
     New,
     /// The bound MAC again.
     Same,
     /// Another MAC.
     Changed { was: [u8; 6], flip_flop: bool },
+    /// Another MAC, before the bound one (`later`) first claimed the address at `at_ns`, saying
+    /// `said`: that claim is the change.
+    Overtaken { later: [u8; 6], at_ns: u64, said: A },
 }
 
 /// Learned bindings, per IPv4 address and per (interface, IPv6 address).
 #[derive(Debug)]
 pub struct ArpSpoof {
-    table: Table<u32, Binding>,
-    nd: Table<(u16, u128), Binding>,
+    /// By address; the address an ARP packet asked for.
+    table: Table<u32, Binding<u32>>,
+    /// By interface and address; an ND packet's destination and ICMPv6 type.
+    nd: Table<(u16, u128), Binding<(Addr, u8)>>,
 }
 
 impl Family for ArpSpoof {
@@ -190,60 +225,7 @@ impl Family for ArpSpoof {
             }
             _ => return,
         };
-        // Probes (RFC 5227) come from 0.0.0.0; a zero MAC claims nothing.
-        if !s.enabled || arp.sender_ip.is_unspecified() || arp.sender_mac == [0; 6] {
-            return;
-        }
-        let configured = s
-            .bindings
-            .iter()
-            .find(|(ip, _)| *ip == arp.sender_ip)
-            .map(|(_, m)| *m);
-        let claim = match configured {
-            Some(mac) if mac != arp.sender_mac => Claim::Changed {
-                was: mac,
-                flip_flop: false,
-            },
-            Some(_) => Claim::Same,
-            None => self
-                .table
-                .entry(u32::from(arp.sender_ip), seen.ts_ns)
-                .claim(arp.sender_mac),
-        };
-        let base = || Alert {
-            ts_ns: seen.ts_ns,
-            iface: seen.iface,
-            src: Some(IpAddr::V4(arp.sender_ip)),
-            count: 1,
-            ..Alert::default()
-        };
-        let src = Some(Addr::v4(arp.sender_ip.octets()));
-        match claim {
-            Claim::Changed { was, flip_flop } => {
-                let dst = Some(IpAddr::V4(arp.target_ip)).filter(|d| !d.is_unspecified());
-                out.send_with(
-                    Detector::ArpSpoof,
-                    (src, dst.map(Addr::from)),
-                    seen.ts_ns,
-                    || Alert {
-                        detector: Detector::ArpSpoof,
-                        dst,
-                        detail: Detail::Macs {
-                            mac: arp.sender_mac,
-                            previous_mac: was,
-                            flip_flop,
-                        },
-                        ..base()
-                    },
-                )
-            }
-            Claim::New if s.new_station.enabled => out.send(Alert {
-                detector: Detector::NewStation,
-                detail: Detail::Mac(arp.sender_mac),
-                ..base()
-            }),
-            _ => {}
-        }
+        self.arp(seen, arp, s, out);
     }
 
     fn evictions(&self) -> u64 {
@@ -297,31 +279,127 @@ impl Family for ArpSpoof {
 }
 
 impl ArpSpoof {
+    /// An ARP packet claims its sender address for the sender MAC. Out of line, as the
+    /// neighbour path: the packet path's IP packets only pass by.
+    #[cold]
+    #[inline(never)]
+    fn arp(&mut self, seen: &Seen<'_>, arp: &Arp, s: &Settings, out: &mut Out<'_>) {
+        // Probes (RFC 5227) come from 0.0.0.0; a zero MAC claims nothing.
+        if !s.enabled || arp.sender_ip.is_unspecified() || arp.sender_mac == [0; 6] {
+            return;
+        }
+        let configured = s
+            .bindings
+            .iter()
+            .find(|(ip, _)| *ip == arp.sender_ip)
+            .map(|(_, m)| *m);
+        let claim = match configured {
+            Some(mac) if mac != arp.sender_mac => Claim::Changed {
+                was: mac,
+                flip_flop: false,
+            },
+            Some(_) => Claim::Same,
+            None => self
+                .table
+                .entry(u32::from(arp.sender_ip), seen.ts_ns)
+                .claim(arp.sender_mac, seen.ts_ns, u32::from(arp.target_ip)),
+        };
+        let base = || Alert {
+            ts_ns: seen.ts_ns,
+            iface: seen.iface,
+            src: Some(IpAddr::V4(arp.sender_ip)),
+            count: 1,
+            ..Alert::default()
+        };
+        // The change: `mac` claims the address, bound to `previous`, at `ts_ns` in a packet that
+        // asked for `asked`.
+        let changed = |out: &mut Out<'_>, (mac, previous, flip_flop), ts_ns, asked: Ipv4Addr| {
+            let dst = Some(IpAddr::V4(asked)).filter(|d| !d.is_unspecified());
+            let src = Some(Addr::v4(arp.sender_ip.octets()));
+            out.send_with(
+                Detector::ArpSpoof,
+                (src, dst.map(Addr::from)),
+                ts_ns,
+                || Alert {
+                    detector: Detector::ArpSpoof,
+                    ts_ns,
+                    dst,
+                    detail: Detail::Macs {
+                        mac,
+                        previous_mac: previous,
+                        flip_flop,
+                    },
+                    ..base()
+                },
+            )
+        };
+        match claim {
+            Claim::Changed { was, flip_flop } => changed(
+                out,
+                (arp.sender_mac, was, flip_flop),
+                seen.ts_ns,
+                arp.target_ip,
+            ),
+            Claim::Overtaken { later, at_ns, said } => changed(
+                out,
+                (later, arp.sender_mac, false),
+                at_ns,
+                Ipv4Addr::from(said),
+            ),
+            Claim::New if s.new_station.enabled => out.send(Alert {
+                detector: Detector::NewStation,
+                detail: Detail::Mac(arp.sender_mac),
+                ..base()
+            }),
+            _ => {}
+        }
+    }
+
     /// A neighbour solicitation or advertisement claims its source address for the sending MAC
     /// (on its link: the same link-local address lives on every link).
     #[cold]
+    #[inline(never)]
     fn neighbour(&mut self, seen: &Seen<'_>, ip: &Ip, s: &Settings, out: &mut Out<'_>) {
         let Some(a) = ip.src.to_ipv6() else { return };
         let m = seen.packet.src_mac;
         if !s.nd.enabled || a.is_unspecified() || a.is_multicast() || m == [0; 6] {
             return;
         }
+        let ty = match ip.transport {
+            Transport::Icmpv6 { ty, .. } => ty,
+            _ => 0,
+        };
         let claim = self
             .nd
             .entry((seen.iface, u128::from(a)), seen.ts_ns)
-            .claim(m);
+            .claim(m, seen.ts_ns, (ip.dst, ty));
+        // The change: `mac` claims the address, bound to `previous`, in `ip` at `ts_ns`.
+        let changed = |out: &mut Out<'_>, (mac, previous, flip_flop), ts_ns, ip: &Ip| {
+            out.send_with(Detector::NdSpoof, ip.pair(), ts_ns, || Alert {
+                detector: Detector::NdSpoof,
+                dst: Some(ip.dst.ip()),
+                detail: Detail::Macs {
+                    mac,
+                    previous_mac: previous,
+                    flip_flop,
+                },
+                ..super::family::base(ts_ns, seen.iface, ip)
+            })
+        };
         match claim {
-            Claim::Changed { was, flip_flop } => {
-                out.send_with(Detector::NdSpoof, ip.pair(), seen.ts_ns, || Alert {
-                    detector: Detector::NdSpoof,
-                    dst: Some(ip.dst.ip()),
-                    detail: Detail::Macs {
-                        mac: m,
-                        previous_mac: was,
-                        flip_flop,
-                    },
-                    ..seen.base(ip)
-                })
+            Claim::Changed { was, flip_flop } => changed(out, (m, was, flip_flop), seen.ts_ns, ip),
+            Claim::Overtaken {
+                later,
+                at_ns,
+                said: (dst, ty),
+            } => {
+                // The later claim's packet, as far as it is remembered.
+                let mut then = *ip;
+                then.dst = dst;
+                if let Transport::Icmpv6 { ty: t, .. } = &mut then.transport {
+                    *t = ty;
+                }
+                changed(out, (later, m, false), at_ns, &then);
             }
             Claim::New if s.new_station.enabled => out.send(Alert {
                 detector: Detector::NewStation,
@@ -357,6 +435,7 @@ mod tests {
     use super::*;
     use crate::craft::{arp_frame, MAC_A, MAC_B};
     use crate::detect::family::run;
+    use std::net::Ipv6Addr;
 
     const MAC_X: [u8; 6] = [0x02, 0, 0, 0, 0, 0x66];
 
@@ -394,6 +473,86 @@ mod tests {
             arp_frame(1, MAC_X, Ipv4Addr::UNSPECIFIED, [0; 6], gw),
         )];
         assert!(run(&mut arp, &Settings::default(), &probe).is_empty());
+    }
+
+    #[test]
+    fn a_claim_heard_after_a_later_one_binds_the_address_and_the_later_claimant_is_named() {
+        // Several workers: the host's reply (at 1 µs) reaches the shard after the spoofer's (at
+        // 2 µs), which another worker's block handed over first.
+        let gw = Ipv4Addr::new(192, 0, 2, 1);
+        let host = Ipv4Addr::new(192, 0, 2, 9);
+        let asked = Ipv4Addr::new(192, 0, 2, 7);
+        let frames = [
+            (2_000, arp_frame(2, MAC_X, gw, MAC_B, asked)),
+            (1_000, arp_frame(2, MAC_A, gw, MAC_B, host)),
+            // The spoofer again: bound to it already, as when the two were heard in order.
+            (3_000, arp_frame(2, MAC_X, gw, MAC_B, asked)),
+        ];
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let alerts = run(&mut arp, &Settings::default(), &frames);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let a = &alerts[0];
+        assert_eq!(
+            (a.detector, a.ts_ns, a.src, a.dst),
+            (
+                Detector::ArpSpoof,
+                2_000,
+                Some(IpAddr::V4(gw)),
+                Some(IpAddr::V4(asked))
+            )
+        );
+        assert_eq!(
+            a.detail,
+            Detail::Macs {
+                mac: MAC_X,
+                previous_mac: MAC_A,
+                flip_flop: false,
+            }
+        );
+        // Heard in order, the same alert.
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let in_order = run(
+            &mut arp,
+            &Settings::default(),
+            &[frames[1].clone(), frames[0].clone(), frames[2].clone()],
+        );
+        assert_eq!(in_order, alerts);
+    }
+
+    #[test]
+    fn an_nd_claim_heard_late_names_the_later_claimant_with_its_own_packet() {
+        let claimed: Ipv6Addr = "fd09::10".parse().unwrap();
+        let na = |mac, dst: Ipv6Addr| {
+            let icmp = [136, 0, 0, 0, 0x20, 0, 0, 0];
+            let mut body = icmp.to_vec();
+            body.extend_from_slice(&claimed.octets());
+            crate::craft::ethernet(
+                mac,
+                [0x33, 0x33, 0, 0, 0, 1],
+                &[],
+                crate::decode::ethertype::IPV6,
+                &crate::craft::ipv6(claimed, dst, 58, &body),
+            )
+        };
+        let all: Ipv6Addr = "ff02::1".parse().unwrap();
+        let asker: Ipv6Addr = "fd09::2".parse().unwrap();
+        let frames = [(2_000, na(MAC_X, all)), (1_000, na(MAC_A, asker))];
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let alerts = run(&mut arp, &Settings::default(), &frames);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let a = &alerts[0];
+        assert_eq!(
+            (a.detector, a.ts_ns, a.dst),
+            (Detector::NdSpoof, 2_000, Some(IpAddr::V6(all)))
+        );
+        assert!(matches!(
+            a.detail,
+            Detail::Macs {
+                mac: MAC_X,
+                previous_mac: MAC_A,
+                ..
+            }
+        ));
     }
 
     #[test]

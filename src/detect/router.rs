@@ -1,7 +1,8 @@
 //! `rogue-ra`: an IPv6 router advertisement from a router that is not the link's (thc-ipv6
 //! fake_router6; flood_router26 sends thousands from random sources, which suppression makes one
 //! storm record). The link's routers are configured (addresses and/or MACs) or, when none is,
-//! the first one seen on each interface is learned, and the alert says which. Keyed on the
+//! the first to advertise on each interface (by packet time, whatever order several workers'
+//! blocks bring the advertisements in) is learned, and the alert says which. Keyed on the
 //! destination: advertisements go to all nodes (ff02::1), so one shard sees a link's.
 
 use std::net::Ipv6Addr;
@@ -14,7 +15,7 @@ use super::record::{Alert, Detail};
 use super::table::{SeededState, Table};
 use super::Detector;
 use crate::alert::text::{addr, mac};
-use crate::decode::{Ip, Net, Packet, Transport};
+use crate::decode::{Addr, Ip, Net, Packet, Transport};
 
 /// `rogue-ra`'s catalogue entry.
 pub const ROGUE_RA: Entry = Entry {
@@ -92,6 +93,9 @@ pub struct RawRouter {
 struct Learned {
     addr: u128,
     mac: [u8; 6],
+    /// Its first advertisement heard: when it was sent (packet time), and to whom.
+    since_ns: u64,
+    dst: Addr,
 }
 
 /// Per interface, the router learned first.
@@ -180,15 +184,33 @@ impl Routers {
         }
         let (router, router_mac, learned) = if s.addresses.is_empty() && s.macs.is_empty() {
             let l = self.learned.entry(seen.iface, seen.ts_ns);
+            let this = Learned {
+                addr: u128::from(src),
+                mac: m,
+                since_ns: seen.ts_ns,
+                dst: ip.dst,
+            };
             if l.addr == 0 {
-                *l = Learned {
-                    addr: u128::from(src),
-                    mac: m,
-                };
+                *l = this;
                 return;
             }
             if l.addr == u128::from(src) && l.mac == m {
+                l.since_ns = l.since_ns.min(seen.ts_ns);
                 return;
+            }
+            if seen.ts_ns < l.since_ns {
+                // Sent before the learned router's first advertisement, and heard after it
+                // (several workers hand a shard their packets a block at a time): this router
+                // came first, so it is the link's, and the one learned is the rogue.
+                let rogue = std::mem::replace(l, this);
+                let mut then = *ip;
+                then.src = Addr::from_key(rogue.addr);
+                then.dst = rogue.dst;
+                let at = Seen {
+                    ts_ns: rogue.since_ns,
+                    ..*seen
+                };
+                return rogue_ra(&at, &then, (rogue.mac, this.addr, this.mac, true), out);
             }
             (l.addr, l.mac, true)
         } else {
@@ -198,15 +220,86 @@ impl Routers {
             let first = s.addresses.first().map_or(0, |a| u128::from(*a));
             (first, s.macs.first().copied().unwrap_or_default(), false)
         };
-        out.send_with(Detector::RogueRa, ip.pair(), seen.ts_ns, || Alert {
-            detector: Detector::RogueRa,
-            detail: Detail::Router {
-                mac: m,
-                router,
-                router_mac,
-                learned,
+        rogue_ra(seen, ip, (m, router, router_mac, learned), out);
+    }
+}
+
+/// The alert: the router `ip` came from, with MAC `mac`, is not the link's (`router` and
+/// `router_mac`, `learned` or configured).
+fn rogue_ra(
+    seen: &Seen<'_>,
+    ip: &Ip,
+    (mac, router, router_mac, learned): ([u8; 6], u128, [u8; 6], bool),
+    out: &mut Out<'_>,
+) {
+    out.send_with(Detector::RogueRa, ip.pair(), seen.ts_ns, || Alert {
+        detector: Detector::RogueRa,
+        detail: Detail::Router {
+            mac,
+            router,
+            router_mac,
+            learned,
+        },
+        ..seen.base(ip)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{ethernet, ipv6, MAC_A, MAC_B};
+    use crate::decode::ethertype;
+    use crate::detect::family::run;
+
+    /// A router advertisement from `src` (MAC `mac`) to all nodes.
+    fn ra(mac: [u8; 6], src: &str) -> Vec<u8> {
+        let body = [134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+        let src: Ipv6Addr = src.parse().unwrap();
+        let all: Ipv6Addr = "ff02::1".parse().unwrap();
+        ethernet(
+            mac,
+            [0x33, 0x33, 0, 0, 0, 1],
+            &[],
+            ethertype::IPV6,
+            &ipv6(src, all, 58, &body),
+        )
+    }
+
+    #[test]
+    fn the_first_router_heard_is_the_links_and_one_sent_earlier_but_heard_later_takes_its_place() {
+        let s = Settings::default();
+        let (link, rogue) = ("fe80::1", "fe80::66");
+        let mut routers = Routers::new(0, SeededState::random());
+        // In order: the rogue is named against the router learned first.
+        let alerts = run(
+            &mut routers,
+            &s,
+            &[(1_000, ra(MAC_A, link)), (2_000, ra(MAC_B, rogue))],
+        );
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let named = |a: &Alert| (a.ts_ns, a.src, a.detail);
+        let expected = (
+            2_000,
+            Some(rogue.parse().unwrap()),
+            Detail::Router {
+                mac: MAC_B,
+                router: u128::from(link.parse::<Ipv6Addr>().unwrap()),
+                router_mac: MAC_A,
+                learned: true,
             },
-            ..seen.base(ip)
-        });
+        );
+        assert_eq!(named(&alerts[0]), expected);
+        // Heard the other way round (another worker's block reached the shard first): the
+        // same alert, and the link's router stays learned.
+        let mut routers = Routers::new(0, SeededState::random());
+        let frames = [
+            (2_000, ra(MAC_B, rogue)),
+            (1_000, ra(MAC_A, link)),
+            (3_000, ra(MAC_A, link)),
+        ];
+        let alerts = run(&mut routers, &s, &frames);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(named(&alerts[0]), expected);
+        assert_eq!(alerts[0].dst, Some("ff02::1".parse().unwrap()));
     }
 }

@@ -218,14 +218,9 @@ impl Family for ArpSpoof {
 
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
-        let arp = match &seen.packet.net {
-            Net::Arp(arp) => arp,
-            Net::Ip(ip) if matches!(ip.transport, Transport::Icmpv6 { ty: 135 | 136, .. }) => {
-                return self.neighbour(seen, ip, s, out);
-            }
-            _ => return,
-        };
-        self.arp(seen, arp, s, out);
+        if Self::wants(seen.packet, s) {
+            self.claim(seen, s, out);
+        }
     }
 
     fn evictions(&self) -> u64 {
@@ -279,10 +274,19 @@ impl Family for ArpSpoof {
 }
 
 impl ArpSpoof {
-    /// An ARP packet claims its sender address for the sender MAC. Out of line, as the
-    /// neighbour path: the packet path's IP packets only pass by.
+    /// An ARP or ND packet's claim. Out of line: the packet path's other packets only pass by.
     #[cold]
     #[inline(never)]
+    fn claim(&mut self, seen: &Seen<'_>, s: &Settings, out: &mut Out<'_>) {
+        match &seen.packet.net {
+            Net::Arp(arp) => self.arp(seen, arp, s, out),
+            Net::Ip(ip) => self.neighbour(seen, ip, s, out),
+            Net::Other(_) => {}
+        }
+    }
+
+    /// An ARP packet claims its sender address for the sender MAC.
+    #[inline]
     fn arp(&mut self, seen: &Seen<'_>, arp: &Arp, s: &Settings, out: &mut Out<'_>) {
         // Probes (RFC 5227) come from 0.0.0.0; a zero MAC claims nothing.
         if !s.enabled || arp.sender_ip.is_unspecified() || arp.sender_mac == [0; 6] {
@@ -357,8 +361,7 @@ impl ArpSpoof {
 
     /// A neighbour solicitation or advertisement claims its source address for the sending MAC
     /// (on its link: the same link-local address lives on every link).
-    #[cold]
-    #[inline(never)]
+    #[inline]
     fn neighbour(&mut self, seen: &Seen<'_>, ip: &Ip, s: &Settings, out: &mut Out<'_>) {
         let Some(a) = ip.src.to_ipv6() else { return };
         let m = seen.packet.src_mac;

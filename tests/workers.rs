@@ -41,7 +41,8 @@ fn worker(frame: &[u8], workers: usize) -> usize {
 type Said = (u64, BTreeSet<IpAddr>, bool);
 
 /// Which MAC a claim on the link names as the claimant and which as the bound one (or the
-/// link's router): what an operator acts on, so it must not follow which worker read what.
+/// link's router), and which MAC a decoy scan came from and the address it claims: what an
+/// operator acts on, so it must not follow which worker read what.
 fn claimants(detail: &Detail) -> String {
     match detail {
         Detail::Macs {
@@ -53,6 +54,9 @@ fn claimants(detail: &Detail) -> String {
             router_mac,
             ..
         } => format!(" ({mac:02x?}, the link's {router:x} {router_mac:02x?})"),
+        Detail::Sources { mac, owner, .. } if *mac != [0; 6] => {
+            format!(" (all from {mac:02x?}, which claims {owner:x})")
+        }
         _ => String::new(),
     }
 }

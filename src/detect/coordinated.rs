@@ -162,7 +162,15 @@ pub struct Coordinated {
     /// Sender MAC -> sender address, from the ARP packets that reach this shard (those whose
     /// target address is one of its hosts: a scanner on the link asks for its target's MAC,
     /// or answers when the target asks for its own).
-    claims: Table<u64, AddrKey>,
+    claims: Table<u64, Claim>,
+}
+
+/// The address a MAC claimed last (by packet time: several workers hand a shard their packets
+/// a block at a time, so the claim heard last may have been sent earlier).
+#[derive(Debug, Clone, Copy, Default)]
+struct Claim {
+    owner: AddrKey,
+    ts_ns: u64,
 }
 
 /// MACs whose ARP claims a shard remembers: `capacity / CLAIM_SHARE`, at least a bucket.
@@ -182,7 +190,7 @@ const OVERLAP_NS: u64 = 500_000_000;
 
 /// The one MAC every source scanning `t` sent from (zero if several), and the address that MAC
 /// claims in ARP (0 if unknown).
-fn one_sender(t: &Target, claims: &Table<u64, AddrKey>) -> ([u8; 6], AddrKey) {
+fn one_sender(t: &Target, claims: &Table<u64, Claim>) -> ([u8; 6], AddrKey) {
     let mut macs = t.sources[..usize::from(t.len)]
         .iter()
         .filter(|x| x.ports.count_ones() >= ONE_SOURCE)
@@ -191,7 +199,7 @@ fn one_sender(t: &Target, claims: &Table<u64, AddrKey>) -> ([u8; 6], AddrKey) {
     if first == [0; 6] || !macs.all(|m| m == first) {
         return ([0; 6], 0);
     }
-    (first, claims.get(&mac_key(first)).copied().unwrap_or(0))
+    (first, claims.get(&mac_key(first)).map_or(0, |c| c.owner))
 }
 
 impl Family for Coordinated {
@@ -215,11 +223,8 @@ impl Family for Coordinated {
     /// Learns which address each MAC claims (ARP is rare: off the common path).
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, _out: &mut Out<'_>) {
-        if let Net::Arp(arp) = &seen.packet.net {
-            if s.decoy.enabled && !arp.sender_ip.is_unspecified() {
-                let owner = addr_key(std::net::IpAddr::V4(arp.sender_ip));
-                *self.claims.entry(mac_key(arp.sender_mac), seen.ts_ns) = owner;
-            }
+        if Self::wants(seen.packet, s) {
+            self.claimed(seen, s);
         }
     }
 
@@ -383,6 +388,26 @@ impl Family for Coordinated {
     }
 }
 
+impl Coordinated {
+    /// Remembers the address an ARP packet claims for its sender MAC.
+    #[cold]
+    #[inline(never)]
+    fn claimed(&mut self, seen: &Seen<'_>, s: &Settings) {
+        let Net::Arp(arp) = &seen.packet.net else {
+            return;
+        };
+        if !s.decoy.enabled || arp.sender_ip.is_unspecified() {
+            return;
+        }
+        let ts_ns = seen.ts_ns;
+        let owner = addr_key(std::net::IpAddr::V4(arp.sender_ip));
+        let c = self.claims.entry(mac_key(arp.sender_mac), ts_ns);
+        if c.owner == 0 || ts_ns >= c.ts_ns {
+            *c = Claim { owner, ts_ns };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
@@ -498,7 +523,17 @@ mod tests {
             [0; 6],
             Ipv4Addr::new(198, 51, 100, 2),
         );
-        let _ = crate::detect::family::run(&mut c, &Settings::default(), &[(500, ask)]);
+        // A claim of another address sent before it and heard after it (another worker's
+        // block) does not replace it: the address claimed last by packet time counts.
+        let earlier = crate::craft::arp_frame(
+            1,
+            scanner,
+            Ipv4Addr::new(192, 0, 2, 9),
+            [0; 6],
+            Ipv4Addr::new(198, 51, 100, 2),
+        );
+        let _ =
+            crate::detect::family::run(&mut c, &Settings::default(), &[(500, ask), (400, earlier)]);
         let alerts = run_failures(&mut c, &Settings::default(), &scan([scanner; 3]));
         let Detail::Sources { mac, owner, .. } = alerts[0].detail else {
             panic!("{alerts:?}")

@@ -864,10 +864,14 @@ impl FrameSink for Pipeline {
             // The families see the batch's packets in order, after its flows were judged.
             let alerts = &mut self.alerts;
             let dropped = &mut self.local.alerts_dropped;
-            let seen = (0..n).filter_map(|i| {
-                let meta = batch.get(i).1;
-                families[i].map(|loopback| Seen::new(meta.ts_ns, meta.iface, loopback, &packets[i]))
-            });
+            let seen = batch
+                .metas()
+                .iter()
+                .zip(&families)
+                .zip(&packets)
+                .filter_map(|((meta, family), packet)| {
+                    family.map(|loopback| Seen::new(meta.ts_ns, meta.iface, loopback, packet))
+                });
             self.shard.observe_batch(seen, &mut |a| {
                 if alerts.push(a).is_err() {
                     *dropped += 1;

@@ -213,6 +213,12 @@ impl<'b> Batch<'b> {
     pub fn get(&self, i: usize) -> (&'b [u8], &FrameMeta) {
         (self.frames[i], &self.metas[i])
     }
+
+    /// The frames' metadata, in order.
+    #[inline]
+    pub fn metas(&self) -> &[FrameMeta] {
+        &self.metas[..self.len()]
+    }
 }
 
 /// What was wrong with a block.

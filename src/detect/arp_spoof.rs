@@ -149,7 +149,10 @@ impl<A: Copy> Binding<A> {
             return Claim::New;
         }
         if self.mac == mac {
-            self.since_ns = self.since_ns.min(ts_ns);
+            if ts_ns < self.since_ns {
+                // Its own earlier claim, heard late: that one is its first.
+                (self.since_ns, self.said) = (ts_ns, said);
+            }
             return Claim::Same;
         }
         if ts_ns < self.since_ns {
@@ -520,6 +523,20 @@ mod tests {
             &[frames[1].clone(), frames[0].clone(), frames[2].clone()],
         );
         assert_eq!(in_order, alerts);
+        // The spoofer's own earlier claim heard late is its first: the alert is about that one.
+        let first_asked = Ipv4Addr::new(192, 0, 2, 8);
+        let mut arp = ArpSpoof::new(64, SeededState::random());
+        let late = [
+            (3_000, arp_frame(2, MAC_X, gw, MAC_B, asked)),
+            (2_000, arp_frame(2, MAC_X, gw, MAC_B, first_asked)),
+            (1_000, arp_frame(2, MAC_A, gw, MAC_B, host)),
+        ];
+        let alerts = run(&mut arp, &Settings::default(), &late);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            (alerts[0].ts_ns, alerts[0].dst),
+            (2_000, Some(IpAddr::V4(first_asked)))
+        );
     }
 
     #[test]

@@ -195,7 +195,10 @@ impl Routers {
                 return;
             }
             if l.addr == u128::from(src) && l.mac == m {
-                l.since_ns = l.since_ns.min(seen.ts_ns);
+                if seen.ts_ns < l.since_ns {
+                    // Its own earlier advertisement, heard late: that one is its first.
+                    *l = this;
+                }
                 return;
             }
             if seen.ts_ns < l.since_ns {
@@ -301,5 +304,15 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(named(&alerts[0]), expected);
         assert_eq!(alerts[0].dst, Some("ff02::1".parse().unwrap()));
+        // The rogue's own earlier advertisement heard late is its first: the alert's time.
+        let mut routers = Routers::new(0, SeededState::random());
+        let frames = [
+            (3_000, ra(MAC_B, rogue)),
+            (2_000, ra(MAC_B, rogue)),
+            (1_000, ra(MAC_A, link)),
+        ];
+        let alerts = run(&mut routers, &s, &frames);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(named(&alerts[0]), expected);
     }
 }

@@ -223,8 +223,8 @@ impl Family for Coordinated {
     /// Learns which address each MAC claims (ARP is rare: off the common path).
     #[inline]
     fn observe(&mut self, seen: &Seen<'_>, s: &Settings, _out: &mut Out<'_>) {
-        if Self::wants(seen.packet, s) {
-            self.claimed(seen, s);
+        if let Net::Arp(arp) = &seen.packet.net {
+            self.claimed(seen.ts_ns, arp, s);
         }
     }
 
@@ -389,20 +389,17 @@ impl Family for Coordinated {
 }
 
 impl Coordinated {
-    /// Remembers the address an ARP packet claims for its sender MAC.
+    /// Remembers the address an ARP packet sent at `ts_ns` claims for its sender MAC, unless the
+    /// MAC's claim remembered was sent later (a new entry's time is 0).
     #[cold]
     #[inline(never)]
-    fn claimed(&mut self, seen: &Seen<'_>, s: &Settings) {
-        let Net::Arp(arp) = &seen.packet.net else {
-            return;
-        };
+    fn claimed(&mut self, ts_ns: u64, arp: &crate::decode::Arp, s: &Settings) {
         if !s.decoy.enabled || arp.sender_ip.is_unspecified() {
             return;
         }
-        let ts_ns = seen.ts_ns;
         let owner = addr_key(std::net::IpAddr::V4(arp.sender_ip));
         let c = self.claims.entry(mac_key(arp.sender_mac), ts_ns);
-        if c.owner == 0 || ts_ns >= c.ts_ns {
+        if ts_ns >= c.ts_ns {
             *c = Claim { owner, ts_ns };
         }
     }

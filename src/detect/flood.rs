@@ -784,11 +784,11 @@ impl Floods {
         if part.first_ns >= e.end_ns {
             *e = FloodState::open(part.first_ns, fs, part.ip.dst);
         }
-        if e.chatter {
+        if e.chatter || e.fired {
             return;
         }
         e.tally.merge(&part.tally);
-        if e.fired || (e.tally.count <= e.limits.0 && e.tally.bytes <= e.limits.1) {
+        if e.tally.count <= e.limits.0 && e.tally.bytes <= e.limits.1 {
             return;
         }
         over(e, fs, detector, (part.last_ns, part.iface, &part.ip), out);
@@ -835,11 +835,14 @@ impl Family for Floods {
         if ts >= e.end_ns {
             *e = FloodState::open(ts, fs, ip.dst);
         }
-        if e.chatter {
+        // Chatter counts nothing; a window that fired has said what it had to (its alert
+        // carries the counts that took it over), so the rest of a flood's packets in it are
+        // not counted either: under attack each costs the lookup alone.
+        if e.chatter || e.fired {
             return;
         }
         e.tally.add(ip, self.salt);
-        if e.fired || (e.tally.count <= e.limits.0 && e.tally.bytes <= e.limits.1) {
+        if e.tally.count <= e.limits.0 && e.tally.bytes <= e.limits.1 {
             return;
         }
         over(e, fs, detector, (ts, seen.iface, ip), out);

@@ -213,22 +213,16 @@ impl Addr {
         self.0 == MAPPED || self.0 == 0
     }
 
-    /// 127/8 or ::1.
-    #[inline]
+    /// 127/8 or ::1 (tested on the bits: `::ffff:127.0.0.0/104` or `::1`).
+    #[inline(always)]
     pub const fn is_loopback(self) -> bool {
-        match self.to_ipv4() {
-            Some(v4) => v4.is_loopback(),
-            None => self.0 == 1,
-        }
+        self.0 >> 24 == (MAPPED | 0x7f00_0000) >> 24 || self.0 == 1
     }
 
-    /// 224/4 or ff00::/8.
-    #[inline]
+    /// 224/4 or ff00::/8 (tested on the bits: `::ffff:224.0.0.0/100` or `ff00::/8`).
+    #[inline(always)]
     pub const fn is_multicast(self) -> bool {
-        match self.to_ipv4() {
-            Some(v4) => v4.is_multicast(),
-            None => self.0 >> 120 == 0xff,
-        }
+        self.0 >> 28 == (MAPPED | 0xe000_0000) >> 28 || self.0 >> 120 == 0xff
     }
 }
 

@@ -27,7 +27,9 @@ AF_PACKET mirror mode, per-host counters for the receiving host, bans, API and u
 off; its count is read from its Prometheus endpoint inside the namespace, and its drops are
 offered minus processed, since it reports none).
 
-Prints a table of medians and one machine-readable summary line (`SUMMARY {json}`); with
+Prints a table of medians, each scramd row's CPU a frame against the same round's tcpdump round
+by round (with their median: the tools of a round run seconds apart, so the machine's slow
+drifts cancel out of each ratio), and one machine-readable summary line (`SUMMARY {json}`); with
 `--plot FILE` also a PNG of CPU per packet against distinct sources (matplotlib). Removes its
 namespaces and files on exit, also on error or Ctrl-C.
 """
@@ -358,6 +360,11 @@ def measure_idle(tool, seconds):
             "wakeups": woke, "rss_kib": rss, "seconds": seconds}
 
 
+def per_packet(m):
+    """CPU seconds per million captured frames of one measurement."""
+    return m["cpu_ns"] / max(m["captured"], 1) * 1e6 / 1e9
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scramd", required=True)
@@ -406,7 +413,7 @@ def main():
     rows, summary = [], []
     for (kind, cpus, name), ms in results.items():
         med = lambda k: statistics.median(m[k] for m in ms)
-        per_m = statistics.median(m["cpu_ns"] / max(m["captured"], 1) * 1e6 / 1e9 for m in ms)
+        per_m = statistics.median(per_packet(m) for m in ms)
         row = {"profile": kind, "trafgen_cpus": cpus, "tool": name, "rounds": len(ms),
                "offered_pps": round(med("offered") / a.seconds),
                "captured_pps": round(med("captured") / a.seconds),
@@ -429,6 +436,16 @@ def main():
                 if peer in peers and peers[peer]["cpu_s_per_mpkt"] > 0:
                     row[f"cpu_vs_{peer}"] = round(
                         row["cpu_s_per_mpkt"] / peers[peer]["cpu_s_per_mpkt"], 2)
+            # Round by round against the same round's tcpdump: the tools of a round ran
+            # seconds apart, so a slow drift of the machine cancels out of each ratio, and
+            # their median is steadier than the ratio of two medians.
+            mine = results[(row["profile"], row["trafgen_cpus"], row["tool"])]
+            theirs = results.get((row["profile"], row["trafgen_cpus"], "tcpdump"), [])
+            by_round = [round(per_packet(m) / per_packet(t), 2)
+                        for m, t in zip(mine, theirs) if per_packet(t) > 0]
+            if by_round:
+                row["cpu_vs_tcpdump_by_round"] = by_round
+                row["cpu_vs_tcpdump_round_median"] = round(statistics.median(by_round), 2)
         summary.append(row)
 
     hdr = ("profile", "trafgen", "tool", "offered pps", "captured pps", "drops",
@@ -446,11 +463,20 @@ def main():
     if idle:
         if busy:
             print()
-        print("| profile | tool | CPU ms/s | wake-ups/s | peak RSS MiB |")
-        print("|---|---|---|---|---|")
+        # Idle, `--cpus N` is the CPUs the tool may run on (scramd: as many workers).
+        print("| profile | CPUs | tool | CPU ms/s | wake-ups/s | peak RSS MiB |")
+        print("|---|---|---|---|---|---|")
         for r in idle:
-            print(f"| idle | {r['tool']} | {r['idle_cpu_ms_per_s']} | {r['wakeups_per_s']} | "
-                  f"{r['peak_rss_mib']} |")
+            print(f"| idle | {r['trafgen_cpus']} | {r['tool']} | {r['idle_cpu_ms_per_s']} | "
+                  f"{r['wakeups_per_s']} | {r['peak_rss_mib']} |")
+    by_round = [r for r in busy if "cpu_vs_tcpdump_by_round" in r]
+    if by_round:
+        print()
+        print("Round by round, CPU a frame against the same round's tcpdump:")
+        for r in by_round:
+            rounds = ", ".join(str(x) for x in r["cpu_vs_tcpdump_by_round"])
+            print(f"- {r['profile']}, trafgen x{r['trafgen_cpus']}, {r['tool']}: {rounds} "
+                  f"(median {r['cpu_vs_tcpdump_round_median']})")
     if a.plot:
         plot(rows, a.plot)
     print("SUMMARY " + json.dumps({

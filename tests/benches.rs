@@ -67,7 +67,7 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
         assert!(r["idle_cpu_ms_per_s"].as_f64().is_some(), "{r}");
         assert!(r["wakeups_per_s"].as_f64().is_some(), "{r}");
         assert!(
-            stdout.contains(&format!("| idle | {} |", r["tool"].as_str().unwrap())),
+            stdout.contains(&format!("| idle | 1 | {} |", r["tool"].as_str().unwrap())),
             "{stdout}"
         );
     }
@@ -76,6 +76,17 @@ fn the_veth_benchmark_runs_every_tool_and_cleans_up() {
         assert!(r["cpu_s_per_mpkt"].as_f64().unwrap() > 0.0, "{r}");
         if r["tool"] == "scramd" {
             assert!(r["cpu_vs_fastnetmon"].as_f64().unwrap() > 0.0, "{r}");
+            // One round: its ratio to that round's tcpdump is the median.
+            let by_round = r["cpu_vs_tcpdump_by_round"].as_array().unwrap();
+            assert_eq!(by_round.len(), 1, "{r}");
+            assert_eq!(by_round[0], r["cpu_vs_tcpdump_round_median"], "{r}");
+            assert!(
+                stdout.contains(&format!(
+                    "- {}, trafgen x1, scramd: ",
+                    r["profile"].as_str().unwrap()
+                )),
+                "{stdout}"
+            );
         }
     }
     let scaling = results.iter().find(|r| r["profile"] == "src1k").unwrap();

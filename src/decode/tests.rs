@@ -511,7 +511,27 @@ fn addresses_are_their_table_keys_and_answer_as_ip_addresses_do() {
         "fe80::1",
         "ff02::1:ff00:1",
         "2001:db8::7",
+        // Either side of the classes' edges, which are tested on the address's bits.
+        "126.255.255.255",
+        "127.255.255.255",
+        "128.0.0.0",
+        "223.255.255.255",
+        "239.255.255.255",
+        "240.0.0.0",
+        "::2",
+        "ff00::",
+        "feff::1",
     ];
+    // And every first byte of an IPv4 and an IPv6 address.
+    let spread = (0..=255u8)
+        .map(|b| IpAddr::from([b, 1, 2, 3]))
+        .chain((0..=255u16).map(|b| IpAddr::from([b << 8, 0, 0, 0, 0, 0, 0, 1])));
+    for ip in spread {
+        let a = Addr::from(ip);
+        assert_eq!(a.is_loopback(), ip.is_loopback(), "{ip}");
+        assert_eq!(a.is_multicast(), ip.is_multicast(), "{ip}");
+        assert_eq!(a.is_unspecified(), ip.is_unspecified(), "{ip}");
+    }
     for s in cases {
         let ip: IpAddr = s.parse().unwrap();
         let a = Addr::from(ip);
@@ -585,44 +605,4 @@ fn a_packet_is_88_bytes_with_its_network_layers_kind_in_a_byte_of_its_own() {
     assert_eq!(std::mem::size_of::<Ip>(), 56);
     assert_eq!(std::mem::size_of::<Net>(), 64);
     assert_eq!(std::mem::size_of::<Packet>(), 88);
-}
-
-#[test]
-fn address_classes_tested_on_the_bits_agree_with_the_standard_library() {
-    let mut addrs: Vec<std::net::IpAddr> = [
-        "127.0.0.1",
-        "127.255.255.255",
-        "126.255.255.255",
-        "128.0.0.0",
-        "224.0.0.1",
-        "239.255.255.255",
-        "223.255.255.255",
-        "240.0.0.0",
-        "0.0.0.0",
-        "10.0.0.1",
-        "255.255.255.255",
-        "::1",
-        "::",
-        "::2",
-        "ff02::1",
-        "ff00::",
-        "fe80::1",
-        "feff::1",
-        "2001:db8::1",
-        "::7f00:1",
-        "::e000:1",
-    ]
-    .iter()
-    .map(|a| a.parse().expect("literal"))
-    .collect();
-    // And a spread of others: every first byte, IPv4 and IPv6.
-    addrs.extend((0..=255u8).map(|b| std::net::IpAddr::from([b, 1, 2, 3])));
-    addrs.extend((0..=255u16).map(|b| std::net::IpAddr::from([b << 8, 0, 0, 0, 0, 0, 0, 1])));
-    for ip in addrs {
-        let a = Addr::from(ip);
-        assert_eq!(a.is_loopback(), ip.is_loopback(), "{ip}");
-        assert_eq!(a.is_multicast(), ip.is_multicast(), "{ip}");
-        assert_eq!(a.is_unspecified(), ip.is_unspecified(), "{ip}");
-        assert_eq!(a.ip(), ip, "{ip}");
-    }
 }

@@ -549,7 +549,12 @@ pub fn decode_ethernet_into(
     // The common frames (untagged, or with the tag the kernel took into the ring header),
     // decoded without the tag loop.
     match ethertype {
-        ethertype::IPV4 => packet.net = Net::Ip(decode_ipv4(&frame[14..], 14)?),
+        ethertype::IPV4 => {
+            packet.net = Net::Ip(match ipv4_udp_tcp(&frame[14..]) {
+                Some(ip) => ip,
+                None => decode_ipv4(&frame[14..], 14)?,
+            })
+        }
         ethertype::IPV6 => {
             packet.net = Net::Ip(match ipv6_udp_tcp(&frame[14..]) {
                 Some(ip) => ip,
@@ -726,6 +731,52 @@ fn decode_ipv4(bytes: &[u8], offset: usize) -> Result<Ip, DecodeError> {
         frag_id: be16(h, 4),
         frag_offset: frag_offset_field.wrapping_mul(8),
         payload_len: u16::try_from(total_len - header_len).unwrap_or(u16::MAX),
+        transport,
+        forcing_option: false,
+        v4: true,
+        stray: false,
+        reply: false,
+    })
+}
+
+/// An IPv4 packet without options or fragmentation carrying UDP or TCP, decoded inline without
+/// the general path's error plumbing; `None` for anything else, which [`decode_ipv4`] decodes
+/// (and then the same as `decode_ipv4` would: `decode::tests` compares them). As
+/// [`ipv6_udp_tcp`]: the packet path's common frames go straight into their packet.
+#[inline(always)]
+fn ipv4_udp_tcp(bytes: &[u8]) -> Option<Ip> {
+    let h = bytes.first_chunk::<20>()?;
+    // Version 4, a 20-byte header, no fragment (a zero offset and no more to come).
+    if h[0] != 0x45 || be16(h, 6) & 0x3fff != 0 {
+        return None;
+    }
+    let total_len = usize::from(be16(h, 2));
+    if total_len < 20 {
+        // Segmentation offload's 0, or a length shorter than the header: the general path.
+        return None;
+    }
+    let end = total_len.min(bytes.len());
+    let payload = &bytes[20..end];
+    let transport = match (h[9], payload.first_chunk::<20>()) {
+        (proto::UDP, _) if payload.len() >= 8 => Transport::Udp {
+            sport: be16(payload, 0),
+            dport: be16(payload, 2),
+        },
+        (proto::TCP, Some(t)) if t[12] >> 4 >= 5 => Transport::Tcp {
+            sport: be16(t, 0),
+            dport: be16(t, 2),
+            flags: t[13],
+        },
+        _ => return None,
+    };
+    Some(Ip {
+        src: Addr::v4([h[12], h[13], h[14], h[15]]),
+        dst: Addr::v4([h[16], h[17], h[18], h[19]]),
+        proto: h[9],
+        fragment: Fragment::No,
+        frag_id: be16(h, 4),
+        frag_offset: 0,
+        payload_len: (total_len - 20) as u16,
         transport,
         forcing_option: false,
         v4: true,

@@ -558,6 +558,52 @@ fn addresses_are_their_table_keys_and_answer_as_ip_addresses_do() {
     assert!(ip.src < ip.dst);
 }
 
+/// Every frame of `frames`, cut short at every length and with every byte of its network layer
+/// set to values that matter to a header (versions, lengths, protocols), decodes as `general`
+/// decodes it whether `inline` takes it or leaves it to `general`.
+fn inline_decodes_as_the_general_path(
+    frames: &[Vec<u8>],
+    inline: fn(&[u8]) -> Option<Ip>,
+    general: fn(&[u8], usize) -> Result<Ip, DecodeError>,
+) {
+    let same = |bytes: &[u8]| {
+        assert_eq!(
+            format!("{:?}", inline(bytes).map_or_else(|| general(bytes, 14), Ok)),
+            format!("{:?}", general(bytes, 14)),
+            "{bytes:02x?}"
+        );
+    };
+    for f in frames {
+        let ip = &f[14..];
+        for cut in 0..=ip.len() {
+            same(&ip[..cut]);
+        }
+        for pos in 0..ip.len() {
+            for v in [
+                0u8, 1, 5, 6, 17, 0x0f, 0x14, 0x1c, 0x20, 0x3f, 0x40, 0x44, 0x45, 0x46, 0x4f, 0x50,
+                0x60, 0x81, 0xff,
+            ] {
+                let mut m = ip.to_vec();
+                m[pos] = v;
+                same(&m);
+            }
+        }
+    }
+}
+
+#[test]
+fn ipv4_udp_and_tcp_decode_inline_as_the_general_path_does() {
+    let (a, b) = (v4("192.0.2.7"), v4("198.51.100.2"));
+    let frames = [
+        craft::udp_frame(a, b, 1024, 53, &[0; 18]),
+        craft::udp_frame(a, b, 1024, 53, &[]),
+        craft::tcp_frame(a, b, 40000, 22, tcp_flags::SYN),
+        craft::icmp_frame(a, b, 8, 0),
+        craft::ip_frame(a, b, 17, &craft::udp(1, 2, &[]), &[(0x8100, 7)]),
+    ];
+    inline_decodes_as_the_general_path(&frames, ipv4_udp_tcp, decode_ipv4);
+}
+
 #[test]
 fn ipv6_udp_and_tcp_decode_inline_as_the_general_path_does() {
     let (a, b): (IpAddr, IpAddr) = (
@@ -571,30 +617,9 @@ fn ipv6_udp_and_tcp_decode_inline_as_the_general_path_does() {
         craft::icmp_frame(a, b, 128, 0),
         craft::ip_frame(a, b, 17, &craft::udp(1, 2, &[]), &[(0x8100, 7)]),
     ];
-    let same = |bytes: &[u8]| {
-        assert_eq!(
-            format!(
-                "{:?}",
-                ipv6_udp_tcp(bytes).map_or_else(|| decode_ipv6(bytes, 14), Ok)
-            ),
-            format!("{:?}", decode_ipv6(bytes, 14)),
-            "{bytes:02x?}"
-        );
-    };
-    for f in &frames {
-        let ip = &f[14..];
-        for cut in 0..=ip.len() {
-            same(&ip[..cut]);
-        }
-        for pos in 0..ip.len() {
-            for v in [0u8, 1, 5, 6, 17, 0x0f, 0x45, 0x50, 0x60, 0x81, 0xff] {
-                let mut m = ip.to_vec();
-                m[pos] = v;
-                same(&m);
-            }
-        }
-    }
+    inline_decodes_as_the_general_path(&frames, ipv6_udp_tcp, decode_ipv6);
 }
+
 /// The packet path's layout: the network layer's kind is a byte of its own (each detector family
 /// asks it with one comparison, not by decoding a niche), and addresses aligned to 8 bytes
 /// rather than 16 keep that byte from growing the packet.

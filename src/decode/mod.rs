@@ -267,7 +267,8 @@ pub struct Ip {
     /// with a parameter problem, multicast destination or not (action bits 10 or 11): how thc-ipv6
     /// alive6 makes every host on a link answer at once. Never set by ordinary traffic.
     pub forcing_option: bool,
-    /// An IPv4 header (else IPv6, whatever its addresses look like).
+    /// An IPv4 header, so both addresses are IPv4 ones (else IPv6, whatever its addresses look
+    /// like).
     pub v4: bool,
     /// Set by the flow table: a TCP segment other than a SYN, or a datagram from a service port,
     /// that belongs to no conversation it follows (the stuff of ACK, RST and reflection floods).

@@ -48,11 +48,18 @@ pub struct Martian;
 /// What makes `ip`'s source impossible, if anything.
 #[inline]
 fn kind(ip: &crate::decode::Ip) -> Option<&'static str> {
+    // An IPv4 header's source is an IPv4 address: its first byte says both.
+    let (loopback, multicast) = if ip.v4 {
+        let first = (ip.src.key() >> 24) as u8;
+        (first == 127, first >> 4 == 0xe)
+    } else {
+        (ip.src.is_loopback(), ip.src.is_multicast())
+    };
     if ip.src == ip.dst && !ip.src.is_unspecified() {
         Some(LAND)
-    } else if ip.src.is_loopback() {
+    } else if loopback {
         Some(LOOPBACK_SOURCE)
-    } else if ip.src.is_multicast() {
+    } else if multicast {
         Some(MULTICAST_SOURCE)
     } else {
         None
@@ -116,15 +123,37 @@ mod tests {
             (2, udp_frame(ip("127.0.0.1"), ip("198.51.100.2"), 1, 2, b"")),
             (3, udp_frame(ip("224.0.0.9"), ip("198.51.100.2"), 1, 2, b"")),
             (4, udp_frame(ip("192.0.2.1"), ip("198.51.100.2"), 1, 2, b"")),
+            // Either side of the classes' edges, IPv4 and IPv6.
+            (
+                5,
+                udp_frame(ip("126.255.255.255"), ip("198.51.100.2"), 1, 2, b""),
+            ),
+            (6, udp_frame(ip("128.0.0.1"), ip("198.51.100.2"), 1, 2, b"")),
+            (
+                7,
+                udp_frame(ip("223.255.255.255"), ip("198.51.100.2"), 1, 2, b""),
+            ),
+            (
+                8,
+                udp_frame(ip("239.255.255.255"), ip("198.51.100.3"), 1, 2, b""),
+            ),
+            (9, udp_frame(ip("240.0.0.1"), ip("198.51.100.2"), 1, 2, b"")),
+            (10, udp_frame(ip("::1"), ip("2001:db8::2"), 1, 2, b"")),
+            (11, udp_frame(ip("ff02::1"), ip("2001:db8::2"), 1, 2, b"")),
+            (12, udp_frame(ip("::2"), ip("2001:db8::2"), 1, 2, b"")),
+            (13, udp_frame(ip("fe80::1"), ip("2001:db8::2"), 1, 2, b"")),
         ];
         let alerts = run(&mut Martian, &Settings::default(), &frames);
-        let kinds: Vec<_> = alerts.iter().map(|a| a.detail).collect();
+        let kinds: Vec<_> = alerts.iter().map(|a| (a.ts_ns, a.detail)).collect();
         assert_eq!(
             kinds,
             [
-                Detail::Kind(LAND),
-                Detail::Kind(LOOPBACK_SOURCE),
-                Detail::Kind(MULTICAST_SOURCE)
+                (1, Detail::Kind(LAND)),
+                (2, Detail::Kind(LOOPBACK_SOURCE)),
+                (3, Detail::Kind(MULTICAST_SOURCE)),
+                (8, Detail::Kind(MULTICAST_SOURCE)),
+                (10, Detail::Kind(LOOPBACK_SOURCE)),
+                (11, Detail::Kind(MULTICAST_SOURCE)),
             ]
         );
     }

@@ -48,18 +48,18 @@ pub struct Martian;
 /// What makes `ip`'s source impossible, if anything.
 #[inline]
 fn kind(ip: &crate::decode::Ip) -> Option<&'static str> {
-    // An IPv4 header's source is an IPv4 address: its first byte says both.
-    let (loopback, multicast) = if ip.v4 {
-        let first = (ip.src.key() >> 24) as u8;
-        (first == 127, first >> 4 == 0xe)
-    } else {
-        (ip.src.is_loopback(), ip.src.is_multicast())
-    };
     if ip.src == ip.dst && !ip.src.is_unspecified() {
         Some(LAND)
-    } else if loopback {
+    } else if ip.v4 {
+        // An IPv4 header's source is an IPv4 address: its first byte says the rest.
+        match (ip.src.key() >> 24) as u8 {
+            127 => Some(LOOPBACK_SOURCE),
+            224..=239 => Some(MULTICAST_SOURCE),
+            _ => None,
+        }
+    } else if ip.src.is_loopback() {
         Some(LOOPBACK_SOURCE)
-    } else if multicast {
+    } else if ip.src.is_multicast() {
         Some(MULTICAST_SOURCE)
     } else {
         None

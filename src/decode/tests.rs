@@ -591,16 +591,21 @@ fn inline_decodes_as_the_general_path(
     }
 }
 
-#[test]
-fn ipv4_udp_and_tcp_decode_inline_as_the_general_path_does() {
-    let (a, b) = (v4("192.0.2.7"), v4("198.51.100.2"));
-    let frames = [
+/// UDP with and without payload, a TCP SYN, an echo request (`echo`: its ICMP type) and a
+/// VLAN-tagged frame from `a` to `b`: what the inline paths take, and what they leave.
+fn inline_cases(a: IpAddr, b: IpAddr, echo: u8) -> [Vec<u8>; 5] {
+    [
         craft::udp_frame(a, b, 1024, 53, &[0; 18]),
         craft::udp_frame(a, b, 1024, 53, &[]),
         craft::tcp_frame(a, b, 40000, 22, tcp_flags::SYN),
-        craft::icmp_frame(a, b, 8, 0),
+        craft::icmp_frame(a, b, echo, 0),
         craft::ip_frame(a, b, 17, &craft::udp(1, 2, &[]), &[(0x8100, 7)]),
-    ];
+    ]
+}
+
+#[test]
+fn ipv4_udp_and_tcp_decode_inline_as_the_general_path_does() {
+    let frames = inline_cases(v4("192.0.2.7"), v4("198.51.100.2"), 8);
     inline_decodes_as_the_general_path(&frames, ipv4_udp_tcp, decode_ipv4);
 }
 
@@ -610,13 +615,7 @@ fn ipv6_udp_and_tcp_decode_inline_as_the_general_path_does() {
         "2001:db8::1".parse().unwrap(),
         "2001:db8::2".parse().unwrap(),
     );
-    let frames = [
-        craft::udp_frame(a, b, 1024, 53, &[0; 18]),
-        craft::udp_frame(a, b, 1024, 53, &[]),
-        craft::tcp_frame(a, b, 40000, 22, tcp_flags::SYN),
-        craft::icmp_frame(a, b, 128, 0),
-        craft::ip_frame(a, b, 17, &craft::udp(1, 2, &[]), &[(0x8100, 7)]),
-    ];
+    let frames = inline_cases(a, b, 128);
     inline_decodes_as_the_general_path(&frames, ipv6_udp_tcp, decode_ipv6);
 }
 

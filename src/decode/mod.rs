@@ -592,9 +592,16 @@ fn decode_ethertype(
         offset += 4;
     }
     let payload = frame.get(offset..).unwrap_or_default();
+    // The common IP packets inline, as on an untagged frame's path.
     packet.net = match ethertype {
-        ethertype::IPV4 => Net::Ip(decode_ipv4(payload, offset)?),
-        ethertype::IPV6 => Net::Ip(decode_ipv6(payload, offset)?),
+        ethertype::IPV4 => Net::Ip(match ipv4_udp_tcp(payload) {
+            Some(ip) => ip,
+            None => decode_ipv4(payload, offset)?,
+        }),
+        ethertype::IPV6 => Net::Ip(match ipv6_udp_tcp(payload) {
+            Some(ip) => ip,
+            None => decode_ipv6(payload, offset)?,
+        }),
         ethertype::ARP => Net::Arp(decode_arp(payload, offset)?),
         other => Net::Other(other),
     };

@@ -15,7 +15,12 @@
 #                                   # between the workers costs; `pipeline_loop R mixed 2` is
 #                                   # not counted here: which shard owns each of its addresses
 #                                   # follows the process's random seed, which moves its count
-#                                   # by a few percent from run to run)
+#                                   # by a few percent from run to run), victims (one host's
+#                                   # 64-byte UDP datagrams to 4,096 others, one each a round,
+#                                   # as a busy server's answers to many clients) and
+#                                   # victims-2w (the same with two workers, the default on two
+#                                   # cores: half the datagrams cross to their destination's
+#                                   # worker one by one, too few to a host for a tally)
 #
 # Needs valgrind (Debian valgrind). Prints one line per corpus and a `SUMMARY {json}` line.
 set -euo pipefail
@@ -25,7 +30,7 @@ cd "$(dirname "$0")/.."
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 summary=()
-for corpus in mixed udp64 udp64v6 udp64k spoofed udp64-2w; do
+for corpus in mixed udp64 udp64v6 udp64k spoofed udp64-2w victims victims-2w; do
   # The larger corpora have more frames a round (udp64k 16 times udp64's, spoofed 32 times):
   # fewer rounds, two at least apart.
   case "$corpus" in

@@ -141,7 +141,16 @@ fn the_pipeline_benchmarks_run_and_print_their_summary() {
             args: &[],
             rounds: "1 2",
             key: "instructions_per_packet",
-            corpora: &["mixed", "udp64", "udp64v6", "udp64k", "spoofed", "udp64-2w"],
+            corpora: &[
+                "mixed",
+                "udp64",
+                "udp64v6",
+                "udp64k",
+                "spoofed",
+                "udp64-2w",
+                "victims",
+                "victims-2w",
+            ],
         },
     ];
     for Run {

@@ -43,7 +43,11 @@ const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 
 /// An 802.1Q/802.1ad tag the kernel removed from the frame and reported in the ring header.
+///
+/// Aligned to 4 bytes, so that `Option<VlanTag>` is 8 and the packet path reads a frame's
+/// tag, or that it has none, in one load rather than assembling it from two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(align(4))]
 pub struct VlanTag {
     /// Tag control information: priority (3 bits), DEI (1 bit), VLAN id (12 bits).
     pub tci: u16,

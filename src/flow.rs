@@ -726,14 +726,14 @@ impl Flows {
     pub fn observe(
         &mut self,
         ip: &mut Ip,
-        mac: [u8; 6],
+        mac: &[u8; 6],
         frame: &[u8],
         ts_ns: u64,
         iface: u16,
         prepared: Option<&Prepared>,
     ) -> Option<Attempt> {
         if let Transport::Icmpv6 { ty: 135 | 136, .. } = ip.transport {
-            self.neighbour(ip, mac, ts_ns, iface);
+            self.neighbour(ip, *mac, ts_ns, iface);
             return None;
         }
         let (part, sport, dport) = match ip.transport {
@@ -802,13 +802,13 @@ fn refuse<W: Width>(
 
 /// Where and when a packet was seen, and which end of its flow sent it.
 #[derive(Debug, Clone, Copy)]
-struct At {
+struct At<'a> {
     /// The sender is the first endpoint of the flow's key.
     src_first: bool,
     /// The sender's port and the receiver's (0 where there are none).
     sport: u16,
     dport: u16,
-    mac: [u8; 6],
+    mac: &'a [u8; 6],
     ts_ns: u64,
     iface: u16,
 }
@@ -822,7 +822,7 @@ fn judge<W: Width>(
     key: Key<W>,
     part: Part,
     ip: &mut Ip,
-    at: At,
+    at: At<'_>,
 ) -> Option<Attempt> {
     let At {
         src_first,
@@ -842,7 +842,7 @@ fn judge<W: Width>(
                     && f & tcp_flags::ACK == 0
                     && s.stage != Stage::Opening =>
             {
-                *s = State::opening(Probe::Syn, src_first, iface, ts_ns, mac);
+                *s = State::opening(Probe::Syn, src_first, iface, ts_ns, *mac);
             }
             _ if sender_is_initiator(s) => {}
             Part::Tcp(f) if f & tcp_flags::RST != 0 && s.stage == Stage::Opening => {
@@ -903,7 +903,7 @@ fn judge<W: Width>(
     if chatter_destination(ip.dst) || link_local(ip.dst) || ip.src.is_unspecified() {
         return None;
     }
-    let opening = State::opening(probe, src_first, iface, ts_ns, mac);
+    let opening = State::opening(probe, src_first, iface, ts_ns, *mac);
     table.insert_at(place, key, ts_ns, opening);
     None
 }
@@ -934,7 +934,7 @@ mod tests {
         for (ts, f) in frames {
             let mut p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { continue };
-            out.extend(flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0, None));
+            out.extend(flows.observe(ip, &[2, 0, 0, 0, 0, 1], f, *ts, 0, None));
             let mut budget = flows.capacity();
             while let Some(f) = flows.next_unanswered(*ts, &mut budget) {
                 out.push(f);
@@ -1058,7 +1058,7 @@ mod tests {
                 panic!()
             };
             assert!(flows
-                .observe(packet, [2, 0, 0, 0, 0, 1], &frame, S, 0, None)
+                .observe(packet, &[2, 0, 0, 0, 0, 1], &frame, S, 0, None)
                 .is_none());
             let due = S + UNANSWERED_NS;
             let wakeups = (1..=64)
@@ -1152,7 +1152,7 @@ mod tests {
         for (ts, f) in &frames[100..] {
             let mut p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { continue };
-            flows.observe(ip, [2, 0, 0, 0, 0, 1], f, *ts, 0, None);
+            flows.observe(ip, &[2, 0, 0, 0, 0, 1], f, *ts, 0, None);
         }
         assert_eq!(flows.memory_bytes(), bytes);
         assert!(flows.evictions() >= 10_000 - 1024, "{}", flows.evictions());
@@ -1201,7 +1201,7 @@ mod tests {
         let mut reply = |frame: Vec<u8>| {
             let mut p = decode_ethernet(&frame, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { panic!() };
-            let _ = flows.observe(ip, [2, 0, 0, 0, 0, 1], &frame, S, 0, None);
+            let _ = flows.observe(ip, &[2, 0, 0, 0, 0, 1], &frame, S, 0, None);
             ip.reply
         };
         assert!(!reply(udp_frame(a, v, 40000, 443, b"q")));
@@ -1314,7 +1314,7 @@ mod nd_tests {
             let mut p = decode_ethernet(f, None).unwrap();
             let Net::Ip(ip) = &mut p.net else { panic!() };
             assert!(flows
-                .observe(ip, [2, 0, 0, 0, 0, 1], f, 1_000, 0, None)
+                .observe(ip, &[2, 0, 0, 0, 0, 1], f, 1_000, 0, None)
                 .is_none());
         }
         let mut budget = flows.capacity();

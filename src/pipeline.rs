@@ -467,14 +467,15 @@ impl Pipeline {
         if self.shard.settings().ignores(packet) {
             return false;
         }
-        let mac = packet.src_mac;
-        match &mut packet.net {
+        // The MAC by reference: it is read only when a flow opens.
+        let Packet { src_mac, net, .. } = packet;
+        match net {
             Net::Ip(ip) => {
                 let flow = match &hand {
                     Hand::Prepared(flow) => flow.as_ref(),
                     Hand::Step => None,
                 };
-                if let Some(f) = self.flows.observe(ip, mac, frame, ts_ns, iface, flow) {
+                if let Some(f) = self.flows.observe(ip, src_mac, frame, ts_ns, iface, flow) {
                     self.attempted(f);
                 }
             }

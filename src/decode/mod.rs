@@ -553,20 +553,27 @@ pub fn decode_ethernet_into(
     // The common frames (untagged, or with the tag the kernel took into the ring header),
     // decoded without the tag loop.
     match ethertype {
-        ethertype::IPV4 => {
-            packet.net = Net::Ip(match ipv4_udp_tcp(&frame[14..]) {
-                Some(ip) => ip,
-                None => decode_ipv4(&frame[14..], 14)?,
-            })
-        }
-        ethertype::IPV6 => {
-            packet.net = Net::Ip(match ipv6_udp_tcp(&frame[14..]) {
-                Some(ip) => ip,
-                None => decode_ipv6(&frame[14..], 14)?,
-            })
-        }
-        _ => return decode_ethertype(frame, 14, ethertype, tags, packet),
+        ethertype::IPV4 => decode_ip_into(&frame[14..], 14, false, &mut packet.net),
+        ethertype::IPV6 => decode_ip_into(&frame[14..], 14, true, &mut packet.net),
+        _ => decode_ethertype(frame, 14, ethertype, tags, packet),
     }
+}
+
+/// Decodes an IPv4 or (`v6`) IPv6 packet at `offset` straight into `net`: UDP and TCP inline,
+/// the rest through the general path (an untagged frame's, a tagged one's, a cooked capture's).
+#[inline(always)]
+fn decode_ip_into(bytes: &[u8], offset: usize, v6: bool, net: &mut Net) -> Result<(), DecodeError> {
+    *net = Net::Ip(if v6 {
+        match ipv6_udp_tcp(bytes) {
+            Some(ip) => ip,
+            None => decode_ipv6(bytes, offset)?,
+        }
+    } else {
+        match ipv4_udp_tcp(bytes) {
+            Some(ip) => ip,
+            None => decode_ipv4(bytes, offset)?,
+        }
+    });
     Ok(())
 }
 
@@ -595,20 +602,18 @@ fn decode_ethertype(
         offset += 4;
     }
     let payload = frame.get(offset..).unwrap_or_default();
-    // The common IP packets inline, as on an untagged frame's path.
-    packet.net = match ethertype {
-        ethertype::IPV4 => Net::Ip(match ipv4_udp_tcp(payload) {
-            Some(ip) => ip,
-            None => decode_ipv4(payload, offset)?,
-        }),
-        ethertype::IPV6 => Net::Ip(match ipv6_udp_tcp(payload) {
-            Some(ip) => ip,
-            None => decode_ipv6(payload, offset)?,
-        }),
-        ethertype::ARP => Net::Arp(decode_arp(payload, offset)?),
-        other => Net::Other(other),
-    };
-    Ok(())
+    match ethertype {
+        ethertype::IPV4 => decode_ip_into(payload, offset, false, &mut packet.net),
+        ethertype::IPV6 => decode_ip_into(payload, offset, true, &mut packet.net),
+        ethertype::ARP => {
+            packet.net = Net::Arp(decode_arp(payload, offset)?);
+            Ok(())
+        }
+        other => {
+            packet.net = Net::Other(other);
+            Ok(())
+        }
+    }
 }
 
 /// ARPHRD_ETHER, ARPHRD_LOOPBACK: the device types of a cooked capture's header whose address is
